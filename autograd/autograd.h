@@ -1,0 +1,168 @@
+/* autograd.h - define-by-run reverse-mode automatic differentiation.
+ *
+ * Owns: a bv_graph owns an arena (every bv_var, activation value, activation gradient and saved
+ * tensor of the current step) and a tape (one entry per recorded op, in execution order).
+ * bv_graph_reset() frees all of that at once; the tape's array and the arena's block are kept, so
+ * after a warm-up step the step loop does no malloc.
+ * Parameters are NOT owned: bv_var_param() wraps a bv_params entry, the value and the gradient
+ * point into the store's flat buffers, and backward accumulates (+=) into them. Frozen parameters
+ * have requires_grad = false: no weight gradient is computed, but gradients still flow through
+ * them into inputs that need them.
+ *
+ * Dtypes: a differentiable var is F32 (training; fast OpenMP/BLAS kernels) or F64 (gradient
+ * checks; the plain double-precision reference kernels). All inputs of one op share the dtype.
+ * Index inputs (token ids, position ids, masks) are plain bv_tensors (I64 / U8), not vars.
+ *
+ * Every op returns a new var with a contiguous value. Gradients are allocated lazily (zeroed, from
+ * the arena) the first time a gradient reaches a var. Backward functions accumulate with +=.
+ * Must not: call MPI, do I/O, or allocate outside the graph's arena in the step loop.
+ *
+ * Adding an op (see docs/architecture.md): kernels in src/kernels/<family>.{h,c} (fast f32 +
+ * double reference, forward and backward), the op in autograd/ops_<family>.c (forward dispatch,
+ * bv_graph_record with a backward function), a gradient check and a PyTorch fixture in tests/.
+ */
+#ifndef BV_AUTOGRAD_H
+#define BV_AUTOGRAD_H
+
+#include <stdbool.h>
+
+#include "../src/arena.h"
+#include "../src/params.h"
+#include "../src/tensor.h"
+
+typedef struct bv_var {
+    bv_tensor val;      /* contiguous value (F32 or F64 for differentiable vars) */
+    void *grad;         /* same dtype and numel as val; NULL until a gradient reaches this var */
+    bool requires_grad; /* leaf that wants a gradient, or result of an op with such an input */
+    bool is_param;      /* grad points into a bv_params flat buffer */
+    const char *name;   /* parameter name or NULL (borrowed) */
+} bv_var;
+
+struct bv_graph;
+struct bv_tape_entry;
+typedef void (*bv_backward_fn)(struct bv_graph *g, const struct bv_tape_entry *e);
+
+typedef struct bv_tape_entry {
+    const char *op;     /* op name, for debugging */
+    bv_backward_fn fn;
+    bv_var *out;
+    bv_var **in;        /* n_in inputs (arena) */
+    int n_in;
+    void *saved;        /* op-specific saved state (arena) */
+} bv_tape_entry;
+
+typedef struct bv_graph {
+    bv_arena arena;
+    bv_tape_entry *tape;
+    int n_tape, cap_tape;
+    int no_grad;        /* > 0 inside no_grad regions: ops record nothing */
+} bv_graph;
+
+void bv_graph_init(bv_graph *g, size_t arena_bytes);
+void bv_graph_free(bv_graph *g);
+/* Forget every var and tape entry of the step (parameter gradients are untouched). */
+void bv_graph_reset(bv_graph *g);
+/* no_grad regions nest (teacher forward, evaluation). */
+void bv_graph_no_grad_begin(bv_graph *g);
+void bv_graph_no_grad_end(bv_graph *g);
+/* Backward from a scalar (numel 1) var: seeds d loss = 1 and runs the tape in reverse. */
+void bv_graph_backward(bv_graph *g, bv_var *loss);
+/* Backward from any var with an explicit seed gradient (same dtype/numel as out->val). */
+void bv_graph_backward_seed(bv_graph *g, bv_var *out, const void *seed);
+
+/* ---- vars ---- */
+/* A leaf holding a copy of `t` (converted to dtype `dt`, F32 or F64). */
+bv_var *bv_var_leaf(bv_graph *g, const bv_tensor *t, bv_dtype dt, bool requires_grad);
+/* A leaf that borrows `t`'s data (t must be contiguous F32/F64; no copy). */
+bv_var *bv_var_wrap(bv_graph *g, const bv_tensor *t, bool requires_grad);
+/* A var for parameter i of the store (value and gradient borrowed from the flat buffers). */
+bv_var *bv_var_param(bv_graph *g, const bv_params *p, int i);
+/* For op implementations: a new var with an uninitialised contiguous value. */
+bv_var *bv_var_new(bv_graph *g, bv_dtype dt, int ndim, const int64_t *shape);
+bv_var *bv_var_like(bv_graph *g, const bv_var *x);
+/* For op implementations: the var's gradient buffer, allocated zeroed on first use. */
+void *bv_var_grad(bv_graph *g, bv_var *v);
+static inline bool bv_var_is_f64(const bv_var *v) { return v->val.dtype == BV_DTYPE_F64; }
+static inline float *bv_var_f32(const bv_var *v) { return (float *)bv_tensor_ptr(&v->val); }
+static inline double *bv_var_f64(const bv_var *v) { return (double *)bv_tensor_ptr(&v->val); }
+static inline int64_t bv_var_numel(const bv_var *v) { return bv_tensor_numel(&v->val); }
+
+/* For op implementations: true when the op must be recorded (not in no_grad and some input
+ * requires a gradient). */
+bool bv_graph_should_record(const bv_graph *g, int n_in, bv_var *const *in);
+/* Record an op on the tape (does nothing and returns NULL when should_record is false); marks
+ * out->requires_grad. `saved` must be arena memory (or NULL). */
+bv_tape_entry *bv_graph_record(bv_graph *g, const char *op, bv_backward_fn fn, bv_var *out, int n_in,
+                               bv_var *const *in, void *saved);
+/* Arena allocation for saved state. */
+void *bv_graph_alloc(bv_graph *g, size_t bytes);
+
+/* ---- ops (each returns a new var; shapes in comments) ---- */
+/* matmul family (ops_matmul.c) */
+/* x (..., C), w (OC, C), b (OC) or NULL -> (..., OC) = x w^T + b */
+bv_var *bv_op_linear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b);
+/* a (..., M, K) [(..., K, M) if ta], b (..., K, N) [(..., N, K) if tb] -> (..., M, N).
+ * Batch dims of a and b must be equal, or b is rank 2 and is shared by every batch. */
+bv_var *bv_op_matmul(bv_graph *g, bv_var *a, bv_var *b, bool ta, bool tb);
+
+/* element-wise (ops_elementwise.c); binary ops broadcast with numpy rules */
+bv_var *bv_op_add(bv_graph *g, bv_var *a, bv_var *b);
+bv_var *bv_op_sub(bv_graph *g, bv_var *a, bv_var *b);
+bv_var *bv_op_mul(bv_graph *g, bv_var *a, bv_var *b);
+bv_var *bv_op_scale(bv_graph *g, bv_var *x, double s);
+bv_var *bv_op_gelu_tanh(bv_graph *g, bv_var *x); /* PyTorch gelu(approximate='tanh') */
+bv_var *bv_op_gelu_erf(bv_graph *g, bv_var *x);  /* PyTorch gelu() (exact) */
+bv_var *bv_op_relu(bv_graph *g, bv_var *x);
+bv_var *bv_op_relu2(bv_graph *g, bv_var *x);     /* relu(x)^2 */
+bv_var *bv_op_silu(bv_graph *g, bv_var *x);
+
+/* normalisation (ops_norm.c), over the last dim */
+bv_var *bv_op_softmax(bv_graph *g, bv_var *x);
+/* x (..., D), w (D), b (D) or NULL */
+bv_var *bv_op_layernorm(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, double eps);
+/* x (..., D), w (D): x * rsqrt(mean(x^2) + eps) * w (HF Llama/BitNet RMSNorm) */
+bv_var *bv_op_rmsnorm(bv_graph *g, bv_var *x, bv_var *w, double eps);
+
+/* attention (ops_attention.c) */
+/* x (B, T, H, hd), pos I64 (B, T) or (T): rotate-halves (NeoX) rope, inv_freq = theta^(-2i/hd) */
+bv_var *bv_op_rope(bv_graph *g, bv_var *x, const bv_tensor *pos, double theta);
+typedef struct {
+    bool causal;                 /* query t attends keys s <= t (+ offset S-T) */
+    const uint8_t *key_padding;  /* (B, S), 1 = real key, 0 = padding; NULL = all real */
+    double scale;                /* 0 -> 1/sqrt(hd) */
+} bv_attn_mask;
+/* q (B, T, H, hd), k and v (B, S, Hkv, hd) with H % Hkv == 0 (grouped-query) -> (B, T, H, hd).
+ * Rows whose keys are all masked give 0. Blockwise: the backward recomputes scores per block of
+ * queries from the saved log-sum-exp and never holds a full (T, S) matrix per head at once. */
+bv_var *bv_op_sdpa(bv_graph *g, bv_var *q, bv_var *k, bv_var *v, const bv_attn_mask *mask);
+
+/* indexing and shape (ops_tensor.c) */
+/* ids I64 (...), table (V, D) -> (..., D); backward scatter-adds into the table */
+bv_var *bv_op_embedding(bv_graph *g, const bv_tensor *ids, bv_var *table);
+/* img (B, C, H, W) -> (B, (H/p)*(W/p), C*p*p), patches row-major, each patch flattened (c, ky, kx)
+ * like a Conv2d weight (OC, C, p, p). Conv2d(kernel=stride=p) = linear(patchify(img), w.view(OC,-1)). */
+bv_var *bv_op_patchify(bv_graph *g, bv_var *img, int p);
+bv_var *bv_op_concat(bv_graph *g, int n, bv_var *const *xs, int dim);
+/* x[..., start:start+len, ...] along dim (contiguous copy); split = several narrows */
+bv_var *bv_op_narrow(bv_graph *g, bv_var *x, int dim, int64_t start, int64_t len);
+/* idx I64 (n) -> x with dim replaced by n rows idx[i] (repeats allowed; backward scatter-adds) */
+bv_var *bv_op_index_select(bv_graph *g, bv_var *x, int dim, const bv_tensor *idx);
+/* x (B, T, D), mask U8 (B, T), src (N, D) with N = count of ones: rows where mask is 1 are
+ * replaced, in row-major order, by the rows of src (torch masked_scatter on rows). */
+bv_var *bv_op_masked_scatter(bv_graph *g, bv_var *x, const bv_tensor *mask, bv_var *src);
+bv_var *bv_op_reshape(bv_graph *g, bv_var *x, int ndim, const int64_t *shape); /* -1 allowed */
+bv_var *bv_op_permute(bv_graph *g, bv_var *x, const int *perm);                 /* copies */
+bv_var *bv_op_transpose(bv_graph *g, bv_var *x, int d0, int d1);                /* copies */
+bv_var *bv_op_sum(bv_graph *g, bv_var *x);               /* all elements -> scalar */
+bv_var *bv_op_mean(bv_graph *g, bv_var *x);              /* all elements -> scalar */
+bv_var *bv_op_sum_dim(bv_graph *g, bv_var *x, int dim);  /* removes dim */
+bv_var *bv_op_mean_dim(bv_graph *g, bv_var *x, int dim); /* removes dim */
+
+/* losses (ops_loss.c), each -> scalar */
+/* logits (N, V), targets I64 (N): mean over targets != ignore_index of -log softmax(logits)[t]
+ * (0 when every target is ignored) */
+bv_var *bv_op_cross_entropy(bv_graph *g, bv_var *logits, const bv_tensor *targets, int64_t ignore_index);
+bv_var *bv_op_l1_loss(bv_graph *g, bv_var *pred, bv_var *target);  /* mean |pred - target| */
+bv_var *bv_op_mse_loss(bv_graph *g, bv_var *pred, bv_var *target); /* mean (pred - target)^2 */
+
+#endif

@@ -1,0 +1,8 @@
+/* bench.h - built-in benchmarks (printed figures, never pass/fail). Run through `bitvla bench`. */
+#ifndef BV_BENCH_H
+#define BV_BENCH_H
+
+int bv_bench_matmul(int argc, char **argv);
+int bv_bench_encoder(int argc, char **argv);
+
+#endif

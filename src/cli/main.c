@@ -1,0 +1,45 @@
+/* main.c - the `bitvla` command: dispatches subcommands.
+ *
+ * Each subcommand is a function `int cmd_X(int argc, char **argv)` (argv[0] is the subcommand
+ * name) that returns the process exit code: 0 on success, 2 for usage errors, 1 for other failures,
+ * with a message on stderr that names the flag/file and what was expected. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common.h"
+
+static const bv_cli_command k_commands[] = {
+    {"version", "print the version and the build's libraries", bv_cmd_version},
+    {"bench", "run a built-in benchmark (matmul, encoder)", bv_cmd_bench},
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: bitvla <command> [options]\n"
+            "\n"
+            "bitvla trains, distills and exports 1-bit (ternary) vision-language-action policies.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < BV_ARRAY_LEN(k_commands); i++)
+        fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].help);
+    fprintf(f, "\nRun 'bitvla <command> --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) return bv_cmd_version(1, argv + 1);
+    for (size_t i = 0; i < BV_ARRAY_LEN(k_commands); i++)
+        if (!strcmp(argv[1], k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "bitvla: unknown command '%s' (expected one of:", argv[1]);
+    for (size_t i = 0; i < BV_ARRAY_LEN(k_commands); i++) fprintf(stderr, " %s", k_commands[i].name);
+    fprintf(stderr, "); see 'bitvla --help'\n");
+    return 2;
+}

@@ -1,0 +1,104 @@
+#include "common.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <cblas.h>
+
+static _Thread_local char g_errmsg[2048];
+
+bv_status bv_error_set(bv_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_errmsg, sizeof g_errmsg, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+const char *bv_error_msg(void) { return g_errmsg; }
+void bv_error_clear(void) { g_errmsg[0] = 0; }
+
+const char *bv_status_name(bv_status st) {
+    switch (st) {
+    case BV_OK: return "ok";
+    case BV_ERR_IO: return "I/O error";
+    case BV_ERR_FORMAT: return "format error";
+    case BV_ERR_ARG: return "invalid argument";
+    case BV_ERR_SHAPE: return "shape error";
+    case BV_ERR_NOMEM: return "out of memory";
+    case BV_ERR_UNSUPPORTED: return "unsupported";
+    case BV_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown error";
+}
+
+void bv_assert_fail(const char *file, int line, const char *expr, const char *fmt, ...) {
+    fprintf(stderr, "bitvla: assertion failed at %s:%d: %s\n  ", file, line, expr);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    abort();
+}
+
+void *bv_xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    BV_ASSERT(p != NULL, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *bv_xcalloc(size_t n, size_t sz) {
+    void *p = calloc(n ? n : 1, sz ? sz : 1);
+    BV_ASSERT(p != NULL, "out of memory allocating %zu x %zu bytes", n, sz);
+    return p;
+}
+
+void *bv_xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    BV_ASSERT(q != NULL, "out of memory reallocating %zu bytes", n);
+    return q;
+}
+
+void *bv_aligned_alloc(size_t n) {
+    void *p = NULL;
+    size_t sz = (n + 63) & ~(size_t)63;
+    int rc = posix_memalign(&p, 64, sz ? sz : 64);
+    BV_ASSERT(rc == 0 && p != NULL, "out of memory allocating %zu aligned bytes", n);
+    return p;
+}
+
+void bv_aligned_free(void *p) { free(p); }
+
+char *bv_xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = bv_xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+double bv_time_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int bv_num_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void bv_set_num_threads(int n) {
+    if (n < 1) n = 1;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    openblas_set_num_threads(n);
+}

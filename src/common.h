@@ -1,0 +1,78 @@
+/* common.h - error codes, error messages, assertions and small helpers shared by every module.
+ *
+ * Owns: the thread-local "last error" message buffer.
+ * Must not: allocate, print on success paths, or depend on any other bitvla module.
+ *
+ * Two kinds of failure (see ../shared/CONVENTIONS.md):
+ *  - user errors (files, configs, flags, data shapes) return a bv_status and set a message with
+ *    bv_error_set() that names the file/key/value and what was expected; bv_error_msg() reads it.
+ *  - programmer errors (impossible shapes inside kernels, broken invariants) use BV_ASSERT, which
+ *    prints file, line, the expression and a formatted explanation, then aborts.
+ */
+#ifndef BV_COMMON_H
+#define BV_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef enum {
+    BV_OK = 0,
+    BV_ERR_IO = 1,       /* open/read/write/rename failed */
+    BV_ERR_FORMAT = 2,   /* malformed file contents */
+    BV_ERR_ARG = 3,      /* bad flag, config value or argument */
+    BV_ERR_SHAPE = 4,    /* data of the wrong shape or dtype */
+    BV_ERR_NOMEM = 5,    /* allocation failed */
+    BV_ERR_UNSUPPORTED = 6,
+    BV_ERR_INTERNAL = 7,
+} bv_status;
+
+/* Set the thread's error message (printf-style). Returns `st` so callers can write
+ * `return bv_error_set(BV_ERR_FORMAT, "%s: tensor '%s': ...", path, name);` */
+bv_status bv_error_set(bv_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The last message set on this thread ("" if none). Borrowed; valid until the next set. */
+const char *bv_error_msg(void);
+void bv_error_clear(void);
+const char *bv_status_name(bv_status st);
+
+void bv_assert_fail(const char *file, int line, const char *expr, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 4, 5)));
+
+/* BV_ASSERT(cond, "fmt", args...) - programmer errors only. Always on (cheap checks outside
+ * inner loops); use BV_DASSERT inside inner loops (compiled out in Release). */
+#define BV_ASSERT(cond, ...)                                                          \
+    do {                                                                              \
+        if (__builtin_expect(!(cond), 0)) bv_assert_fail(__FILE__, __LINE__, #cond, __VA_ARGS__); \
+    } while (0)
+#ifdef NDEBUG
+#define BV_DASSERT(cond, ...) ((void)0)
+#else
+#define BV_DASSERT(cond, ...) BV_ASSERT(cond, __VA_ARGS__)
+#endif
+
+/* Allocation that aborts on failure: for internal buffers whose size the program controls.
+ * Sizes that come from user input must use plain malloc and return BV_ERR_NOMEM instead. */
+void *bv_xmalloc(size_t n);
+void *bv_xcalloc(size_t n, size_t sz);
+void *bv_xrealloc(void *p, size_t n);
+/* 64-byte aligned allocation (free with bv_aligned_free). Aborts on failure. */
+void *bv_aligned_alloc(size_t n);
+void bv_aligned_free(void *p);
+char *bv_xstrdup(const char *s);
+
+#define BV_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define BV_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define BV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Wall-clock seconds (monotonic). */
+double bv_time_now(void);
+
+/* Number of OpenMP threads bitvla kernels use, and setter (also sets OpenBLAS's threads, which
+ * share OpenMP's pool because we link the OpenMP build of OpenBLAS). */
+int bv_num_threads(void);
+void bv_set_num_threads(int n);
+
+#define BV_VERSION_STRING "0.1.0"
+
+#endif

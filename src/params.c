@@ -1,0 +1,101 @@
+#include "params.h"
+
+#include <string.h>
+
+void bv_params_init(bv_params *p) { memset(p, 0, sizeof *p); }
+
+void bv_params_free(bv_params *p) {
+    for (int i = 0; i < p->n; i++) free(p->items[i].name);
+    free(p->items);
+    bv_aligned_free(p->values);
+    bv_aligned_free(p->grads);
+    memset(p, 0, sizeof *p);
+}
+
+int bv_params_find(const bv_params *p, const char *name) {
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->items[i].name, name) == 0) return i;
+    return -1;
+}
+
+int bv_params_add(bv_params *p, const char *name, int ndim, const int64_t *shape, bool trainable) {
+    BV_ASSERT(!p->finalized, "bv_params_add('%s') after finalize", name);
+    if (bv_params_find(p, name) >= 0) {
+        bv_error_set(BV_ERR_ARG, "parameter '%s' registered twice", name);
+        return -1;
+    }
+    if (ndim < 0 || ndim > BV_MAX_DIMS) {
+        bv_error_set(BV_ERR_SHAPE, "parameter '%s': rank %d outside 0..%d", name, ndim, BV_MAX_DIMS);
+        return -1;
+    }
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 64;
+        p->items = bv_xrealloc(p->items, (size_t)p->cap * sizeof *p->items);
+    }
+    bv_param *q = &p->items[p->n];
+    memset(q, 0, sizeof *q);
+    q->name = bv_xstrdup(name);
+    q->ndim = ndim;
+    q->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0) {
+            free(q->name);
+            bv_error_set(BV_ERR_SHAPE, "parameter '%s': dimension %d is %lld, expected > 0", name, i,
+                         (long long)shape[i]);
+            return -1;
+        }
+        q->shape[i] = shape[i];
+        q->numel *= shape[i];
+    }
+    q->trainable = trainable;
+    return p->n++;
+}
+
+int bv_params_set_trainable(bv_params *p, const char *prefix, bool trainable) {
+    BV_ASSERT(!p->finalized, "bv_params_set_trainable after finalize");
+    size_t n = strlen(prefix);
+    int c = 0;
+    for (int i = 0; i < p->n; i++)
+        if (strncmp(p->items[i].name, prefix, n) == 0) {
+            p->items[i].trainable = trainable;
+            c++;
+        }
+    return c;
+}
+
+void bv_params_finalize(bv_params *p) {
+    BV_ASSERT(!p->finalized, "bv_params_finalize called twice");
+    size_t off = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < p->n; i++) {
+            bv_param *q = &p->items[i];
+            if (q->trainable != (pass == 0)) continue;
+            q->offset = off;
+            off += (size_t)q->numel;
+            if (pass == 0) p->numel_trainable = off;
+        }
+    p->numel_total = off;
+    p->values = bv_aligned_alloc(off * sizeof(float));
+    memset(p->values, 0, off * sizeof(float));
+    if (p->numel_trainable) {
+        p->grads = bv_aligned_alloc(p->numel_trainable * sizeof(float));
+        memset(p->grads, 0, p->numel_trainable * sizeof(float));
+    }
+    p->finalized = true;
+}
+
+bv_tensor bv_params_value(const bv_params *p, int i) {
+    BV_ASSERT(p->finalized && i >= 0 && i < p->n, "parameter index %d (n=%d, finalized=%d)", i, p->n,
+              (int)p->finalized);
+    const bv_param *q = &p->items[i];
+    return bv_tensor_make(p->values + q->offset, BV_DTYPE_F32, q->ndim, q->shape);
+}
+
+float *bv_params_grad(const bv_params *p, int i) {
+    BV_ASSERT(p->finalized && i >= 0 && i < p->n, "parameter index %d", i);
+    return p->items[i].trainable ? p->grads + p->items[i].offset : NULL;
+}
+
+void bv_params_zero_grad(bv_params *p) {
+    if (p->grads) memset(p->grads, 0, p->numel_trainable * sizeof(float));
+}

@@ -1,0 +1,60 @@
+/* params.h - the parameter store: named parameters in flat contiguous buffers.
+ *
+ * Owns: the name table, the flat value buffer (all parameters, fp32) and the flat gradient
+ * buffer (trainable parameters only). Optimizer moments (optim/) use the gradient buffer's layout,
+ * so one loop updates everything, one all-reduce per bucket reduces it and a checkpoint is a
+ * handful of memcpy's.
+ *
+ * Layout (fixed by bv_params_finalize): trainable parameters first, in registration order, then
+ * frozen ones. Parameter i's value is values[offset_i .. offset_i+numel_i); if it is trainable, its
+ * gradient is grads[offset_i .. offset_i+numel_i) (same offset). Frozen parameters have no
+ * gradient storage. Changing which parameters train means building a new store (a new stage).
+ *
+ * Names are HF tensor names (`../shared/spec/bitvla.md` section 1), e.g.
+ * "vision_model.encoder.layers.0.self_attn.q_proj.weight".
+ * Must not: know about autograd or models (autograd/ wraps entries as graph leaves).
+ */
+#ifndef BV_PARAMS_H
+#define BV_PARAMS_H
+
+#include <stdbool.h>
+
+#include "tensor.h"
+
+typedef struct {
+    char *name;
+    int ndim;
+    int64_t shape[BV_MAX_DIMS];
+    int64_t numel;
+    bool trainable;
+    size_t offset; /* in elements, valid after finalize */
+} bv_param;
+
+typedef struct {
+    bv_param *items;
+    int n, cap;
+    float *values;          /* [numel_total], 64-byte aligned */
+    float *grads;           /* [numel_trainable] or NULL when nothing trains */
+    size_t numel_total;
+    size_t numel_trainable; /* trainable parameters occupy values[0 .. numel_trainable) */
+    bool finalized;
+} bv_params;
+
+void bv_params_init(bv_params *p);
+void bv_params_free(bv_params *p);
+/* Register a parameter (before finalize). Returns its index, or -1 with an error message when the
+ * name is a duplicate or the shape is invalid. */
+int bv_params_add(bv_params *p, const char *name, int ndim, const int64_t *shape, bool trainable);
+/* Set trainable for every parameter whose name starts with `prefix` ("" = all); before finalize.
+ * Returns how many matched. */
+int bv_params_set_trainable(bv_params *p, const char *prefix, bool trainable);
+/* Compute the layout and allocate zeroed buffers. */
+void bv_params_finalize(bv_params *p);
+/* Index of `name`, or -1. */
+int bv_params_find(const bv_params *p, const char *name);
+/* Value view (contiguous, F32) and gradient pointer (NULL when frozen) of parameter i. */
+bv_tensor bv_params_value(const bv_params *p, int i);
+float *bv_params_grad(const bv_params *p, int i);
+void bv_params_zero_grad(bv_params *p);
+
+#endif

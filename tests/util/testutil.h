@@ -1,0 +1,47 @@
+/* testutil.h - helpers shared by the CMocka tests: deterministic random data, array comparison
+ * that reports the first/worst mismatch, gradient-check and thread-agreement wrappers, and paths
+ * to committed fixtures. Test-only code; never linked into the library. */
+#ifndef BV_TESTUTIL_H
+#define BV_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the three headers above */
+#include <cmocka.h>
+
+#include "autograd/autograd.h"
+#include "autograd/gradcheck.h"
+
+/* Deterministic generator (splitmix64). */
+typedef struct {
+    uint64_t s;
+} bv_rng;
+uint64_t bv_rng_u64(bv_rng *r);
+double bv_rng_uniform(bv_rng *r);               /* [0, 1) */
+double bv_rng_normal(bv_rng *r);                /* N(0, 1) */
+void bv_rng_fill_f32(bv_rng *r, float *x, int64_t n, double lo, double hi);
+void bv_rng_fill_f64(bv_rng *r, double *x, int64_t n, double lo, double hi);
+void bv_rng_fill_normal_f32(bv_rng *r, float *x, int64_t n, double std);
+
+/* Compare `got` against `want` element-wise: |got - want| <= atol + rtol * |want|. On failure
+ * prints "<what>: first mismatch at index i: got g want w (tol t); worst ..." and fails the test. */
+void bv_check_close_f32(const char *what, const float *got, const float *want, int64_t n, double atol, double rtol);
+/* float result vs double reference */
+void bv_check_close_f32_f64(const char *what, const float *got, const double *want, int64_t n, double atol,
+                            double rtol);
+void bv_check_close_f64(const char *what, const double *got, const double *want, int64_t n, double atol,
+                        double rtol);
+
+/* Run bv_gradcheck and fail the test with the worst element, both values and the tolerance. */
+void bv_check_gradients(const char *what, bv_gradcheck_fn fn, void *user, int n, const bv_tensor *inputs,
+                        const bool *check, const bv_gradcheck_opts *opts);
+
+/* Random F64 tensor (malloc'd data; free with free(t.data)). */
+bv_tensor bv_test_rand_f64(bv_rng *r, int ndim, const int64_t *shape, double lo, double hi);
+
+/* Path of a committed fixture: BV_TEST_FIXTURES "/" name (static buffer). */
+const char *bv_fixture_path(const char *name);
+
+#endif
