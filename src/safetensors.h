@@ -1,0 +1,64 @@
+/* safetensors.h - reader (mmap, validated) and atomic writer of the safetensors format.
+ *
+ * Format (`../shared/spec/bitvla.md` section 7): u64 N (little-endian) + N bytes of JSON header
+ * {name: {"dtype", "shape", "data_offsets": [b, e]}, "__metadata__": {str: str}} + data.
+ * Offsets are relative to the data start. The reader rejects, with a message naming the file, the
+ * tensor and the problem: a header larger than 100 MB or than the file, invalid JSON, an unknown
+ * dtype, a bad shape, e - b != numel * itemsize, offsets out of bounds, overlapping or leaving gaps
+ * (the tensors must tile the data section exactly), duplicate names.
+ * The writer pads the header with spaces to a multiple of 8 and writes atomically (temporary file
+ * in the same directory, fsync, rename); on any failure the destination is untouched.
+ *
+ * Owns: a bv_st_file owns its mapping and entry table until bv_st_close(). Views returned by
+ * bv_st_view() borrow the mapping (read-only).
+ */
+#ifndef BV_SAFETENSORS_H
+#define BV_SAFETENSORS_H
+
+#include "tensor.h"
+
+#define BV_ST_MAX_HEADER (100u * 1000u * 1000u)
+
+typedef struct {
+    char *name;
+    bv_dtype dtype;
+    int ndim;
+    int64_t shape[BV_MAX_DIMS];
+    uint64_t begin, end; /* byte offsets relative to the data section */
+} bv_st_entry;
+
+typedef struct {
+    char *path;
+    void *map;
+    size_t map_size;
+    const uint8_t *data; /* start of the data section */
+    size_t data_size;
+    bv_st_entry *entries; /* in file order of data_offsets */
+    int n;
+    char **meta_keys, **meta_vals; /* __metadata__ */
+    int n_meta;
+} bv_st_file;
+
+bv_status bv_st_open(bv_st_file *f, const char *path);
+void bv_st_close(bv_st_file *f);
+/* Index of tensor `name`, or -1. */
+int bv_st_find(const bv_st_file *f, const char *name);
+/* Borrowed view of entry i in its stored dtype (data may be unaligned: use bv_st_read to copy). */
+bv_tensor bv_st_view(const bv_st_file *f, int i);
+/* Copy tensor `name` into dst, converting to dtype `dt`. If ndim >= 0 the stored shape must equal
+ * (ndim, shape); otherwise only the element count must equal `numel`. Errors name the file, the
+ * tensor, and the expected vs found shape. */
+bv_status bv_st_read(const bv_st_file *f, const char *name, bv_dtype dt, int ndim, const int64_t *shape,
+                     int64_t numel, void *dst);
+/* Metadata value for key, or NULL. */
+const char *bv_st_meta(const bv_st_file *f, const char *key);
+
+typedef struct {
+    const char *name;
+    bv_tensor t; /* any strides; written contiguous in t.dtype */
+} bv_st_item;
+
+/* Write n tensors (and n_meta key/value pairs, meta[2*i], meta[2*i+1]) to path atomically. */
+bv_status bv_st_save(const char *path, int n, const bv_st_item *items, int n_meta, const char *const *meta);
+
+#endif
