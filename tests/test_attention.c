@@ -150,15 +150,18 @@ static bool row_sees_a_key(const sdpa_case *c, const uint8_t *pad, int64_t b, in
     return false;
 }
 
+/* Sizes written against BV_SDPA_BLOCK so the cases keep crossing query blocks and backward key
+ * chunks (whole blocks of keys) whatever the block size. */
+#define BLK BV_SDPA_BLOCK
 static const sdpa_case CASES[] = {
-    /* name                          B  T    S    H  Hkv hd  causal pad                scale range */
+    /* name                            B  T          S            H  Hkv hd  causal pad        scale range */
     {"mha small", 2, 37, 37, 4, 4, 12, false, PAD_NONE, 0, 1},
-    {"gqa causal across blocks", 1, 70, 70, 6, 2, 8, true, PAD_NONE, 0, 1},
-    {"gqa causal T<S padded", 2, 23, 150, 4, 2, 7, true, PAD_SOME, 0, 1},
-    {"causal T>S (fully masked rows)", 2, 90, 40, 2, 1, 6, true, PAD_SOME, 0.5, 1},
-    {"padded batch all masked", 3, 65, 67, 4, 1, 9, false, PAD_ALL_OF_LAST_BATCH, 0, 1},
+    {"gqa causal across blocks", 1, BLK + 22, BLK + 22, 6, 2, 8, true, PAD_NONE, 0, 1},
+    {"gqa causal T<S padded", 2, 23, 2 * BLK + 11, 4, 2, 7, true, PAD_SOME, 0, 1},
+    {"causal T>S (fully masked rows)", 2, BLK + 26, 40, 2, 1, 6, true, PAD_SOME, 0.5, 1},
+    {"padded batch all masked", 3, BLK + 1, BLK + 3, 4, 1, 9, false, PAD_ALL_OF_LAST_BATCH, 0, 1},
     {"one query", 2, 1, 67, 3, 3, 16, true, PAD_SOME, 0, 1},
-    {"peaky scores", 1, 33, 129, 2, 2, 32, false, PAD_SOME, 0, 3},
+    {"peaky scores", 1, 33, BLK + 1, 2, 2, 32, false, PAD_SOME, 0, 3},
 };
 
 /* Fast kernels vs double reference; gradients start from nonzero values (backward accumulates). */
@@ -237,8 +240,8 @@ static void test_sdpa_padded_keys_get_no_gradient(void **state) {
 
 static void test_sdpa_threads_agree(void **state) {
     const sdpa_case cs[2] = {
-        {"threads gqa causal padded", 2, 130, 130, 4, 2, 16, true, PAD_SOME, 0, 1},
-        {"threads key chunks", 1, 100, 300, 4, 1, 24, false, PAD_SOME, 0, 1},
+        {"threads gqa causal padded", 2, 2 * BLK + 2, 2 * BLK + 2, 4, 2, 16, true, PAD_SOME, 0, 1},
+        {"threads key chunks", 1, 100, 3 * BLK - 20, 4, 1, 24, false, PAD_SOME, 0, 1},
     };
     for (int ci = 0; ci < 2; ci++) {
         const sdpa_case *c = &cs[ci];

@@ -15,6 +15,14 @@
 
 /* ---- helpers ---- */
 
+/* The row loops (exp, softmax, dS) are built twice on x86-64 with GCC, for AVX2 and for the
+ * baseline, and picked at load time (the build itself targets the baseline ISA). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define BV_ROW_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BV_ROW_CLONES
+#endif
+
 /* exp(x) for x <= ~88 in fp32, about 1 ulp (Cephes expf polynomial, Cody-Waite reduction), written
  * without calls or branches so the softmax loops vectorise. Inputs below -87 (including -inf, the
  * masked scores) give exactly 0. */
@@ -81,7 +89,7 @@ size_t bv_k_sdpa_bwd_scratch(const bv_sdpa_shape *s, int nthreads) {
 
 /* Softmax in place over x[0, n) where only keys j < lim with kp[j] != 0 (kp may be NULL) count;
  * masked entries become 0. Returns the log-sum-exp, +inf when no key is visible (row all 0). */
-static float softmax_row(float *x, int64_t n, int64_t lim, const uint8_t *kp) {
+BV_ROW_CLONES static float softmax_row(float *x, int64_t n, int64_t lim, const uint8_t *kp) {
     if (lim > n) lim = n;
     if (lim <= 0) {
         memset(x, 0, (size_t)n * sizeof *x);
@@ -149,6 +157,30 @@ void bv_k_sdpa_fwd(float *out, float *lse, const float *q, const float *k, const
 
 /* ---- fast backward ---- */
 
+/* Scores x[0, n) -> probabilities exp(x - lse) where key j < lim and kp[j] != 0 (kp may be NULL), 0
+ * elsewhere; all 0 for a row without visible keys (lse = +inf). */
+BV_ROW_CLONES static void probs_row(float *x, int64_t n, int64_t lim, const uint8_t *kp, float lse) {
+    if (lim > n) lim = n;
+    if (lim <= 0 || lse == INFINITY) {
+        memset(x, 0, (size_t)n * sizeof *x);
+        return;
+    }
+    if (kp) {
+#pragma omp simd
+        for (int64_t j = 0; j < lim; j++) x[j] = kp[j] ? exp_fast(x[j] - lse) : 0.0f;
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < lim; j++) x[j] = exp_fast(x[j] - lse);
+    }
+    for (int64_t j = lim; j < n; j++) x[j] = 0.0f;
+}
+
+/* dS = P * (dP - D), in place over dP */
+BV_ROW_CLONES static void ds_row(float *dp, const float *p, int64_t n, float D) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - D);
+}
+
 void bv_k_sdpa_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                    const float *v, const float *out, const float *lse, const bv_sdpa_shape *s, float *scratch,
                    int nthreads) {
@@ -205,24 +237,7 @@ void bv_k_sdpa_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
                 const float *l = lse + (b * H + h) * T + t0, *Dr = D + (b * H + h) * T + t0;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)n, (int)hd, scale, qp, ldq, kp, ldk,
                             0.0f, P, (int)n);
-                for (int64_t r = 0; r < nr; r++) {
-                    float *pr = P + r * n;
-                    int64_t lim = key_end(s, t0 + r) - kc0;
-                    if (lim > n) lim = n;
-                    float L = l[r];
-                    if (lim <= 0 || L == INFINITY) {
-                        memset(pr, 0, (size_t)n * sizeof *pr);
-                        continue;
-                    }
-                    if (pad) {
-#pragma omp simd
-                        for (int64_t j = 0; j < lim; j++) pr[j] = pad[j] ? exp_fast(pr[j] - L) : 0.0f;
-                    } else {
-#pragma omp simd
-                        for (int64_t j = 0; j < lim; j++) pr[j] = exp_fast(pr[j] - L);
-                    }
-                    for (int64_t j = lim; j < n; j++) pr[j] = 0.0f;
-                }
+                for (int64_t r = 0; r < nr; r++) probs_row(P + r * n, n, key_end(s, t0 + r) - kc0, pad, l[r]);
                 /* dV (n, hd) += P^T dO */
                 if (dvp)
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)hd, (int)nr, 1.0f, P, (int)n, dop,
@@ -231,12 +246,7 @@ void bv_k_sdpa_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
                 /* dP (nr, n) = dO V^T; dS = P * (dP - D) */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)n, (int)hd, 1.0f, dop, ldq, vp, ldk,
                             0.0f, dP, (int)n);
-                for (int64_t r = 0; r < nr; r++) {
-                    float *pr = P + r * n, *dr = dP + r * n;
-                    float d = Dr[r];
-#pragma omp simd
-                    for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - d);
-                }
+                for (int64_t r = 0; r < nr; r++) ds_row(dP + r * n, P + r * n, n, Dr[r]);
                 /* dQ (nr, hd) += scale dS K; dK (n, hd) += scale dS^T Q */
                 if (dqt)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)hd, (int)n, scale, dP, (int)n,

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BV_SDPA_BLOCK 64 /* query rows per tile */
+#define BV_SDPA_BLOCK 128 /* query rows per tile */
 
 typedef struct {
     int64_t B, T, S, H, Hkv, hd;
