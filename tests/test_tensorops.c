@@ -523,6 +523,50 @@ static void test_reshape_shares_value(void **state) {
     bv_graph_free(&g);
 }
 
+/* A step through every op, forward and backward, as a training loop would run it. */
+static void one_step(bv_graph *g, bv_var *table_leaf_src, const bv_tensor *ids, const bv_tensor *img,
+                     const bv_tensor *mask) {
+    bv_var *table = bv_var_wrap(g, &table_leaf_src->val, true);
+    bv_var *im = bv_var_wrap(g, img, true);
+    bv_var *e = bv_op_embedding(g, ids, table);            /* (2, 300, 256) */
+    bv_var *pt = bv_op_patchify(g, im, 8);                 /* (2, 2, 256) */
+    bv_var *parts[2] = {bv_op_narrow(g, e, 1, 0, 100), pt};
+    bv_var *x = bv_op_concat(g, 2, parts, 1);              /* (2, 102, 256) */
+    int64_t is[2] = {1, 0};
+    bv_tensor idx = bv_tensor_make1(is, BV_DTYPE_I64, 2);
+    bv_var *src = bv_op_reshape(g, bv_op_index_select(g, pt, 1, &idx), 2, (int64_t[]){-1, 256});
+    bv_var *y = bv_op_masked_scatter(g, x, mask, src);     /* 4 rows replaced */
+    int64_t hs[4] = {2, 102, 4, 64};
+    int perm[4] = {0, 2, 1, 3};
+    bv_var *h = bv_op_transpose(g, bv_op_permute(g, bv_op_reshape(g, y, 4, hs), perm), 2, 3);
+    bv_graph_backward(g, bv_op_sum(g, h));
+}
+
+static void test_step_does_not_grow_arena(void **state) {
+    bv_rng r = {41};
+    bv_graph g;
+    bv_graph_init(&g, 1 << 16);
+    int64_t ts[2] = {500, 256}, ims[4] = {2, 4, 8, 16};
+    int64_t *ids = rand_ids(&r, 600, 500);
+    float *tab = rand_f32(&r, 500 * 256), *imd = rand_f32(&r, 2 * 4 * 8 * 16);
+    uint8_t m[204] = {0};
+    m[3] = m[50] = m[102 + 7] = m[102 + 99] = 1;
+    bv_tensor tt = bv_tensor_make(tab, BV_DTYPE_F32, 2, ts), it = bv_tensor_make2(ids, BV_DTYPE_I64, 2, 300);
+    bv_tensor imt = bv_tensor_make(imd, BV_DTYPE_F32, 4, ims), mt = bv_tensor_make2(m, BV_DTYPE_U8, 2, 102);
+    bv_var tv = {.val = tt};
+    size_t after_warmup = 0;
+    for (int step = 0; step < 4; step++) {
+        bv_graph_reset(&g);
+        if (step == 2) after_warmup = g.arena.n_block_mallocs;
+        one_step(&g, &tv, &it, &imt, &mt);
+    }
+    assert_true(g.arena.high_water > (1u << 20)); /* the step did outgrow the first block */
+    bv_graph_reset(&g);
+    assert_int_equal(g.arena.n_block_mallocs, after_warmup);
+    bv_graph_free(&g);
+    free(ids), free(tab), free(imd);
+}
+
 /* ================= programmer errors ================= */
 
 /* Run fn in a forked child with stderr captured; it must abort and print both needles. */
@@ -790,6 +834,7 @@ int main(void) {
         cmocka_unit_test(test_masked_scatter_gradcheck),
         cmocka_unit_test(test_shape_ops_gradcheck),
         cmocka_unit_test(test_reshape_shares_value),
+        cmocka_unit_test(test_step_does_not_grow_arena),
         cmocka_unit_test(test_errors_abort_with_values),
         cmocka_unit_test(test_pytorch_parity),
     };
