@@ -224,11 +224,11 @@ static void test_reshape_bwd_fast_vs_ref(void **state) {
 
 /* Run every fast kernel on sizes above the parallel threshold; res[k] receives one output buffer
  * per kernel output (forward and backward). */
-#define N_OUTS 16
+#define N_OUTS 18
 static void run_all_kernels(float **res, int64_t *len) {
     bv_rng r = {21};
     int o = 0;
-    { /* embedding: 4 column blocks, heavy repeats */
+    { /* embedding: heavy repeats (rows owned by threads) */
         int64_t N = 300, V = 40, D = 200;
         int64_t *ids = rand_ids(&r, N, V);
         float *tab = rand_f32(&r, V * D), *dout = rand_f32(&r, N * D);
@@ -240,6 +240,16 @@ static void run_all_kernels(float **res, int64_t *len) {
     }
     { /* index_select along the middle dim */
         int64_t outer = 6, n = 50, inner = 130, m = 80;
+        int64_t *idx = rand_ids(&r, m, n);
+        float *x = rand_f32(&r, outer * n * inner), *dout = rand_f32(&r, outer * m * inner);
+        res[o] = zeros_f32(outer * m * inner), len[o] = outer * m * inner;
+        bv_k_index_select_fwd(res[o++], x, idx, outer, n, inner, m);
+        res[o] = zeros_f32(outer * n * inner), len[o] = outer * n * inner;
+        bv_k_index_select_bwd(res[o++], dout, idx, outer, n, inner, m);
+        free(idx), free(x), free(dout);
+    }
+    { /* index_select along a short last dim (the outer-parallel backward) */
+        int64_t outer = 40, n = 30, inner = 5, m = 100;
         int64_t *idx = rand_ids(&r, m, n);
         float *x = rand_f32(&r, outer * n * inner), *dout = rand_f32(&r, outer * m * inner);
         res[o] = zeros_f32(outer * m * inner), len[o] = outer * m * inner;

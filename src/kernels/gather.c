@@ -1,15 +1,16 @@
 #include "gather.h"
 
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "../common.h"
 
 /* Work (elements moved) above which the fast kernels go parallel. */
 #define PAR_MIN 16384
-/* Scatter-adds split the columns into blocks of this many floats: each OpenMP task owns a block of
- * columns of the whole gradient and visits the indices in order, so no two tasks write the same
- * element and the summation order is fixed. */
-#define COL_BLOCK 64
+/* Scatter-adds over rows at least this long use row ownership (see bv_k_index_select_bwd). */
+#define ROW_OWNER_MIN 16
 
 /* e.g. "embedding: id 7 at position 2 is out of range [0, V = 5)" */
 static void check_indices(const char *op, const char *noun, const int64_t *idx, int64_t m, int64_t n,
@@ -34,17 +35,35 @@ void bv_k_index_select_fwd(float *out, const float *x, const int64_t *idx, int64
 
 void bv_k_index_select_bwd(float *dx, const float *dout, const int64_t *idx, int64_t outer, int64_t n,
                            int64_t inner, int64_t m) {
-    int64_t ncb = (inner + COL_BLOCK - 1) / COL_BLOCK, tasks = outer * ncb;
+    if (inner < ROW_OWNER_MIN) {
+        /* short rows (e.g. selecting along the last dim): the outer slices are disjoint */
 #pragma omp parallel for schedule(static) if (outer * m * inner > PAR_MIN)
-    for (int64_t t = 0; t < tasks; t++) {
-        int64_t o = t / ncb, c0 = (t % ncb) * COL_BLOCK, c1 = BV_MIN(inner, c0 + COL_BLOCK);
-        float *dxo = dx + o * n * inner;
-        const float *go = dout + o * m * inner;
-        for (int64_t i = 0; i < m; i++) {
-            float *d = dxo + idx[i] * inner;
-            const float *s = go + i * inner;
-            for (int64_t c = c0; c < c1; c++) d[c] += s[c];
-        }
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t i = 0; i < m; i++) {
+                float *d = dx + (o * n + idx[i]) * inner;
+                const float *g = dout + (o * m + i) * inner;
+                for (int64_t c = 0; c < inner; c++) d[c] += g[c];
+            }
+        return;
+    }
+    /* Row ownership: gradient row r = o*n + idx[i] belongs to thread r % T. Every thread scans all
+     * indices in order and adds only the rows it owns, whole rows at a time (contiguous, so
+     * streaming). Writes are disjoint, and each row receives its contributions in index order
+     * whatever T is, so the result does not depend on the thread count. */
+#pragma omp parallel if (outer * m * inner > PAR_MIN)
+    {
+        int64_t T = 1, tid = 0;
+#ifdef _OPENMP
+        T = omp_get_num_threads(), tid = omp_get_thread_num();
+#endif
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t i = 0; i < m; i++) {
+                int64_t row = o * n + idx[i];
+                if (row % T != tid) continue;
+                float *d = dx + row * inner;
+                const float *g = dout + (o * m + i) * inner;
+                for (int64_t c = 0; c < inner; c++) d[c] += g[c];
+            }
     }
 }
 
