@@ -18,8 +18,9 @@ static void assert_shape(const bv_tensor *t, int ndim, const int64_t *shape) {
     char b1[96];
     assert_int_equal(t->ndim, ndim);
     for (int i = 0; i < ndim; i++)
-        if (t->shape[i] != shape[i]) fail_msg("shape %s: dim %d is %lld, expected %lld", bv_tensor_shape_str(t, b1, 96), i,
-                                              (long long)t->shape[i], (long long)shape[i]);
+        if (t->shape[i] != shape[i])
+            fail_msg("shape %s: dim %d is %lld, expected %lld", bv_tensor_shape_str(t, b1, 96), i,
+                     (long long)t->shape[i], (long long)shape[i]);
 }
 
 static void assert_strides(const bv_tensor *t, const int64_t *strides) {

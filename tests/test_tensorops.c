@@ -128,7 +128,8 @@ static void test_concat_narrow_fast_vs_ref(void **state) {
     double *dxsd_skip[3] = {dxsd[0], NULL, dxsd[2]};
     bv_k_concat_bwd(dxs_skip, dout, sizes, 3, outer, inner);
     bv_k_concat_bwd_ref(dxsd_skip, doutd, sizes, 3, outer, inner);
-    for (int i = 0; i < 3; i++) bv_check_close_f32_f64("concat bwd", dxs[i], dxsd[i], outer * sizes[i] * inner, 1e-6, 1e-6);
+    for (int i = 0; i < 3; i++)
+        bv_check_close_f32_f64("concat bwd", dxs[i], dxsd[i], outer * sizes[i] * inner, 1e-6, 1e-6);
     /* narrow: out = x[:, 2:7] of the concatenated tensor, backward into a random gradient */
     int64_t start = 2, len = 5;
     float *nout = zeros_f32(outer * len * inner), *ndout = rand_f32(&r, outer * len * inner);
@@ -280,7 +281,10 @@ static void run_all_kernels(float **res, int64_t *len) {
         bv_k_concat_fwd(res[o], (const float *const *)xs, sizes, 3, outer, inner);
         float *cat = res[o++];
         float *dxs[3];
-        for (int i = 0; i < 3; i++) dxs[i] = res[o] = zeros_f32(outer * sizes[i] * inner), len[o++] = outer * sizes[i] * inner;
+        for (int i = 0; i < 3; i++) {
+            dxs[i] = res[o] = zeros_f32(outer * sizes[i] * inner);
+            len[o++] = outer * sizes[i] * inner;
+        }
         bv_k_concat_bwd(dxs, cat, sizes, 3, outer, inner);
         res[o] = zeros_f32(outer * 25 * inner), len[o] = outer * 25 * inner;
         bv_k_narrow_fwd(res[o], cat, outer, total, inner, 4, 25);
@@ -380,7 +384,9 @@ static bv_var *fn_concat_self(bv_graph *g, bv_var **in, void *u) {
 static void test_concat_gradcheck(void **state) {
     bv_rng r = {33};
     /* along dim 1 (and -2), then along dim 0 and the last dim */
-    int64_t s[3][3][3] = {{{2, 3, 4}, {2, 1, 4}, {2, 2, 4}}, {{1, 3, 2}, {3, 3, 2}, {2, 3, 2}}, {{2, 3, 1}, {2, 3, 3}, {2, 3, 2}}};
+    int64_t s[3][3][3] = {{{2, 3, 4}, {2, 1, 4}, {2, 2, 4}},
+                          {{1, 3, 2}, {3, 3, 2}, {2, 3, 2}},
+                          {{2, 3, 1}, {2, 3, 3}, {2, 3, 2}}};
     int dims[4] = {1, 0, -1, -2};
     int which[4] = {0, 1, 2, 0};
     for (int c = 0; c < 4; c++) {
@@ -411,7 +417,8 @@ static bv_var *fn_narrow(bv_graph *g, bv_var **in, void *u) {
 }
 /* split = several narrows, recombined with different weights through a concat */
 static bv_var *fn_split(bv_graph *g, bv_var **in, void *u) {
-    bv_var *parts[3] = {bv_op_narrow(g, in[0], 1, 0, 2), bv_op_narrow(g, in[0], 1, 2, 1), bv_op_narrow(g, in[0], 1, 3, 2)};
+    bv_var *parts[3] = {bv_op_narrow(g, in[0], 1, 0, 2), bv_op_narrow(g, in[0], 1, 2, 1),
+                        bv_op_narrow(g, in[0], 1, 3, 2)};
     bv_var *sw[3] = {parts[2], parts[0], parts[1]};
     return bv_op_concat(g, 3, sw, 1);
 }
@@ -734,7 +741,8 @@ static bv_var *fx_var(fixture *fx, bv_graph *g, const char *name, bv_dtype dt) {
     return bv_var_wrap(g, &t, true);
 }
 
-#define EXPECT_VAL(what, v, name, atol, rtol) expect(&fx, what, dt, bv_tensor_ptr(&(v)->val), &(v)->val, name, atol, rtol)
+#define EXPECT_VAL(what, v, name, atol, rtol) \
+    expect(&fx, what, dt, bv_tensor_ptr(&(v)->val), &(v)->val, name, atol, rtol)
 #define EXPECT_GRAD(what, v, name, atol, rtol) expect(&fx, what, dt, (v)->grad, &(v)->val, name, atol, rtol)
 
 static void test_pytorch_parity(void **state) {
