@@ -77,11 +77,23 @@ static void test_no_grad_records_nothing(void **state) {
     bv_graph_free(&g);
 }
 
+static void test_reduce_torch_parity(void **state) {
+    bv_fx fx;
+    bv_fx_open(&fx, "matmul.safetensors");
+    red_args a[4] = {{0, 0}, {1, 0}, {2, 1}, {3, 2}};
+    bv_fx_check_op(&fx, "sum", 1, fn_reduce, &a[0], 1e-5);
+    bv_fx_check_op(&fx, "mean", 1, fn_reduce, &a[1], 1e-5);
+    bv_fx_check_op(&fx, "sum_dim1", 1, fn_reduce, &a[2], 1e-5);
+    bv_fx_check_op(&fx, "mean_dim2", 1, fn_reduce, &a[3], 1e-5);
+    bv_fx_close(&fx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reduce_fast_vs_ref_and_threads),
         cmocka_unit_test(test_reduce_gradcheck),
         cmocka_unit_test(test_no_grad_records_nothing),
+        cmocka_unit_test(test_reduce_torch_parity),
     };
     return cmocka_run_group_tests_name("reduce", tests, NULL, NULL);
 }
