@@ -182,6 +182,16 @@ static void test_unary_fast_vs_ref(void **state) {
     }
 }
 
+static void test_unary_nan_propagates(void **state) {
+    /* a NaN activation must stay visible (PyTorch propagates it), including through the clamped exp */
+    float x[5] = {NAN, 1.0f, -1.0f, NAN, 0.5f}, y[5];
+    for (size_t k = 0; k < BV_ARRAY_LEN(UNARY); k++) {
+        UNARY[k].fwd(y, x, 5);
+        if (!isnan(y[0]) || !isnan(y[3]) || isnan(y[1]) || isnan(y[4]))
+            fail_msg("%s: NaN in -> %g, %g; finite in -> %g, %g", UNARY[k].name, y[0], y[3], y[1], y[4]);
+    }
+}
+
 static void test_scale_fast_vs_ref(void **state) {
     bv_rng r = {3};
     int64_t n = 40003;
@@ -557,7 +567,7 @@ static void test_pytorch_parity(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bcast_plan),         cmocka_unit_test(test_unary_fast_vs_ref),
-        cmocka_unit_test(test_scale_fast_vs_ref),  cmocka_unit_test(test_binary_fast_vs_ref),
+        cmocka_unit_test(test_unary_nan_propagates), cmocka_unit_test(test_scale_fast_vs_ref),  cmocka_unit_test(test_binary_fast_vs_ref),
         cmocka_unit_test(test_binary_empty),       cmocka_unit_test(test_threads_agree),
         cmocka_unit_test(test_unary_gradcheck),    cmocka_unit_test(test_binary_gradcheck),
         cmocka_unit_test(test_f32_ops_match_f64),  cmocka_unit_test(test_pytorch_parity),

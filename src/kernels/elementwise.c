@@ -371,9 +371,9 @@ static inline float exp_poly(float z) {
     q = q * r + 1.6666665459e-1f;
     q = q * r + 5.0000001201e-1f;
     q = q * r * r + r + 1.0f;
-    int32_t tb, bits;
+    uint32_t tb, bits;
     memcpy(&tb, &t, sizeof tb);
-    bits = (tb - 0x4B400000 + 127) * (1 << 23); /* 2^n, n in [-126, 127] */
+    bits = (tb - 0x4B400000u + 127u) << 23; /* 2^n, n in [-126, 127] (unsigned: a NaN's bits wrap) */
     float s;
     memcpy(&s, &bits, sizeof s);
     return q * s;
