@@ -12,7 +12,8 @@ Formulas, written the way HF transformers and PyTorch write them:
   sdpa: softmax(q @ k^T * scale + mask) @ v per head, k and v repeat_interleave'd over the
     H / Hkv query heads of a group (GQA); mask is -inf at padded keys and, if causal, at keys
     s > t + (S - T).
-Each case stores its inputs, a seed gradient of the output (dy / dout) and the gradients.
+Cases rope_bt, rope_t and sdpa_* follow the project convention (inputs float32, out and gradients
+float64, see record()); rope_hf holds HF's fp32 results, which the fast rope kernel matches.
 """
 import os
 
@@ -29,14 +30,15 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def hf_rope(x, pos, theta):
-    """x (B, T, H, hd); pos (B, T) or (T) int64."""
+def hf_rope(x, pos, theta, dt=torch.float32):
+    """x (B, T, H, hd); pos (B, T) or (T) int64. dt float32 is HF's arithmetic; float64 the same
+    formula in double (the reference for the double-precision kernels)."""
     B, T, H, hd = x.shape
     if pos.dim() == 1:
         pos = pos[None, :].expand(B, T)
-    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
-    inv_freq_expanded = inv_freq[None, :, None].float().expand(B, -1, 1)
-    freqs = (inv_freq_expanded @ pos[:, None, :].float()).transpose(1, 2)  # (B, T, hd/2)
+    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).to(dt) / hd))
+    inv_freq_expanded = inv_freq[None, :, None].to(dt).expand(B, -1, 1)
+    freqs = (inv_freq_expanded @ pos[:, None, :].to(dt)).transpose(1, 2)  # (B, T, hd/2)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos().unsqueeze(2), emb.sin().unsqueeze(2)  # unsqueeze_dim=2 for (B, T, H, hd)
     return x * cos + rotate_half(x) * sin
@@ -65,7 +67,32 @@ def torch_sdpa(q, k, v, causal, key_padding, scale):
 t = {}
 
 
+def record(name, fn, inputs, extra):
+    """Project convention (tests/util/testutil.h, bv_fx_check_op): float32 inputs NAME.in<i>, a float32
+    seed NAME.dout, and NAME.out / NAME.grad<i> computed by PyTorch in float64 from those inputs (the
+    gradients are of sum(out * dout)). `extra` holds the non-differentiable arguments."""
+    xs = [x.double().requires_grad_(True) for x in inputs]
+    y = fn(*xs)
+    assert torch.isfinite(y).all(), "a fully masked row would give NaN in PyTorch; keep them out of the fixture"
+    dout = torch.randn(y.shape, dtype=torch.float32)
+    (y * dout.double()).sum().backward()
+    t[f"{name}.out"] = y.detach()
+    t[f"{name}.dout"] = dout
+    for i, (x0, x) in enumerate(zip(inputs, xs)):
+        t[f"{name}.in{i}"] = x0
+        t[f"{name}.grad{i}"] = x.grad
+    for k, v in extra.items():
+        t[f"{name}.{k}"] = v
+
+
 def rope_case(name, B, T, H, hd, pos, theta):
+    record(name, lambda x: hf_rope(x, pos, theta, torch.float64), [torch.randn(B, T, H, hd)],
+           {"pos": pos, "theta": torch.tensor([theta], dtype=torch.float64)})
+
+
+def rope_hf_fp32(name, B, T, H, hd, pos, theta):
+    """HF's own fp32 arithmetic (inv_freq, angle, cos, sin all fp32), which the fast kernel follows:
+    at large positions the fp32 angle differs from the exact one, so this is checked separately."""
     x = torch.randn(B, T, H, hd, requires_grad=True)
     y = hf_rope(x, pos, theta)
     dy = torch.randn_like(y)
@@ -74,37 +101,31 @@ def rope_case(name, B, T, H, hd, pos, theta):
               f"{name}.y": y, f"{name}.dy": dy, f"{name}.dx": x.grad})
 
 
-# BitNet: theta 500000, hd 128, positions up to ~1000 (large fp32 angles), shared row of positions
-rope_case("rope1", 1, 16, 2, 128, torch.randint(0, 1000, (16,)), 500000.0)
-# per-sequence positions (B, T), theta 10000, small head dim
-rope_case("rope2", 2, 5, 3, 16, torch.randint(0, 64, (2, 5)), 10000.0)
+# BitNet: theta 500000, hd 128, positions up to ~1000 (large fp32 angles), one row of positions (T)
+rope_hf_fp32("rope_hf", 1, 12, 1, 128, torch.randint(0, 1000, (12,)), 500000.0)
+# double-precision references: per-sequence positions (B, T), and a shared row (T)
+rope_case("rope_bt", 2, 5, 3, 16, torch.randint(0, 64, (2, 5)), 10000.0)
+rope_case("rope_t", 1, 6, 2, 12, torch.randint(0, 600, (6,)), 500000.0)
 
 
 def sdpa_case(name, B, T, S, H, Hkv, hd, causal, key_padding, scale):
-    q = torch.randn(B, T, H, hd, requires_grad=True)
-    k = torch.randn(B, S, Hkv, hd, requires_grad=True)
-    v = torch.randn(B, S, Hkv, hd, requires_grad=True)
-    y = torch_sdpa(q, k, v, causal, key_padding, scale)
-    assert torch.isfinite(y).all(), "a fully masked row would give NaN in PyTorch; keep them out of the fixture"
-    dy = torch.randn_like(y)
-    y.backward(dy)
-    t.update({f"{name}.q": q, f"{name}.k": k, f"{name}.v": v, f"{name}.mask": key_padding.to(torch.uint8),
-              f"{name}.cfg": torch.tensor([float(causal), scale], dtype=torch.float64),
-              f"{name}.y": y, f"{name}.dy": dy, f"{name}.dq": q.grad, f"{name}.dk": k.grad, f"{name}.dv": v.grad})
+    q, k, v = torch.randn(B, T, H, hd), torch.randn(B, S, Hkv, hd), torch.randn(B, S, Hkv, hd)
+    record(name, lambda q, k, v: torch_sdpa(q, k, v, causal, key_padding, scale), [q, k, v],
+           {"mask": key_padding.to(torch.uint8), "cfg": torch.tensor([float(causal), scale], dtype=torch.float64)})
 
 
 # SigLIP-like: no GQA, bidirectional, no padding, default scale
-sdpa_case("sdpa1", 2, 19, 19, 3, 3, 8, False, torch.ones(2, 19, dtype=torch.bool), 0.0)
+sdpa_case("sdpa_mha", 1, 19, 19, 3, 3, 8, False, torch.ones(1, 19, dtype=torch.bool), 0.0)
 # BitNet-like: GQA 4:2, causal with T < S (queries are the last T positions), padding, default scale
 pad = torch.ones(2, 33, dtype=torch.bool)
 pad[1, 28:] = False
 pad[1, 3] = False
-sdpa_case("sdpa2", 2, 20, 33, 4, 2, 8, True, pad, 0.0)
+sdpa_case("sdpa_gqa_causal", 2, 20, 33, 4, 2, 8, True, pad, 0.0)
 # bidirectional with padding, GQA 3:1, explicit scale, odd head dim
-pad = torch.ones(2, 70, dtype=torch.bool)
-pad[0, 60:] = False
+pad = torch.ones(2, 50, dtype=torch.bool)
+pad[0, 40:] = False
 pad[1, 10:20] = False
-sdpa_case("sdpa3", 2, 70, 70, 3, 1, 5, False, pad, 0.3)
+sdpa_case("sdpa_padded", 2, 50, 50, 3, 1, 5, False, pad, 0.3)
 
 stio.save(OUT, t, {"generator": "tests/gen/gen_attention.py", "torch": torch.__version__})
 print("wrote", OUT, os.path.getsize(OUT), "bytes")
