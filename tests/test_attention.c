@@ -237,6 +237,28 @@ static void test_sdpa_padded_keys_get_no_gradient(void **state) {
     free(pad), free(q), free(k), free(v), free(dy), free(y), free(lse), free(dk), free(dv), free(scr);
 }
 
+/* A NaN in one query row makes that row NaN (as in PyTorch) and leaves the other rows alone. */
+static void test_sdpa_nan_propagates(void **state) {
+    const int64_t B = 1, T = 5, S = 9, H = 2, hd = 4, nq = B * T * H * hd, nk = B * S * H * hd;
+    bv_rng r = {71};
+    bv_sdpa_shape s = {B, T, S, H, H, hd, false, NULL, 0.5};
+    float *q = rand_f32(&r, nq, -1, 1), *k = rand_f32(&r, nk, -1, 1), *v = rand_f32(&r, nk, -1, 1);
+    float *y = malloc(nq * 4), *lse = malloc(B * H * T * 4), *scr = malloc(bv_k_sdpa_fwd_scratch(&s, 2) * 4);
+    const int64_t t_nan = 2, h_nan = 1;
+    q[(t_nan * H + h_nan) * hd + 1] = NAN;
+    bv_k_sdpa_fwd(y, lse, q, k, v, &s, scr, 2);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t d = 0; d < hd; d++) {
+                float val = y[(t * H + h) * hd + d];
+                bool want_nan = t == t_nan && h == h_nan;
+                if (want_nan != (bool)isnan(val))
+                    fail_msg("t %lld h %lld d %lld: got %g, want %s", (long long)t, (long long)h, (long long)d, val,
+                             want_nan ? "NaN" : "a finite value");
+            }
+    free(q), free(k), free(v), free(y), free(lse), free(scr);
+}
+
 static void test_sdpa_threads_agree(void **state) {
     const sdpa_case cs[2] = {
         {"threads gqa causal padded", 2, 2 * BLK + 2, 2 * BLK + 2, 4, 2, 16, true, PAD_SOME, 0, 1},
@@ -454,6 +476,7 @@ int main(void) {
         cmocka_unit_test(test_rope_gradcheck),
         cmocka_unit_test(test_sdpa_fast_vs_ref),
         cmocka_unit_test(test_sdpa_padded_keys_get_no_gradient),
+        cmocka_unit_test(test_sdpa_nan_propagates),
         cmocka_unit_test(test_sdpa_threads_agree),
         cmocka_unit_test(test_sdpa_op_f32_vs_f64),
         cmocka_unit_test(test_sdpa_gradcheck),

@@ -24,8 +24,8 @@
 #endif
 
 /* exp(x) for x <= ~88 in fp32, about 1 ulp (Cephes expf polynomial, Cody-Waite reduction), written
- * without calls or branches so the softmax loops vectorise. Inputs below -87 (including -inf, the
- * masked scores) give exactly 0. */
+ * without calls or branches so the softmax loops vectorise (the same scheme as exp_poly in
+ * elementwise.c). Inputs below -87 (including -inf, the masked scores) give exactly 0. */
 static inline float exp_fast(float x) {
     float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
@@ -40,12 +40,14 @@ static inline float exp_fast(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     float e = p * r * r + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } two_n;
-    two_n.i = ((int32_t)n + 127) << 23; /* 2^n, n in [-126, 127] */
-    return x < -87.0f ? 0.0f : e * two_n.f;
+    /* 2^n from t's low mantissa bits, in unsigned arithmetic so a NaN's bits wrap instead of a
+     * float -> int conversion out of range (undefined); NaN stays NaN through e */
+    uint32_t tb, bits;
+    memcpy(&tb, &t, sizeof tb);
+    bits = (tb - 0x4B400000u + 127u) << 23;
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    return x < -87.0f ? 0.0f : e * two_n;
 }
 
 /* End (exclusive) of the keys query t may see; <= 0 when it sees none. */
@@ -88,7 +90,8 @@ size_t bv_k_sdpa_bwd_scratch(const bv_sdpa_shape *s, int nthreads) {
 /* ---- fast forward ---- */
 
 /* Softmax in place over x[0, n) where only keys j < lim with kp[j] != 0 (kp may be NULL) count;
- * masked entries become 0. Returns the log-sum-exp, +inf when no key is visible (row all 0). */
+ * masked entries become 0. Returns the log-sum-exp, +inf when no key is visible (row all 0). A NaN
+ * score makes the row NaN. */
 BV_ROW_CLONES static float softmax_row(float *x, int64_t n, int64_t lim, const uint8_t *kp) {
     if (lim > n) lim = n;
     if (lim <= 0) {
@@ -101,7 +104,12 @@ BV_ROW_CLONES static float softmax_row(float *x, int64_t n, int64_t lim, const u
     float m = -INFINITY;
 #pragma omp simd reduction(max : m)
     for (int64_t j = 0; j < lim; j++) m = x[j] > m ? x[j] : m;
-    if (m == -INFINITY) {
+    if (m == -INFINITY) { /* every visible score is -inf (all keys masked) or NaN */
+        for (int64_t j = 0; j < lim; j++)
+            if (isnan(x[j])) { /* keep a NaN visible, as PyTorch does */
+                for (int64_t i = 0; i < n; i++) x[i] = NAN;
+                return NAN;
+            }
         memset(x, 0, (size_t)n * sizeof *x);
         return INFINITY;
     }
