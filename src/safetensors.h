@@ -9,6 +9,12 @@
  * The writer pads the header with spaces to a multiple of 8 and writes atomically (temporary file
  * in the same directory, fsync, rename); on any failure the destination is untouched.
  *
+ * Status codes: BV_ERR_IO (open, mmap, create, write, fsync, rename), BV_ERR_FORMAT (malformed file;
+ * also bv_st_read of a name the file lacks), BV_ERR_UNSUPPORTED (a dtype outside bv_dtype, rank > 5),
+ * BV_ERR_SHAPE (bv_st_read: stored shape differs from the expected one), BV_ERR_ARG (bv_st_save:
+ * duplicate, reserved "__metadata__" or non-UTF-8 names), BV_ERR_NOMEM. A failed bv_st_open leaves
+ * *f zeroed, so bv_st_close(f) is harmless either way. Host byte order must be little-endian.
+ *
  * Owns: a bv_st_file owns its mapping and entry table until bv_st_close(). Views returned by
  * bv_st_view() borrow the mapping (read-only).
  */

@@ -178,6 +178,8 @@ bv_status bv_tensor_slice(const bv_tensor *t, int dim, int64_t start, int64_t en
     if (start < 0) start += n;
     if (end < 0) end += n;
     if (start < 0) start = 0;
+    if (start > n) start = n;
+    if (end < 0) end = 0;
     if (end > n) end = n;
     if (start > end) start = end;
     bv_tensor r = *t;

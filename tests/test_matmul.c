@@ -173,11 +173,28 @@ static void test_param_grad_accumulation(void **state) {
     bv_params_free(&p);
 }
 
+/* PyTorch parity (tests/gen/gen_matmul.py): F32 path to float rounding, F64 path to 1e-12. */
+static void test_matmul_torch_parity(void **state) {
+    bv_fx fx;
+    bv_fx_open(&fx, "matmul.safetensors");
+    bv_fx_check_op(&fx, "linear", 3, fn_linear, NULL, 2e-5);
+    for (int shared = 0; shared < 2; shared++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                char name[64];
+                snprintf(name, sizeof name, "matmul_s%d_a%d_b%d", shared, ta, tb);
+                mm_args a = {ta, tb};
+                bv_fx_check_op(&fx, name, 2, fn_matmul, &a, 2e-5);
+            }
+    bv_fx_close(&fx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_fast_vs_ref),     cmocka_unit_test(test_gemm_batched_fast_vs_ref),
         cmocka_unit_test(test_linear_threads_agree),   cmocka_unit_test(test_linear_gradcheck),
         cmocka_unit_test(test_matmul_gradcheck),       cmocka_unit_test(test_param_grad_accumulation),
+        cmocka_unit_test(test_matmul_torch_parity),
     };
     return cmocka_run_group_tests_name("matmul", tests, NULL, NULL);
 }

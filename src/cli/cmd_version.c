@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "common.h"
+#include "cpu.h"
 
 int bv_cli_wants_help(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
@@ -33,6 +34,7 @@ int bv_cmd_version(int argc, char **argv) {
     printf("bitvla %s\n", BV_VERSION_STRING);
     printf("  openblas: %s (parallel=%d: %s), threads=%d\n", openblas_get_config(), openblas_get_parallel(),
            openblas_get_parallel() == 2 ? "openmp" : "NOT the OpenMP build", bv_num_threads());
+    printf("  cpu: %s\n", bv_cpu_describe());
     printf("  hdf5 %u.%u.%u, mpi %d.%d, jansson %s, zlib %s, libpng %s, libjpeg %d\n", hmaj, hmin, hrel, mpi_major,
            mpi_minor, JANSSON_VERSION, zlibVersion(), png_get_libpng_ver(NULL), JPEG_LIB_VERSION);
     return 0;

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "common.h"
+#include "cpu.h"
 
 static const bv_cli_command k_commands[] = {
     {"version", "print the version and the build's libraries", bv_cmd_version},
@@ -27,6 +28,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    bv_cpu_fix_blas_core(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -4,20 +4,19 @@
 
 void bv_k_reduce_fwd(float *out, const float *inp, int64_t outer, int64_t n, int64_t inner, double scale) {
     if (outer == 1 && inner == 1) {
-        /* full reduction: fixed-size chunks summed in double, then combined in order, so the
-         * result does not depend on the thread count */
-        const int64_t CH = 4096;
-        int64_t nch = (n + CH - 1) / CH;
-        double *part = bv_xmalloc((size_t)(nch ? nch : 1) * sizeof(double));
+        /* full reduction: 64 fixed chunks summed in double, then combined in order, so the
+         * result does not depend on the thread count (and nothing is allocated) */
+        enum { NCH = 64 };
+        double part[NCH];
+        int64_t ch = (n + NCH - 1) / NCH;
 #pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t c = 0; c < nch; c++) {
+        for (int c = 0; c < NCH; c++) {
             double acc = 0;
-            for (int64_t j = c * CH; j < BV_MIN(n, (c + 1) * CH); j++) acc += inp[j];
+            for (int64_t j = c * ch; j < BV_MIN(n, (c + 1) * ch); j++) acc += inp[j];
             part[c] = acc;
         }
         double acc = 0;
-        for (int64_t c = 0; c < nch; c++) acc += part[c];
-        free(part);
+        for (int c = 0; c < NCH; c++) acc += part[c];
         out[0] = (float)(acc * scale);
         return;
     }

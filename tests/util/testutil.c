@@ -42,7 +42,8 @@ static void check_close(const char *what, const void *got, getter gg, const void
     for (int64_t i = 0; i < n; i++) {
         double g = gg(got, i), w = gw(want, i);
         double tol = atol + rtol * fabs(w);
-        double ratio = fabs(g - w) / tol;
+        double diff = fabs(g - w);
+        double ratio = diff == 0.0 ? 0.0 : diff / tol; /* exact agreement passes even with tol 0 */
         if (!(ratio <= 1.0)) {
             if (first < 0) first = i;
             if (worst < 0 || !(ratio <= worst_ratio)) {
@@ -98,4 +99,72 @@ const char *bv_fixture_path(const char *name) {
     static char buf[4096];
     snprintf(buf, sizeof buf, "%s/%s", BV_TEST_FIXTURES, name);
     return buf;
+}
+
+void bv_fx_open(bv_fx *fx, const char *name) {
+    memset(fx, 0, sizeof *fx);
+    const char *path = bv_fixture_path(name);
+    if (bv_st_open(&fx->f, path) != BV_OK)
+        fail_msg("cannot open fixture (regenerate with tests/gen/): %s", bv_error_msg());
+}
+
+bv_tensor bv_fx_get(bv_fx *fx, const char *name, bv_dtype dt) {
+    int i = bv_st_find(&fx->f, name);
+    if (i < 0) fail_msg("fixture %s: no tensor '%s' (regenerate it with its tests/gen/ script)", fx->f.path, name);
+    const bv_st_entry *e = &fx->f.entries[i];
+    bv_tensor t = bv_tensor_make(NULL, dt, e->ndim, e->shape);
+    t.data = bv_xmalloc(bv_tensor_nbytes(&t) + 8);
+    if (fx->n_keep == fx->cap_keep) {
+        fx->cap_keep = fx->cap_keep ? 2 * fx->cap_keep : 32;
+        fx->keep = bv_xrealloc(fx->keep, (size_t)fx->cap_keep * sizeof *fx->keep);
+    }
+    fx->keep[fx->n_keep++] = t.data;
+    if (bv_st_read(&fx->f, name, dt, e->ndim, e->shape, 0, t.data) != BV_OK) fail_msg("%s", bv_error_msg());
+    return t;
+}
+
+void bv_fx_close(bv_fx *fx) {
+    for (int i = 0; i < fx->n_keep; i++) free(fx->keep[i]);
+    free(fx->keep);
+    bv_st_close(&fx->f);
+    memset(fx, 0, sizeof *fx);
+}
+
+void bv_fx_check_op(bv_fx *fx, const char *name, int n_in, bv_gradcheck_fn fn, void *user, double tol32) {
+    char key[160], what[200];
+    BV_ASSERT(n_in <= 8, "bv_fx_check_op: at most 8 inputs");
+    for (int dt = 0; dt < 2; dt++) {
+        bv_dtype d = dt ? BV_DTYPE_F64 : BV_DTYPE_F32;
+        double tol = dt ? 1e-12 : tol32;
+        bv_graph g;
+        bv_graph_init(&g, 1 << 16);
+        bv_var *in[8];
+        for (int i = 0; i < n_in; i++) {
+            snprintf(key, sizeof key, "%s.in%d", name, i);
+            bv_tensor t = bv_fx_get(fx, key, BV_DTYPE_F32);
+            in[i] = bv_var_leaf(&g, &t, d, true);
+        }
+        bv_var *y = fn(&g, in, user);
+        snprintf(key, sizeof key, "%s.out", name);
+        bv_tensor want = bv_fx_get(fx, key, BV_DTYPE_F64);
+        if (bv_tensor_numel(&want) != bv_var_numel(y))
+            fail_msg("%s: output has %lld elements, PyTorch's has %lld", name, (long long)bv_var_numel(y),
+                     (long long)bv_tensor_numel(&want));
+        snprintf(key, sizeof key, "%s.dout", name);
+        bv_tensor dout = bv_fx_get(fx, key, d);
+        snprintf(what, sizeof what, "%s %s forward vs PyTorch", name, dt ? "F64" : "F32");
+        if (dt) bv_check_close_f64(what, bv_var_f64(y), want.data, bv_var_numel(y), tol, tol);
+        else bv_check_close_f32_f64(what, bv_var_f32(y), want.data, bv_var_numel(y), tol, tol);
+        bv_graph_backward_seed(&g, y, dout.data);
+        for (int i = 0; i < n_in; i++) {
+            snprintf(key, sizeof key, "%s.grad%d", name, i);
+            if (bv_st_find(&fx->f, key) < 0) continue; /* input without a gradient (e.g. a target) */
+            bv_tensor gw = bv_fx_get(fx, key, BV_DTYPE_F64);
+            snprintf(what, sizeof what, "%s %s gradient of input %d vs PyTorch", name, dt ? "F64" : "F32", i);
+            if (!in[i]->grad) fail_msg("%s: no gradient reached input %d", name, i);
+            if (dt) bv_check_close_f64(what, in[i]->grad, gw.data, bv_tensor_numel(&gw), tol, tol);
+            else bv_check_close_f32_f64(what, in[i]->grad, gw.data, bv_tensor_numel(&gw), tol, tol);
+        }
+        bv_graph_free(&g);
+    }
 }

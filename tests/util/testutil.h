@@ -13,6 +13,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/gradcheck.h"
+#include "src/safetensors.h"
 
 /* Deterministic generator (splitmix64). */
 typedef struct {
@@ -40,6 +41,23 @@ void bv_check_gradients(const char *what, bv_gradcheck_fn fn, void *user, int n,
 
 /* Random F64 tensor (malloc'd data; free with free(t.data)). */
 bv_tensor bv_test_rand_f64(bv_rng *r, int ndim, const int64_t *shape, double lo, double hi);
+
+/* A committed PyTorch fixture (tests/fixtures/NAME.safetensors, made by tests/gen/gen_*.py).
+ * bv_fx_get returns tensor `name` converted to dtype dt; its memory lives until bv_fx_close.
+ * A missing file or tensor fails the test with a message naming the generator to rerun. */
+typedef struct {
+    bv_st_file f;
+    void **keep;
+    int n_keep, cap_keep;
+} bv_fx;
+void bv_fx_open(bv_fx *fx, const char *name);
+bv_tensor bv_fx_get(bv_fx *fx, const char *name, bv_dtype dt);
+void bv_fx_close(bv_fx *fx);
+/* Parity of an op with PyTorch: the fixture holds NAME.in0.. (F32 inputs), NAME.out and
+ * NAME.grad0.. (F64, computed by PyTorch in double from those inputs) and NAME.dout (the seed:
+ * gradients are of sum(out * dout)). Runs fn on F32 inputs (fast kernels; |err| <= tol32 +
+ * tol32*|want|) and on F64 inputs (reference kernels; 1e-12), forward and every gradient. */
+void bv_fx_check_op(bv_fx *fx, const char *name, int n_in, bv_gradcheck_fn fn, void *user, double tol32);
 
 /* Path of a committed fixture: BV_TEST_FIXTURES "/" name (static buffer). */
 const char *bv_fixture_path(const char *name);
