@@ -7,7 +7,6 @@
 
 #include "src/kernels/norm.h"
 #include "src/kernels/norm_impl.h"
-#include "src/safetensors.h"
 #include "testutil.h"
 
 static float *rand_f32(bv_rng *r, int64_t n, double lo, double hi) {
@@ -200,106 +199,21 @@ static void test_gradcheck(void **state) {
     free(x.data), free(w.data), free(b.data);
 }
 
-/* ---- parity with PyTorch ---- */
-
-static bv_st_file fx;
-
-static int open_fixture(void **state) {
-    bv_status st = bv_st_open(&fx, bv_fixture_path("norm.safetensors"));
-    if (st != BV_OK) {
-        print_error("cannot open fixture: %s\n", bv_error_msg());
-        return -1;
-    }
-    return 0;
-}
-
-static int close_fixture(void **state) {
-    bv_st_close(&fx);
-    return 0;
-}
-
-/* tensor `name` as `numel` elements of dtype dt (malloc'd) */
-static void *fx_get(const char *name, bv_dtype dt, int64_t numel) {
-    void *p = bv_xmalloc((size_t)numel * bv_dtype_size(dt));
-    if (bv_st_read(&fx, name, dt, -1, NULL, numel, p) != BV_OK) fail_msg("fixture: %s", bv_error_msg());
-    return p;
-}
-
-/* a leaf of dtype dt (N, D) or (D) holding fixture tensor `name` */
-static bv_var *fx_leaf(bv_graph *g, const char *name, bv_dtype dt, int ndim, const int64_t *shape) {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    float *f = fx_get(name, BV_DTYPE_F32, n);
-    bv_tensor t = bv_tensor_make(f, BV_DTYPE_F32, ndim, shape);
-    bv_var *v = bv_var_leaf(g, &t, dt, true);
-    free(f);
-    return v;
-}
-
-/* compare a var's value (grad = false) or gradient with fixture tensor `name` (float64 from torch) */
-static void fx_check(const char *name, const bv_var *v, bool grad) {
-    int64_t n = bv_var_numel(v);
-    double *want = fx_get(name, BV_DTYPE_F64, n);
-    const void *got = grad ? v->grad : bv_tensor_ptr(&v->val);
-    assert_non_null(got);
-    char what[96];
-    snprintf(what, sizeof what, "torch parity %s (%s)", name, bv_dtype_name(v->val.dtype));
-    if (bv_var_is_f64(v))
-        bv_check_close_f64(what, got, want, n, 1e-12, 1e-10);
-    else
-        bv_check_close_f32_f64(what, got, want, n, 1e-5, 1e-5);
-    free(want);
-}
-
-static void backward_with(bv_graph *g, bv_var *y, const char *gy_name) {
-    int64_t n = bv_var_numel(y);
-    void *seed = fx_get(gy_name, y->val.dtype, n);
-    bv_graph_backward_seed(g, y, seed);
-    free(seed);
-}
+/* ---- parity with PyTorch (bv_fx_check_op: F32 fast path and F64 reference path, values and
+ * gradients; the fixture's eps values must be the ones the functions above use) ---- */
 
 static void test_torch_parity(void **state) {
-    const char *ln_eps_s = bv_st_meta(&fx, "ln_eps"), *rms_eps_s = bv_st_meta(&fx, "rms_eps");
-    assert_non_null(ln_eps_s);
-    assert_non_null(rms_eps_s);
-    double ln_eps = atof(ln_eps_s), rms_eps = atof(rms_eps_s);
-    bv_dtype dts[2] = {BV_DTYPE_F32, BV_DTYPE_F64};
-    bv_graph g;
-    bv_graph_init(&g, 1 << 20);
-    for (int k = 0; k < 2; k++) {
-        bv_dtype dt = dts[k];
-        /* softmax */
-        bv_graph_reset(&g);
-        int64_t ss[2] = {5, 37};
-        bv_var *x = fx_leaf(&g, "sm.x", dt, 2, ss);
-        bv_var *y = bv_op_softmax(&g, x);
-        backward_with(&g, y, "sm.gy");
-        fx_check("sm.y", y, false);
-        fx_check("sm.dx", x, true);
-        /* layernorm, with and without bias */
-        int64_t ls[2] = {6, 45}, ws[1] = {45};
-        for (int with_bias = 1; with_bias >= 0; with_bias--) {
-            bv_graph_reset(&g);
-            x = fx_leaf(&g, "ln.x", dt, 2, ls);
-            bv_var *w = fx_leaf(&g, "ln.w", dt, 1, ws), *b = with_bias ? fx_leaf(&g, "ln.b", dt, 1, ws) : NULL;
-            y = bv_op_layernorm(&g, x, w, b, ln_eps);
-            backward_with(&g, y, "ln.gy");
-            fx_check(with_bias ? "ln.y" : "ln.y_nobias", y, false);
-            fx_check(with_bias ? "ln.dx" : "ln.dx_nobias", x, true);
-            fx_check(with_bias ? "ln.dw" : "ln.dw_nobias", w, true);
-            if (b) fx_check("ln.db", b, true);
-        }
-        /* rmsnorm */
-        bv_graph_reset(&g);
-        x = fx_leaf(&g, "rms.x", dt, 2, ls);
-        bv_var *w = fx_leaf(&g, "rms.w", dt, 1, ws);
-        y = bv_op_rmsnorm(&g, x, w, rms_eps);
-        backward_with(&g, y, "rms.gy");
-        fx_check("rms.y", y, false);
-        fx_check("rms.dx", x, true);
-        fx_check("rms.dw", w, true);
-    }
-    bv_graph_free(&g);
+    bv_fx fx;
+    bv_fx_open(&fx, "norm.safetensors");
+    const char *ln_eps = bv_st_meta(&fx.f, "ln_eps"), *rms_eps = bv_st_meta(&fx.f, "rms_eps");
+    assert_non_null(ln_eps);
+    assert_non_null(rms_eps);
+    assert_true(atof(ln_eps) == 1e-5 && atof(rms_eps) == 1e-5);
+    bv_fx_check_op(&fx, "softmax", 1, fn_softmax, NULL, 1e-5);
+    bv_fx_check_op(&fx, "layernorm", 3, fn_layernorm, NULL, 1e-5);
+    bv_fx_check_op(&fx, "layernorm_nobias", 2, fn_layernorm_nobias, NULL, 1e-5);
+    bv_fx_check_op(&fx, "rmsnorm", 2, fn_rmsnorm, NULL, 1e-5);
+    bv_fx_close(&fx);
 }
 
 /* No gradient wanted: nothing recorded, outputs still right. */
@@ -317,7 +231,7 @@ static void test_no_grad(void **state) {
     assert_false(y1->requires_grad || y2->requires_grad || y3->requires_grad);
     float ref[36], rstd[4];
     bv_k_rmsnorm_fwd(ref, rstd, xs, ws, 4, 9, 1e-5);
-    assert_memory_equal(bv_var_f32(y2), ref, sizeof ref); /* same kernel, same bits */
+    bv_check_close_f32("rmsnorm op vs kernel", bv_var_f32(y2), ref, 36, 0, 0); /* same kernel, same bits */
     bv_graph_free(&g);
 }
 
@@ -327,7 +241,7 @@ int main(void) {
         cmocka_unit_test(test_layernorm_fast_vs_ref), cmocka_unit_test(test_rmsnorm_fast_vs_ref),
         cmocka_unit_test(test_threads_agree),        cmocka_unit_test(test_gradcheck),
         cmocka_unit_test(test_no_grad),
-        cmocka_unit_test_setup_teardown(test_torch_parity, open_fixture, close_fixture),
+        cmocka_unit_test(test_torch_parity),
     };
     return cmocka_run_group_tests_name("norm", tests, NULL, NULL);
 }
