@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "src/kernels/norm.h"
-#include "src/kernels/norm_impl.h"
+#include "src/kernels/simd_math.h"
 #include "testutil.h"
 
 static float *rand_f32(bv_rng *r, int64_t n, double lo, double hi) {

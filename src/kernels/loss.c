@@ -3,7 +3,7 @@
 #include <math.h>
 
 #include "../common.h"
-#include "norm_impl.h"
+#include "simd_math.h"
 
 /* below this many elements the kernels run on one thread */
 #define PAR_MIN 32768

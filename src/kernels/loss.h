@@ -4,7 +4,7 @@
  * row, never a probability matrix; the backward recomputes softmax(logits) row by row from the
  * saved logsumexp and writes the gradient straight into dlogits. Rows whose target is
  * ignore_index are skipped in both directions. OpenMP over rows (dynamic chunks, because ignored
- * rows cost nothing), exp through the vectorisable bv_expf_simd (kernels/norm_impl.h).
+ * rows cost nothing), exp through the vectorisable bv_expf_simd (kernels/simd_math.h).
  * L1/MSE reduce in double over fixed chunks combined in order.
  * All fast results are bit-identical for any thread count. _ref versions are plain double loops.
  * Backward functions accumulate (+=) into every gradient pointer that is not NULL.

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "../common.h"
-#include "norm_impl.h"
+#include "simd_math.h"
 
 /* below this many elements the kernels run on one thread (the fork/join costs more) */
 #define PAR_MIN 32768

@@ -1,4 +1,4 @@
-/* kernels/norm_impl.h - internal helpers shared by the norm and loss kernels (not public API).
+/* kernels/simd_math.h - internal math helpers shared by the kernels (not public API).
  *
  * bv_expf_simd: exp(x) written without branches or library calls, so that a loop over it marked
  * `#pragma omp simd` is vectorised at -O2 (glibc's expf is a scalar call there, which keeps the
@@ -10,8 +10,8 @@
  * gives exp(88).
  * Must not: be used where denormal results matter.
  */
-#ifndef BV_KERNELS_NORM_IMPL_H
-#define BV_KERNELS_NORM_IMPL_H
+#ifndef BV_KERNELS_SIMD_MATH_H
+#define BV_KERNELS_SIMD_MATH_H
 
 #include <stdint.h>
 #include <string.h>
