@@ -1,10 +1,10 @@
-#include "simd_math.h"
 #include "elementwise.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "../common.h"
+#include "simd_math.h"
 
 /* Below this many output elements a kernel runs on one thread (thread start-up costs more). */
 #define PAR_MIN 32768
