@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../common.h"
+#include "simd_math.h"
 
 /* Below this many output elements a kernel runs on one thread (thread start-up costs more). */
 #define PAR_MIN 32768
@@ -351,33 +352,6 @@ static inline float select_f32(int c, float a, float b) {
     return r;
 }
 
-/* exp(z) for z clamped to [-87, 88] (so the result and 2^n stay normal floats): Cody-Waite
- * reduction z = n ln2 + r, |r| <= ln2/2, and the Cephes expf polynomial (about 1-2 ulp). Branch-free
- * and inlined, so loops that call it vectorise (libm's expf is a call the vectoriser cannot widen).
- * The clamp loses nothing in the uses below: they only need exp(z) inside ratios like
- * 1 / (1 + exp(z)) whose float value is already 0 or 1 beyond that range. NaN stays NaN. */
-static inline float exp_poly(float z) {
-    z = select_f32(z < -87.0f, -87.0f, z);
-    z = select_f32(z > 88.0f, 88.0f, z);
-    /* adding 1.5 * 2^23 rounds z / ln2 to the integer n, which lands in t's low mantissa bits */
-    const float t = z * 1.44269504088896341f + 12582912.0f;
-    const float nf = t - 12582912.0f;
-    float r = z - nf * 0.693359375f;
-    r = r - nf * -2.12194440e-4f;
-    float q = 1.9875691500e-4f;
-    q = q * r + 1.3981999507e-3f;
-    q = q * r + 8.3334519073e-3f;
-    q = q * r + 4.1665795894e-2f;
-    q = q * r + 1.6666665459e-1f;
-    q = q * r + 5.0000001201e-1f;
-    q = q * r * r + r + 1.0f;
-    uint32_t tb, bits;
-    memcpy(&tb, &t, sizeof tb);
-    bits = (tb - 0x4B400000u + 127u) << 23; /* 2^n, n in [-126, 127] (unsigned: a NaN's bits wrap) */
-    float s;
-    memcpy(&s, &bits, sizeof s);
-    return q * s;
-}
 
 #define PAR_SIMD_FOR _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN)") for (int64_t i = 0; i < n; i++)
 #define PAR_FOR _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)") for (int64_t i = 0; i < n; i++)
@@ -406,14 +380,14 @@ void bv_k_gelu_tanh_fwd(float *out, const float *x, int64_t n) {
     PAR_SIMD_FOR {
         float v = x[i];
         float u = K * (v + C * v * v * v);
-        out[i] = v / (1.0f + exp_poly(-2.0f * u));
+        out[i] = v / (1.0f + bv_expf_simd(-2.0f * u));
     }
 }
 void bv_k_gelu_tanh_bwd(float *dx, const float *dout, const float *x, int64_t n) {
     const float K = (float)GELU_K, C = (float)GELU_C;
     PAR_SIMD_FOR {
         float v = x[i], v2 = v * v;
-        float e = exp_poly(-2.0f * K * (v + C * v2 * v));
+        float e = bv_expf_simd(-2.0f * K * (v + C * v2 * v));
         float s = 1.0f / (1.0f + e);
         float ds = s * (e * s); /* s (1 - s) without cancellation */
         dx[i] += dout[i] * (s + 2.0f * v * ds * K * (1.0f + 3.0f * C * v2));
@@ -442,7 +416,7 @@ void bv_k_gelu_erf_bwd(float *dx, const float *dout, const float *x, int64_t n) 
     const float R = (float)INV_SQRT2, P = (float)INV_SQRT_2PI;
     PAR_FOR {
         float v = x[i];
-        float cdf = 0.5f * erfcf(-v * R), pdf = P * exp_poly(-0.5f * v * v);
+        float cdf = 0.5f * erfcf(-v * R), pdf = P * bv_expf_simd(-0.5f * v * v);
         dx[i] += dout[i] * (cdf + v * pdf);
     }
 }
@@ -501,11 +475,11 @@ void bv_k_relu2_bwd_ref(double *dx, const double *dout, const double *x, int64_t
 
 /* silu(x) = x s, s = sigmoid(x); d/dx = s (1 + x (1 - s)) */
 void bv_k_silu_fwd(float *out, const float *x, int64_t n) {
-    PAR_SIMD_FOR out[i] = x[i] / (1.0f + exp_poly(-x[i]));
+    PAR_SIMD_FOR out[i] = x[i] / (1.0f + bv_expf_simd(-x[i]));
 }
 void bv_k_silu_bwd(float *dx, const float *dout, const float *x, int64_t n) {
     PAR_SIMD_FOR {
-        float v = x[i], e = exp_poly(-v);
+        float v = x[i], e = bv_expf_simd(-v);
         float s = 1.0f / (1.0f + e);
         dx[i] += dout[i] * (s * (1.0f + v * (e * s)));
     }
