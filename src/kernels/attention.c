@@ -1,9 +1,3 @@
-/* The exp and mask loops use float compares as selects; GCC only if-converts (and so vectorises)
- * them when it may assume FP exceptions are not trapped. That changes no result. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
-
 #include "attention.h"
 
 #include <cblas.h>
@@ -12,6 +6,7 @@
 #include <string.h>
 
 #include "../common.h"
+#include "simd_math.h"
 
 /* ---- helpers ---- */
 
@@ -23,31 +18,11 @@
 #define BV_ROW_CLONES
 #endif
 
-/* exp(x) for x <= ~88 in fp32, about 1 ulp (Cephes expf polynomial, Cody-Waite reduction), written
- * without calls or branches so the softmax loops vectorise (the same scheme as exp_poly in
- * elementwise.c). Inputs below -87 (including -inf, the masked scores) give exactly 0. */
-static inline float exp_fast(float x) {
-    float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float t = xc * 1.44269504088896341f + magic;
-    float n = t - magic;
-    float r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float e = p * r * r + r + 1.0f;
-    /* 2^n from t's low mantissa bits, in unsigned arithmetic so a NaN's bits wrap instead of a
-     * float -> int conversion out of range (undefined); NaN stays NaN through e */
-    uint32_t tb, bits;
-    memcpy(&tb, &t, sizeof tb);
-    bits = (tb - 0x4B400000u + 127u) << 23;
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return x < -87.0f ? 0.0f : e * two_n;
+/* keep ? v : other as a bit blend: a float ?: around arithmetic is control flow that -O2 (with the
+ * default -ftrapping-math) does not if-convert, which would keep the loop scalar */
+static inline float select_keep(uint8_t keep, float v, float other) {
+    int32_t m = -(int32_t)(keep != 0);
+    return bv_i2f_bits_((bv_f2i_bits_(v) & m) | (bv_f2i_bits_(other) & ~m));
 }
 
 /* End (exclusive) of the keys query t may see; <= 0 when it sees none. */
@@ -65,7 +40,7 @@ static void check_shape(const bv_sdpa_shape *s) {
 }
 
 /* Number of key chunks the backward splits each (b, kv head) into: enough tasks (>= 8) to keep a
- * few threads busy when B * Hkv is small, chunks of whole 64-key blocks. Depends only on the shape,
+ * few threads busy when B * Hkv is small, chunks of whole BV_SDPA_BLOCK-key blocks. Depends only on the shape,
  * so the arithmetic (and the result) is the same for any thread count. */
 static int64_t bwd_chunks(const bv_sdpa_shape *s) {
     int64_t nkb = (s->S + BV_SDPA_BLOCK - 1) / BV_SDPA_BLOCK;
@@ -99,7 +74,8 @@ BV_ROW_CLONES static float softmax_row(float *x, int64_t n, int64_t lim, const u
         return INFINITY;
     }
     if (kp) {
-        for (int64_t j = 0; j < lim; j++) x[j] = kp[j] ? x[j] : -INFINITY;
+#pragma omp simd
+        for (int64_t j = 0; j < lim; j++) x[j] = select_keep(kp[j], x[j], -INFINITY);
     }
     float m = -INFINITY;
 #pragma omp simd reduction(max : m)
@@ -116,7 +92,7 @@ BV_ROW_CLONES static float softmax_row(float *x, int64_t n, int64_t lim, const u
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < lim; j++) {
-        float e = exp_fast(x[j] - m);
+        float e = bv_expf_simd(x[j] - m);
         x[j] = e;
         sum += e;
     }
@@ -175,10 +151,10 @@ BV_ROW_CLONES static void probs_row(float *x, int64_t n, int64_t lim, const uint
     }
     if (kp) {
 #pragma omp simd
-        for (int64_t j = 0; j < lim; j++) x[j] = kp[j] ? exp_fast(x[j] - lse) : 0.0f;
+        for (int64_t j = 0; j < lim; j++) x[j] = select_keep(kp[j], bv_expf_simd(x[j] - lse), 0.0f);
     } else {
 #pragma omp simd
-        for (int64_t j = 0; j < lim; j++) x[j] = exp_fast(x[j] - lse);
+        for (int64_t j = 0; j < lim; j++) x[j] = bv_expf_simd(x[j] - lse);
     }
     for (int64_t j = lim; j < n; j++) x[j] = 0.0f;
 }
