@@ -11,6 +11,7 @@ void bv_graph_init(bv_graph *g, size_t arena_bytes) {
 
 void bv_graph_free(bv_graph *g) {
     bv_arena_free(&g->arena);
+    bv_aligned_free(g->scratch);
     free(g->tape);
     memset(g, 0, sizeof *g);
 }
@@ -29,6 +30,16 @@ void bv_graph_no_grad_end(bv_graph *g) {
 }
 
 void *bv_graph_alloc(bv_graph *g, size_t bytes) { return bv_arena_alloc(&g->arena, bytes); }
+
+void *bv_graph_scratch(bv_graph *g, size_t bytes) {
+    if (bytes > g->scratch_cap) {
+        bv_aligned_free(g->scratch);
+        g->scratch_cap = bytes + (bytes >> 2);
+        g->scratch = bv_aligned_alloc(g->scratch_cap);
+        g->scratch_grows++;
+    }
+    return g->scratch;
+}
 
 bv_var *bv_var_new(bv_graph *g, bv_dtype dt, int ndim, const int64_t *shape) {
     bv_var *v = bv_arena_alloc(&g->arena, sizeof *v);

@@ -56,6 +56,9 @@ typedef struct bv_graph {
     bv_tape_entry *tape;
     int n_tape, cap_tape;
     int no_grad;        /* > 0 inside no_grad regions: ops record nothing */
+    void *scratch;      /* temporary buffer shared by all ops (see bv_graph_scratch) */
+    size_t scratch_cap;
+    size_t scratch_grows; /* number of times the scratch buffer was (re)allocated */
 } bv_graph;
 
 void bv_graph_init(bv_graph *g, size_t arena_bytes);
@@ -96,6 +99,10 @@ bv_tape_entry *bv_graph_record(bv_graph *g, const char *op, bv_backward_fn fn, b
                                bv_var *const *in, void *saved);
 /* Arena allocation for saved state. */
 void *bv_graph_alloc(bv_graph *g, size_t bytes);
+/* Temporary working memory for one kernel call (64-byte aligned, uninitialised). Valid until the
+ * next bv_graph_scratch call; never use it for anything that must survive the op. One buffer
+ * for the whole graph, grown to the largest request, kept across resets (no malloc after warm-up). */
+void *bv_graph_scratch(bv_graph *g, size_t bytes);
 
 /* ---- ops (each returns a new var; shapes in comments) ---- */
 /* matmul family (ops_matmul.c) */

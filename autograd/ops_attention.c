@@ -75,7 +75,7 @@ static void sdpa_bwd(bv_graph *g, const bv_tape_entry *e) {
         bv_k_sdpa_bwd_ref(dq, dk, dv, e->out->grad, bv_var_f64(q), bv_var_f64(k), bv_var_f64(v), &sv->s);
     } else {
         int nt = bv_num_threads();
-        float *scratch = bv_graph_alloc(g, bv_k_sdpa_bwd_scratch(&sv->s, nt) * sizeof(float));
+        float *scratch = bv_graph_scratch(g, bv_k_sdpa_bwd_scratch(&sv->s, nt) * sizeof(float));
         bv_k_sdpa_bwd(dq, dk, dv, e->out->grad, bv_var_f32(q), bv_var_f32(k), bv_var_f32(v), bv_var_f32(e->out),
                       sv->lse, &sv->s, scratch, nt);
     }
@@ -119,7 +119,7 @@ bv_var *bv_op_sdpa(bv_graph *g, bv_var *q, bv_var *k, bv_var *v, const bv_attn_m
         int nt = bv_num_threads();
         size_t nl = (size_t)(s.B * s.H * s.T);
         lse = bv_graph_alloc(g, (nl ? nl : 1) * sizeof(float));
-        float *scratch = bv_graph_alloc(g, bv_k_sdpa_fwd_scratch(&s, nt) * sizeof(float));
+        float *scratch = bv_graph_scratch(g, bv_k_sdpa_fwd_scratch(&s, nt) * sizeof(float));
         bv_k_sdpa_fwd(bv_var_f32(y), lse, bv_var_f32(q), bv_var_f32(k), bv_var_f32(v), &s, scratch, nt);
     }
     if (record) {

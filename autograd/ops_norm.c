@@ -61,7 +61,7 @@ static void layernorm_bwd(bv_graph *g, const bv_tape_entry *e) {
     if (bv_var_is_f64(x)) {
         bv_k_layernorm_bwd_ref(dx, dw, db, e->out->grad, bv_var_f64(x), bv_var_f64(w), s->mean, s->rstd, N, D);
     } else {
-        float *scratch = (dw || db) ? bv_graph_alloc(g, (size_t)bv_k_norm_bwd_scratch(N, D) * sizeof(float)) : NULL;
+        float *scratch = (dw || db) ? bv_graph_scratch(g, (size_t)bv_k_norm_bwd_scratch(N, D) * sizeof(float)) : NULL;
         bv_k_layernorm_bwd(dx, dw, db, scratch, e->out->grad, bv_var_f32(x), bv_var_f32(w), s->mean, s->rstd, N, D);
     }
 }
@@ -103,7 +103,7 @@ static void rmsnorm_bwd(bv_graph *g, const bv_tape_entry *e) {
     if (bv_var_is_f64(x)) {
         bv_k_rmsnorm_bwd_ref(dx, dw, e->out->grad, bv_var_f64(x), bv_var_f64(w), s->rstd, N, D);
     } else {
-        float *scratch = dw ? bv_graph_alloc(g, (size_t)bv_k_norm_bwd_scratch(N, D) * sizeof(float)) : NULL;
+        float *scratch = dw ? bv_graph_scratch(g, (size_t)bv_k_norm_bwd_scratch(N, D) * sizeof(float)) : NULL;
         bv_k_rmsnorm_bwd(dx, dw, scratch, e->out->grad, bv_var_f32(x), bv_var_f32(w), s->rstd, N, D);
     }
 }
