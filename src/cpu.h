@@ -7,7 +7,7 @@
 #include <stdbool.h>
 
 typedef struct {
-    bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni;
+    bool avx2, fma, f16c, avx512f, avx512bw, avx512dq, avx512vl, avx512vnni;
 } bv_cpu_features;
 
 const bv_cpu_features *bv_cpu(void);
@@ -15,10 +15,14 @@ const bv_cpu_features *bv_cpu(void);
 const char *bv_cpu_describe(void);
 
 /* OpenBLAS 0.3.21 (Debian 12) falls back to its SSE3 "Prescott" kernels on CPUs it does not know
- * (recent Xeons under a hypervisor, for instance), about 3x slower than its AVX2 kernels. When
- * that happened, OPENBLAS_CORETYPE is unset, BV_KEEP_BLAS_CORE is unset and the CPU has AVX2+FMA,
- * this sets OPENBLAS_CORETYPE=Haswell and re-executes the program (the variable is only read when
- * OpenBLAS loads). Returns only if nothing was done or the re-exec failed. */
+ * (recent Xeons under a hypervisor, for instance): 3x slower than its AVX2 ("Haswell") kernels and
+ * 7-8x slower than its AVX-512 ("SkylakeX") ones on such a machine. When that happened (and
+ * neither OPENBLAS_CORETYPE nor BV_KEEP_BLAS_CORE is set), this picks the best kernel set the CPU
+ * supports (SkylakeX: AVX-512 F/BW/DQ/VL; Haswell: AVX2+FMA), sets OPENBLAS_CORETYPE and
+ * re-executes the program (OpenBLAS reads the variable only when it loads). Returns only if
+ * nothing was done or the re-exec failed. The kernel choice changes results only by float
+ * rounding; the test suite passes with each. */
+const char *bv_cpu_blas_core_choice(void); /* "SkylakeX", "Haswell" or NULL */
 void bv_cpu_fix_blas_core(char **argv);
 
 #endif
