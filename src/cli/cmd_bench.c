@@ -6,14 +6,18 @@
 
 int bv_cmd_bench(int argc, char **argv) {
     if (argc < 2 || bv_cli_wants_help(argc, argv)) {
-        printf("usage: bitvla bench <matmul|encoder> [--reps N] [--threads N]\n\n"
-               "  matmul   the matmul path (linear, batched matmul) vs raw cblas_sgemm on the same shapes\n"
-               "  encoder  a full-precision SigLIP-so400m encoder layer forward+backward (B=2, T=256)\n\n"
+        printf("usage: bitvla bench <matmul|encoder|bitlinear> [--reps N] [--threads N]\n\n"
+               "  matmul     the matmul path (linear, batched matmul) vs raw cblas_sgemm on the same shapes\n"
+               "  encoder    a SigLIP-so400m encoder layer forward+backward (B=2, T=256); --quant makes\n"
+               "             q,k,v,out_proj,fc1,fc2 BitLinear W1.58A8 (weights re-quantized every step)\n"
+               "  bitlinear  BitLinear W1.58A8 vs full-precision linear forward+backward at the SigLIP\n"
+               "             layer shapes (the QAT overhead)\n\n"
                "Prints figures; scripts/bench runs these beside the PyTorch peer and prints ratios.\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "matmul")) return bv_bench_matmul(argc - 1, argv + 1);
     if (!strcmp(argv[1], "encoder")) return bv_bench_encoder(argc - 1, argv + 1);
-    fprintf(stderr, "bitvla bench: unknown benchmark '%s' (expected matmul or encoder)\n", argv[1]);
+    if (!strcmp(argv[1], "bitlinear")) return bv_bench_bitlinear(argc - 1, argv + 1);
+    fprintf(stderr, "bitvla bench: unknown benchmark '%s' (expected matmul, encoder or bitlinear)\n", argv[1]);
     return 2;
 }

@@ -80,28 +80,26 @@ float bv_k_absmean(const float *w, int64_t n) {
     return (float)(sum / (double)n);
 }
 
+/* Ternary rounding needs no rounding instruction: with v = w*s, clamp(round(v), -1, 1) is
+ * (v > 0.5) - (v < -0.5) (ties +-0.5 go to the even 0, +-1.5 to +-2 and then +-1), and its value
+ * keeps the sign of v, zero included. code / s is then |code| * fl(1/s) with v's sign: for codes
+ * in {-1, 0, 1} that equals the fp32 division exactly, and a NaN or infinite mean|W| still makes
+ * every element NaN through fl(1/s) (0 * inf) as it does in PyTorch. */
 BV_QUANT_CLONES static void wquant_sweep(int8_t *codes, float *wq, const float *w, int64_t n, float s, float inv) {
-    /* wq = code / s: for code in {-1, -0, 0, 1} that is exactly code * fl(1/s) */
-    if (codes && wq) {
+    if (wq) {
+        const int32_t one = f2bits(inv) & 0x7fffffff, zero = f2bits(0.0f * inv) & 0x7fffffff;
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            int32_t c;
-            float r = round_clamp(w[i] * s, -1.0f, 1.0f, &c);
-            codes[i] = (int8_t)c;
-            wq[i] = r * inv;
+            float v = w[i] * s;
+            int32_t nz = -(int32_t)((v > 0.5f) | (v < -0.5f)); /* bit blends: no control flow */
+            wq[i] = bits2f((one & nz) | (zero & ~nz) | (f2bits(v) & (int32_t)0x80000000));
         }
-    } else if (wq) {
+    }
+    if (codes) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            int32_t c;
-            wq[i] = round_clamp(w[i] * s, -1.0f, 1.0f, &c) * inv;
-        }
-    } else if (codes) {
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            int32_t c;
-            (void)round_clamp(w[i] * s, -1.0f, 1.0f, &c);
-            codes[i] = (int8_t)c;
+            float v = w[i] * s;
+            codes[i] = (int8_t)((v > 0.5f) - (v < -0.5f));
         }
     }
 }
