@@ -253,8 +253,8 @@ static void test_quant_threads_identical(void **state) {
     free(w), free(x);
 }
 
-/* NaN inputs propagate (no UB on the way, codes are junk): a NaN weight makes all of Wq NaN, a
- * NaN activation makes its row NaN, like PyTorch. */
+/* NaN and inf inputs propagate as in PyTorch (no UB on the way, codes are junk): a NaN or inf
+ * weight makes all of Wq NaN, a NaN or inf activation makes its row NaN. */
 static void test_quant_nan(void **state) {
     float w[5] = {0.1f, NAN, -0.2f, 0.3f, 0.0f}, wq[5], x[6] = {1, 2, NAN, 3, 4, 5}, xq[6];
     int8_t c[6];
@@ -263,6 +263,12 @@ static void test_quant_nan(void **state) {
     bv_k_quant_act_fwd(xq, c, NULL, x, 2, 3);
     for (int i = 0; i < 3; i++) assert_true(isnan(xq[i]));
     assert_true(xq[3] != 0.0f && !isnan(xq[3]));
+    /* an infinite weight makes mean|W| infinite and s = 0: every w*s / s is NaN in PyTorch */
+    float wi[3] = {1.0f, INFINITY, -2.0f}, xi[3] = {1.0f, -INFINITY, 0.5f};
+    bv_k_quant_weight_fwd(c, wq, wi, 3);
+    for (int i = 0; i < 3; i++) assert_true(isnan(wq[i]));
+    bv_k_quant_act_fwd(xq, c, NULL, xi, 1, 3);
+    for (int i = 0; i < 3; i++) assert_true(isnan(xq[i]));
 }
 
 /* ================= the op vs PyTorch ================= */

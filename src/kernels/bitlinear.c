@@ -95,6 +95,8 @@ BV_QUANT_CLONES static void wquant_sweep(int8_t *codes, float *wq, const float *
             wq[i] = bits2f((one & nz) | (zero & ~nz) | (f2bits(v) & (int32_t)0x80000000));
         }
     }
+    /* codes in a second loop over the same (L2-resident) chunk: int8 stores in the float loop make
+     * GCC pick 16-byte vectors for everything and spill (2x slower) */
     if (codes) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
