@@ -98,7 +98,7 @@ bv_status bv_tpack_nbytes(bv_tpack_format fmt, int64_t rows, int64_t cols, size_
 static bv_status check_codes(bv_tpack_format fmt, const int8_t *codes, int64_t rows, int64_t cols) {
     int64_t n = rows * cols;
     uint8_t bad = 0;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (n >= PAR_MIN)
+#pragma omp parallel for simd schedule(static) reduction(| : bad) if (n >= PAR_MIN)
     for (int64_t i = 0; i < n; i++) bad |= (uint8_t)((uint8_t)(codes[i] + 1) > 2);
     if (!bad) return BV_OK;
     for (int64_t i = 0; i < n; i++)
@@ -186,21 +186,22 @@ static void i2s_pack(const int8_t *codes, int64_t numel, float scale, uint8_t *o
 static bv_status i2s_unpack(const uint8_t *in, int64_t numel, int8_t *codes, float *scale) {
     int64_t nb = numel / BV_TPACK_I2S_BLOCK;
     uint8_t bad = 0;
-#pragma omp parallel for schedule(static) reduction(| : bad) if (numel >= PAR_MIN)
+    /* blocks are only 32 bytes: check the fields in one flat pass (one reduction per thread, not
+     * one per block), then decode */
+#pragma omp parallel for simd schedule(static) reduction(| : bad) if (numel >= PAR_MIN)
+    for (int64_t k = 0; k < numel / 4; k++) bad |= field3(in[k]);
+#pragma omp parallel for schedule(static) if (numel >= PAR_MIN)
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *s = in + b * 32;
         int8_t *o = codes + b * BV_TPACK_I2S_BLOCK;
-        uint8_t bbad = 0;
-#pragma omp simd reduction(| : bbad)
+#pragma omp simd
         for (int p = 0; p < 32; p++) {
             uint8_t v = s[p];
-            bbad |= field3(v);
             o[p] = (int8_t)((v >> 6) - 1);
             o[32 + p] = (int8_t)(((v >> 4) & 3) - 1);
             o[64 + p] = (int8_t)(((v >> 2) & 3) - 1);
             o[96 + p] = (int8_t)((v & 3) - 1);
         }
-        bad |= bbad;
     }
     if (bad) {
         for (int64_t k = 0; k < numel / 4; k++) {
@@ -287,11 +288,16 @@ bv_status bv_tpack_tq5_header(const uint8_t *in, size_t in_len, int64_t *rows, i
     return BV_OK;
 }
 
-/* lut[v][k] = code k of TQ5 byte v (v <= 242); 8 bytes per entry so a group is one 8-byte copy. */
+/* lut[v][k] = code k of TQ5 byte v (v <= 242), k = 0..4; lut[v][5] = 1 marks the invalid v > 242.
+ * 8 bytes per entry so a group is one 8-byte copy (bytes 5..7 land on the next group's codes and are
+ * overwritten by it). */
 static void tq5_lut(int8_t lut[256][8]) {
     memset(lut, 0, 256 * 8);
-    for (int v = 0; v < 243; v++)
-        for (int k = 0, x = v; k < 5; k++, x /= 3) lut[v][k] = (int8_t)(x % 3 - 1);
+    for (int v = 0; v < 256; v++)
+        if (v < 243)
+            for (int k = 0, x = v; k < 5; k++, x /= 3) lut[v][k] = (int8_t)(x % 3 - 1);
+        else
+            lut[v][5] = 1;
 }
 
 /* A row's last byte holds rem codes in its low base-3 digits and w = 0 (digit 1) above them:
@@ -300,39 +306,47 @@ static inline bool tq5_tail_ok(uint8_t v, int rem) {
     return v <= 242 && v / POW3[rem] == (POW3[5 - rem] - 1) / 2;
 }
 
+/* One row: cols codes from ceil(cols/5) bytes; returns nonzero if a byte is invalid. */
+static inline int8_t tq5_unpack_row(const int8_t (*lut)[8], const uint8_t *s, int64_t cols, int8_t *o) {
+    int64_t full = cols / 5, g = 0;
+    int rem = (int)(cols % 5);
+    /* groups whose 8-byte copy stays inside the row: 5g + 8 <= cols */
+    int64_t fast = cols >= 8 ? (cols - 8) / 5 + 1 : 0;
+    if (fast > full) fast = full;
+    int8_t bad = 0;
+    for (; g + 4 <= fast; g += 4, o += 20) {
+        const int8_t *a = lut[s[g]], *b = lut[s[g + 1]], *c = lut[s[g + 2]], *d = lut[s[g + 3]];
+        bad |= a[5] | b[5] | c[5] | d[5];
+        memcpy(o, a, 8);
+        memcpy(o + 5, b, 8);
+        memcpy(o + 10, c, 8);
+        memcpy(o + 15, d, 8);
+    }
+    for (; g < fast; g++, o += 5) {
+        bad |= lut[s[g]][5];
+        memcpy(o, lut[s[g]], 8);
+    }
+    for (; g < full; g++, o += 5) {
+        bad |= lut[s[g]][5];
+        memcpy(o, lut[s[g]], 5);
+    }
+    if (rem) {
+        if (!tq5_tail_ok(s[full], rem)) bad = 1;
+        memcpy(o, lut[s[full]], (size_t)rem);
+    }
+    return bad;
+}
+
 static bv_status tq5_unpack(const uint8_t *in, int64_t rows, int64_t cols, int8_t *codes) {
     int8_t lut[256][8];
     tq5_lut(lut);
     int64_t bpr = tq5_row_bytes(cols), full = cols / 5;
     int rem = (int)(cols % 5);
-    /* groups whose 8-byte copy stays inside the row: 5g + 8 <= cols */
-    int64_t fast = cols >= 8 ? (cols - 8) / 5 + 1 : 0;
-    if (fast > full) fast = full;
     const uint8_t *payload = in + BV_TPACK_TQ5_HEADER;
-    uint8_t bad = 0;
+    int8_t bad = 0;
 #pragma omp parallel for schedule(static) reduction(| : bad) if (rows * cols >= PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
-        const uint8_t *s = payload + r * bpr;
-        int8_t *o = codes + r * cols;
-        uint8_t mx = 0;
-        int64_t g = 0;
-        for (; g < fast; g++) {
-            uint8_t v = s[g];
-            mx = v > mx ? v : mx;
-            memcpy(o + 5 * g, lut[v], 8);
-        }
-        for (; g < full; g++) {
-            uint8_t v = s[g];
-            mx = v > mx ? v : mx;
-            memcpy(o + 5 * g, lut[v], 5);
-        }
-        if (rem) {
-            uint8_t v = s[full];
-            if (!tq5_tail_ok(v, rem)) bad = 1;
-            memcpy(o + 5 * full, lut[v], (size_t)rem);
-        }
-        if (mx > 242) bad = 1;
-    }
+    for (int64_t r = 0; r < rows; r++)
+        bad |= tq5_unpack_row((const int8_t(*)[8])lut, payload + r * bpr, cols, codes + r * cols);
     if (!bad) return BV_OK;
     for (int64_t r = 0; r < rows; r++) {
         const uint8_t *s = payload + r * bpr;
