@@ -165,6 +165,31 @@ bv_var *bv_op_mean(bv_graph *g, bv_var *x);              /* all elements -> scal
 bv_var *bv_op_sum_dim(bv_graph *g, bv_var *x, int dim);  /* removes dim */
 bv_var *bv_op_mean_dim(bv_graph *g, bv_var *x, int dim); /* removes dim */
 
+/* BitLinear, quantization-aware training (ops_bitlinear.c; facts: spec section 2) */
+typedef struct {
+    int weight_bits; /* 1: ternary absmean (1.58-bit) weights; 32: full precision */
+    int act_bits;    /* 8: per-token absmax int8 activations; 32: full precision */
+} bv_bitlinear_cfg;
+/* Cache of one weight's quantized form (ternary codes, scale, dequantized fp32 copy). It is
+ * recomputed only when `version` differs from the weight's bv_params version, so weights are
+ * quantized once per optimizer step, not once per micro-batch. Owned by the model (one per
+ * BitLinear); zero-initialise it, free it with bv_qweight_free. */
+typedef struct {
+    uint64_t version;     /* params version it was computed at (0 = never) */
+    const float *src;     /* weight data it was computed from */
+    int64_t numel;
+    int8_t *codes;        /* (OC, C) in {-1, 0, 1} */
+    float *wq;            /* (OC, C) dequantized: codes / s */
+    float scale;          /* s = 1 / max(mean|W|, 1e-5) */
+} bv_qweight;
+void bv_qweight_free(bv_qweight *q);
+/* x (..., C), w (OC, C), b (OC) or NULL -> (..., OC) = quant_act(x) @ quant_weight(w)^T + b, with
+ * straight-through gradients (dx = dy @ Wq, dW = dy^T @ xq, db = sum dy). cache may be NULL
+ * (quantize on every call); version is the weight's bv_params version (ignored when cache is NULL).
+ * F64 inputs run the double reference quantizers (quantization itself is fp32 math as in the spec). */
+bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_bitlinear_cfg *cfg,
+                        bv_qweight *cache, uint64_t version);
+
 /* losses (ops_loss.c), each -> scalar */
 /* logits (N, V), targets I64 (N): mean over targets != ignore_index of -log softmax(logits)[t]
  * (0 when every target is ignored) */

@@ -82,7 +82,10 @@ void bv_params_finalize(bv_params *p) {
         memset(p->grads, 0, p->numel_trainable * sizeof(float));
     }
     p->finalized = true;
+    p->version = 1;
 }
+
+void bv_params_mark_updated(bv_params *p) { p->version++; }
 
 bv_tensor bv_params_value(const bv_params *p, int i) {
     BV_ASSERT(p->finalized && i >= 0 && i < p->n, "parameter index %d (n=%d, finalized=%d)", i, p->n,

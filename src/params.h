@@ -38,6 +38,7 @@ typedef struct {
     size_t numel_total;
     size_t numel_trainable; /* trainable parameters occupy values[0 .. numel_trainable) */
     bool finalized;
+    uint64_t version;       /* bumped by bv_params_mark_updated after every change of the values */
 } bv_params;
 
 void bv_params_init(bv_params *p);
@@ -56,5 +57,8 @@ int bv_params_find(const bv_params *p, const char *name);
 bv_tensor bv_params_value(const bv_params *p, int i);
 float *bv_params_grad(const bv_params *p, int i);
 void bv_params_zero_grad(bv_params *p);
+/* Record that the values changed (optimizer step, checkpoint load): caches derived from the
+ * values, such as quantized weights, are recomputed when they see a new version. */
+void bv_params_mark_updated(bv_params *p);
 
 #endif
