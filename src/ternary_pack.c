@@ -423,8 +423,8 @@ bv_status bv_tpack_unpack(bv_tpack_format fmt, const uint8_t *in, size_t in_len,
 
 bv_status bv_tpack_convert(bv_tpack_format from, const uint8_t *in, size_t in_len, bv_tpack_format to,
                            int64_t rows, int64_t cols, float scale, uint8_t *out, size_t out_len) {
-    size_t n_to;
-    bv_status st = bv_tpack_nbytes(from, rows, cols, &n_to);
+    size_t n_from, n_to; /* both shapes checked before allocating; the lengths by unpack / pack */
+    bv_status st = bv_tpack_nbytes(from, rows, cols, &n_from);
     if (st || (st = bv_tpack_nbytes(to, rows, cols, &n_to))) return st;
     size_t numel = (size_t)(rows * cols);
     int8_t *codes = malloc(numel ? numel : 1);
