@@ -13,6 +13,8 @@
 static const bv_cli_command k_commands[] = {
     {"version", "print the version and the build's libraries", bv_cmd_version},
     {"bench", "run a built-in benchmark (matmul, encoder)", bv_cmd_bench},
+    {"tokenize", "text <-> token ids with a tokenizer.json (chat template, action prompt)", bv_cmd_tokenize},
+    {"tokenizer", "train a small byte-level BPE tokenizer, or convert/edit a tokenizer.json", bv_cmd_tokenizer},
 };
 
 static void usage(FILE *f) {
