@@ -61,7 +61,7 @@ static bool sb_add(sbuf *b, const void *s, size_t n) {
         b->p = q;
         b->cap = nc;
     }
-    memcpy(b->p + b->len, s, n);
+    if (n) memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = 0;
     return true;
@@ -314,7 +314,7 @@ typedef struct {
 struct bv_tok {
     char *name;
     /* per id */
-    int32_t n_ids;
+    int32_t n_ids, ids_cap;
     uint8_t *kind;
     uint8_t *raw_model; /* model token whose string is not byte-level: stored and matched as given */
     uint32_t *off, *len; /* bytes (decode form) in blob */
@@ -359,7 +359,7 @@ static bool blob_add(bv_tok *t, const void *s, size_t n, uint32_t *off) {
         t->blob = p;
         t->blob_cap = nc;
     }
-    memcpy(t->blob + t->blob_len, s, n);
+    if (n) memcpy(t->blob + t->blob_len, s, n);
     *off = (uint32_t)t->blob_len;
     t->blob_len += n;
     return true;
@@ -367,18 +367,23 @@ static bool blob_add(bv_tok *t, const void *s, size_t n, uint32_t *off) {
 
 static bool ids_grow(bv_tok *t, int32_t n) {
     if (n <= t->n_ids) return true;
-    uint8_t *k = realloc(t->kind, (size_t)n);
-    if (!k) return false;
-    t->kind = k;
-    uint8_t *r = realloc(t->raw_model, (size_t)n);
-    if (!r) return false;
-    t->raw_model = r;
-    uint32_t *o = realloc(t->off, (size_t)n * 4);
-    if (!o) return false;
-    t->off = o;
-    uint32_t *l = realloc(t->len, (size_t)n * 4);
-    if (!l) return false;
-    t->len = l;
+    if (n > t->ids_cap) { /* geometric: ids arrive one by one while loading */
+        int32_t cap = t->ids_cap ? t->ids_cap : 1024;
+        while (cap < n) cap = cap > INT32_MAX / 2 ? n : cap * 2;
+        uint8_t *k = realloc(t->kind, (size_t)cap);
+        if (!k) return false;
+        t->kind = k;
+        uint8_t *r = realloc(t->raw_model, (size_t)cap);
+        if (!r) return false;
+        t->raw_model = r;
+        uint32_t *o = realloc(t->off, (size_t)cap * 4);
+        if (!o) return false;
+        t->off = o;
+        uint32_t *l = realloc(t->len, (size_t)cap * 4);
+        if (!l) return false;
+        t->len = l;
+        t->ids_cap = cap;
+    }
     for (int32_t i = t->n_ids; i < n; i++) {
         t->kind[i] = KIND_NONE;
         t->raw_model[i] = 0;
@@ -1321,7 +1326,7 @@ static bv_status bpe(enc_ctx *c, size_t n) {
             if (best == NO_RANK) break;
             sym[bi] = mtab_get(t, sym[bi], sym[bi + 1])->id;
             memmove(sym + bi + 1, sym + bi + 2, (n - bi - 2) * sizeof *sym);
-            memmove(r + bi + 1, r + bi + 2, (n - bi - 2 > 0 ? n - bi - 2 : 0) * sizeof *r);
+            memmove(r + bi + 1, r + bi + 2, (n - bi - 2) * sizeof *r);
             n--;
             if (bi > 0) r[bi - 1] = pair_rank(t, sym[bi - 1], sym[bi]);
             if (bi + 1 < n) r[bi] = pair_rank(t, sym[bi], sym[bi + 1]);
@@ -1820,7 +1825,7 @@ static json_t *build_json(const bv_tok *t) {
     bool ok = root && added && model && vocab && merges;
     added_tok *sorted = ok ? malloc(((size_t)t->n_added + 1) * sizeof *sorted) : NULL;
     ok = ok && sorted;
-    if (ok) {
+    if (ok && t->n_added > 0) {
         memcpy(sorted, t->added, (size_t)t->n_added * sizeof *sorted);
         qsort(sorted, (size_t)t->n_added, sizeof *sorted, cmp_added);
     }

@@ -4,9 +4,10 @@
   tests/tokenizer/corpus.jsonl          >= 2,000 strings: our ids must equal both JavaScript encoders'
                                         (transformers.js via @lenml/tokenizers, and HF's Rust library
                                         via the `tokenizers` npm package) on the Llama-3 tokenizer.json
-  tests/tokenizer/corpus_hf_only.jsonl  strings on which transformers.js departs from HF's Rust library
-                                        (its \\s differs from Unicode White_Space on U+0085 and U+FEFF;
-                                        its (?i:'s) does not fold U+017F); compared with HF's Rust only
+  tests/tokenizer/corpus_hf_only.jsonl  strings around U+0085, U+FEFF and U+017F, where the JavaScript
+                                        regex of transformers.js can depart from HF's Rust library (its \\s
+                                        is not Unicode White_Space: two of these strings differ); compared
+                                        with HF's Rust only
 
 One JSON string per line. Rerun after editing: /usr/bin/python3 tests/tokenizer/gen_corpus.py
 """
@@ -238,7 +239,7 @@ def corpus_hf_only():
     for ch in ["\u0085", "\ufeff"]:
         c += [ch, "a" + ch + "b", " " + ch, ch + " ", ch + ch, "x " + ch + "\n", ch + "\n\n", "word" + ch + ch + "word",
               "1" + ch + "2", "!" + ch, ch + "'s"]
-    c += ["'\u017f", "'\u017ft", "it'\u017f", "'\u017f\u017f", "'S'\u017f's"]
+    c += ["Hello world's \u0085x\ufeffy  123456", "'\u017f", "'\u017ft", "it'\u017f", "'\u017f\u017f", "'S'\u017f's"]
     return c
 
 
