@@ -1069,7 +1069,9 @@ static bv_status finish_added(bv_tok *t) {
     if (need_word && !t->re_word) {
         int err;
         PCRE2_SIZE eo;
-        t->re_word = pcre2_compile((PCRE2_SPTR) "[\\p{Alphabetic}\\p{N}]", PCRE2_ZERO_TERMINATED,
+        /* HF tests single_word with Rust regex's Unicode \w */
+        t->re_word = pcre2_compile((PCRE2_SPTR) "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]",
+                                   PCRE2_ZERO_TERMINATED,
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_ANCHORED, &err, &eo, NULL);
         if (!t->re_word) return bv_error_set(BV_ERR_INTERNAL, "%s: cannot compile the word-character class", t->name);
     }
@@ -1465,7 +1467,7 @@ static bv_status pretok(enc_ctx *c, int si, const uint8_t *s, size_t n) {
     return pretok_regex(c, si, s, n);
 }
 
-/* is the code point just before s+i (or at s+i) alphanumeric? for single_word */
+/* is the code point at s+i a word character (Rust regex \w)? for single_word */
 static bool word_char_at(const bv_tok *t, const uint8_t *s, size_t n, size_t i, pcre2_match_data *md) {
     if (i >= n) return false;
     return pcre2_match(t->re_word, s, n, i, PCRE2_NO_UTF_CHECK, md, NULL) >= 0;
@@ -1491,6 +1493,7 @@ static bv_status split_added(enc_ctx *c, const trie *tr, const uint8_t *s, size_
         const added_tok *a = &t->added[k];
         size_t ms = i, me = i + ml;
         if (a->single_word) {
+            if (!c->md && !(c->md = pcre2_match_data_create(4, NULL))) return TOK_OOM(t->name);
             bool ok = true;
             if (ms > 0) { /* char before */
                 size_t p = ms - 1;
