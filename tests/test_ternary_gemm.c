@@ -131,6 +131,11 @@ static void test_pack_roundtrip(void **state) {
         assert_non_null(strstr(bv_error_msg(), "code 2 at (1, 1)"));
         assert_null(m.packed);
         bv_ternary_mat_free(&m); /* harmless on the empty matrix */
+        /* C beyond 2^18 is refused (the GEMV accumulators are sized for it) */
+        assert_int_equal(bv_ternary_mat_pack(&m, w, 0, (1 << 18) + 1, 1.0f), BV_ERR_ARG);
+        assert_non_null(strstr(bv_error_msg(), "2^18"));
+        assert_int_equal(bv_ternary_mat_pack(&m, w, 0, 1 << 18, 1.0f), BV_OK);
+        bv_ternary_mat_free(&m);
     }
 }
 

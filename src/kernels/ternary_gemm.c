@@ -16,9 +16,9 @@ static inline int64_t tg_byte(int64_t nkb, int64_t oc, int64_t c, int *shift) {
 
 bv_status bv_ternary_mat_pack(bv_ternary_mat *m, const int8_t *codes, int64_t OC, int64_t C, float scale) {
     memset(m, 0, sizeof *m);
-    if (OC < 0 || C < 0 || C > ((int64_t)1 << 24))
-        return bv_error_set(BV_ERR_ARG, "bv_ternary_mat_pack: shape (%lld, %lld): expected 0 <= C <= 2^24 "
-                            "(int32 sums could overflow beyond)", (long long)OC, (long long)C);
+    if (OC < 0 || C < 0 || C > ((int64_t)1 << 18))
+        return bv_error_set(BV_ERR_ARG, "bv_ternary_mat_pack: shape (%lld, %lld): expected 0 <= C <= 2^18 "
+                            "(the int32 accumulators of the GEMV kernel could overflow beyond)", (long long)OC, (long long)C);
     for (int64_t oc = 0; oc < OC; oc++)
         for (int64_t c = 0; c < C; c++) {
             int8_t v = codes[oc * C + c];
@@ -171,6 +171,17 @@ static void tile_ref(const bv_tg_args *a, int64_t og, int64_t n0, int nr, const 
 
 #define ROW_CHUNK 480 /* rows whose x row sums live on the stack at once (a multiple of every mr) */
 #define PANEL 48      /* rows per unit of parallel work (a multiple of every mr) */
+#define FEW_ROWS 16
+
+static int32_t tg_rowsum(const int8_t *x, int64_t C) {
+#if defined(__x86_64__)
+    return bv_tg_rowsum_avx2(x, C); /* only SIMD kernels, so only CPUs with AVX2, need it */
+#else
+    int32_t s = 0;
+    for (int64_t c = 0; c < C; c++) s += x[c];
+    return s;
+#endif
+}
 
 static void tg_run(bv_ternary_kernel k, const bv_tg_args *a, int64_t N) {
     const bv_ternary_mat *w = a->w;
@@ -193,20 +204,22 @@ static void tg_run(bv_ternary_kernel k, const bv_tg_args *a, int64_t N) {
         int32_t rowsum[ROW_CHUNK];
 #pragma omp parallel if (par)
         {
-            if (need_rowsum) {
+            /* few rows (decoding): each thread sums them itself, which saves a barrier per call */
+            int32_t own[FEW_ROWS];
+            const int32_t *rs = rowsum;
+            if (need_rowsum && nc <= FEW_ROWS) {
+                for (int64_t r = 0; r < nc; r++) own[r] = tg_rowsum(a->x + (c0 + r) * C, C);
+                rs = own;
+            } else if (need_rowsum) {
 #pragma omp for schedule(static)
-                for (int64_t r = 0; r < nc; r++) {
-#if defined(__x86_64__)
-                    rowsum[r] = bv_tg_rowsum_avx2(a->x + (c0 + r) * C, C);
-#endif
-                }
+                for (int64_t r = 0; r < nc; r++) rowsum[r] = tg_rowsum(a->x + (c0 + r) * C, C);
             }
             /* group-major: a thread's consecutive tiles share the group's weights */
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
             for (int64_t t = 0; t < G * P; t++) {
                 int64_t g = t / P, p = t % P, r1 = BV_MIN(nc, (p + 1) * PANEL);
                 for (int64_t r = p * PANEL; r < r1; r += mr)
-                    tile(a, g, c0 + r, (int)BV_MIN(mr, r1 - r), rowsum + r);
+                    tile(a, g, c0 + r, (int)BV_MIN(mr, r1 - r), rs + r);
             }
         }
     }

@@ -10,8 +10,8 @@
  * Kernels. out (N, OC) = x (N, C) @ codes (OC, C)^T in int32, exact (no saturation anywhere):
  *  - ref:        portable scalar loops over the packed matrix (also the fallback off x86);
  *  - avx2:       _mm256_maddubs_epi16 + _mm256_madd_epi16 (needs AVX2 and FMA);
- *  - avx512vnni: _mm512_dpbusd_epi32, register-blocked 6 rows x 64 output channels
- *                (needs AVX-512 F, BW and VNNI).
+ *  - avx512vnni: _mm512_dpbusd_epi32, register-blocked 6 rows x 64 output channels, and a
+ *                one-row variant for GEMV (needs AVX-512 F, BW and VNNI).
  * All give bit-identical results, int32 and fused fp32, for any thread count. The default is the
  * best one the CPU supports; the environment variable BV_TERNARY_KERNEL=ref|avx2|avx512vnni
  * overrides it (read once, at the first call). Threads: OpenMP over groups of 64 output channels
@@ -49,7 +49,7 @@ typedef struct {
 
 /* codes (OC, C) in {-1, 0, 1}, scale s_w -> m (initialised; free with bv_ternary_mat_free).
  * Returns BV_ERR_ARG (message names the offending code and its position) on a code outside
- * {-1, 0, 1} or C > 2^24 (int32 sums could overflow beyond); m is then left empty. */
+ * {-1, 0, 1} or C > 2^18 (int32 accumulators could overflow beyond); m is then left empty. */
 bv_status bv_ternary_mat_pack(bv_ternary_mat *m, const int8_t *codes, int64_t OC, int64_t C, float scale);
 void bv_ternary_mat_free(bv_ternary_mat *m);
 /* m -> codes (OC, C) in {-1, 0, 1}: the inverse of pack */

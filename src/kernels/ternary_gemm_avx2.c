@@ -4,10 +4,11 @@
  * Compiled for AVX2 + FMA by the pragma below whatever the build flags; the driver calls it only
  * when the CPU has them.
  *
- * A tile is MR <= 4 rows x 64 output channels, done as four sub-tiles of 16 channels (two ymm
- * accumulators per row). _mm256_maddubs_epi16(u, x) multiplies the unsigned codes by the signed
- * activations and adds adjacent pairs into int16: |pair| <= 2*128*2 = 512, so two steps (t, t+1)
- * are summed in int16 (<= 1024) before _mm256_madd_epi16 with ones widens to int32. */
+ * A tile is MR <= 2 rows x 64 output channels, done as four sub-tiles of 16 channels (two ymm
+ * accumulators per row; more rows spill: there are 16 ymm registers). _mm256_maddubs_epi16(u, x)
+ * multiplies the unsigned codes by the signed activations and adds adjacent pairs into int16:
+ * |pair| <= 2*128*2 = 512, so the four steps of a 16-input block are summed in int16
+ * (|sum| <= 2048) before _mm256_madd_epi16 with ones widens to int32. */
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma")
 
@@ -31,25 +32,23 @@ AI __m256i unpack(const uint8_t *p, int t, __m256i m3) {
     return _mm256_and_si256(t ? _mm256_srli_epi16(v, 2 * t) : v, m3);
 }
 
-/* acc[r][h] += codes of chunk (16 channels; h = 8-channel half) . x[r][0..16) */
+/* acc[r][h] += codes of chunk (16 channels; h = 8-channel half) . x[r][0..16): per half, the four
+ * operands t = 0..3 are unpacked once and used by every row; a row's four maddubs products are
+ * summed in int16 (|sum| <= 4 * 512) and widened once. */
 AI void kblock(const int MR, __m256i acc[MR_MAX][2], const uint8_t *chunk, const int8_t *const *xp, int64_t off) {
     const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 2
-    for (int tp = 0; tp < 4; tp += 2) {
-        __m256i w0[2], w1[2];
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            w0[h] = unpack(chunk + 32 * h, tp, m3);
-            w1[h] = unpack(chunk + 32 * h, tp + 1, m3);
-        }
+    for (int h = 0; h < 2; h++) {
+        __m256i w[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) w[t] = unpack(chunk + 32 * h, t, m3);
 #pragma GCC unroll 4
         for (int r = 0; r < MR; r++) {
-            __m256i x0 = bcast4(xp[r] + off + 4 * tp), x1 = bcast4(xp[r] + off + 4 * tp + 4);
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; h++) {
-                __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(w0[h], x0), _mm256_maddubs_epi16(w1[h], x1));
-                acc[r][h] = _mm256_add_epi32(acc[r][h], _mm256_madd_epi16(s, ones));
-            }
+            const int8_t *x = xp[r] + off;
+            __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(w[0], bcast4(x)), _mm256_maddubs_epi16(w[1], bcast4(x + 4)));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w[2], bcast4(x + 8)));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w[3], bcast4(x + 12)));
+            acc[r][h] = _mm256_add_epi32(acc[r][h], _mm256_madd_epi16(s, ones));
         }
     }
 }
@@ -106,13 +105,11 @@ AI void subtile(const int MR, const bv_tg_args *a, int64_t og, int b, int64_t n0
 }
 
 void bv_tg_tile_avx2(const bv_tg_args *a, int64_t og, int64_t n0, int nr, const int32_t *rowsum) {
-    for (int b = 0; b < 4; b++) switch (nr) {
-        case 4: subtile(4, a, og, b, n0, rowsum); break;
-        case 3: subtile(3, a, og, b, n0, rowsum); break;
-        case 2: subtile(2, a, og, b, n0, rowsum); break;
-        case 1: subtile(1, a, og, b, n0, rowsum); break;
-        default: BV_ASSERT(0, "avx2 tile: %d rows (expected 1..%d)", nr, MR_MAX);
-        }
+    BV_ASSERT(nr >= 1 && nr <= MR_MAX, "avx2 tile: %d rows (expected 1..%d)", nr, MR_MAX);
+    for (int b = 0; b < 4; b++) {
+        if (nr == 2) subtile(2, a, og, b, n0, rowsum);
+        else subtile(1, a, og, b, n0, rowsum);
+    }
 }
 
 int32_t bv_tg_rowsum_avx2(const int8_t *x, int64_t C) {

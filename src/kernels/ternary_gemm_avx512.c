@@ -44,6 +44,43 @@ AI void kblock(const int MR, __m512i acc[MR_MAX][4], const uint8_t *blk, const i
     }
 }
 
+/* One row (GEMV, the decoding case): bound by how fast the packed weights are consumed, so the
+ * shifts go: field t is masked in place, (chunk & 3 << 2t) = 4^t u, and accumulated in its own
+ * register, acc[t][b] = 4^t sum(u x), then folded with exact arithmetic shifts. That is one ALU op
+ * per operand instead of two, and 16 independent accumulators hide the dpbusd latency.
+ * |acc[3]| <= 64 * 2 * 128 * C / 4 = 4096 C < 2^31 for C <= 2^19: pack allows C <= 2^18. */
+
+AI void kblock_gemv(__m512i acc[4][4], const uint8_t *blk, const int8_t *xp) {
+#pragma GCC unroll 4
+    for (int t = 0; t < 4; t++) {
+        const __m512i xb = bcast4(xp + 4 * t), mt = _mm512_set1_epi8((char)(3 << (2 * t)));
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; b++)
+            acc[t][b] = _mm512_dpbusd_epi32(acc[t][b], _mm512_and_si512(_mm512_load_si512((const void *)(blk + 64 * b)), mt), xb);
+    }
+}
+
+/* noinline and no tree-PRE: inlined into the tile, or with PRE, GCC 12 at -O2 copies and spills the
+ * 16 accumulators every iteration (1.5x slower); alone it keeps them in registers. */
+static __attribute__((noinline, optimize("no-tree-pre"))) void gemv_acc(__m512i tot[4], const uint8_t *wg, const int8_t *x, int64_t C) {
+    const int64_t nfull = C / BV_TG_KBLK, nkb = (C + BV_TG_KBLK - 1) / BV_TG_KBLK;
+    int8_t xt[BV_TG_KBLK] __attribute__((aligned(16)));
+    memset(xt, 0, sizeof xt);
+    memcpy(xt, x + nfull * BV_TG_KBLK, (size_t)(C % BV_TG_KBLK));
+    __m512i acc[4][4];
+#pragma GCC unroll 4
+    for (int b = 0; b < 4; b++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) acc[t][b] = _mm512_setzero_si512();
+    for (int64_t kb = 0; kb < nkb; kb++) /* the last, partial block reads x zero-padded from xt */
+        kblock_gemv(acc, wg + kb * BV_TG_BLKBYTES, kb < nfull ? x + kb * BV_TG_KBLK : xt);
+#pragma GCC unroll 4
+    for (int b = 0; b < 4; b++) {
+        __m512i s = _mm512_add_epi32(acc[0][b], _mm512_srai_epi32(acc[1][b], 2));
+        tot[b] = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_srai_epi32(acc[2][b], 4), _mm512_srai_epi32(acc[3][b], 6)));
+    }
+}
+
 AI void tile(const int MR, const bv_tg_args *a, int64_t og, int64_t n0, const int32_t *rowsum) {
     const bv_ternary_mat *w = a->w;
     const int64_t C = w->C, OC = w->OC, nkb = w->Cp / BV_TG_KBLK, nfull = C / BV_TG_KBLK;
@@ -56,8 +93,12 @@ AI void tile(const int MR, const bv_tg_args *a, int64_t og, int64_t n0, const in
 #pragma GCC unroll 4
         for (int b = 0; b < 4; b++) acc[r][b] = _mm512_setzero_si512();
     }
-    for (int64_t kb = 0; kb < nfull; kb++) kblock(MR, acc, wg + kb * BV_TG_BLKBYTES, xp, kb * BV_TG_KBLK);
-    if (C % BV_TG_KBLK) { /* the last, partial block: x zero-padded to 16 on the stack */
+    if (MR == 1) {
+        gemv_acc(acc[0], wg, xp[0], C);
+    } else {
+        for (int64_t kb = 0; kb < nfull; kb++) kblock(MR, acc, wg + kb * BV_TG_BLKBYTES, xp, kb * BV_TG_KBLK);
+    }
+    if (MR > 1 && C % BV_TG_KBLK) { /* the last, partial block: x zero-padded to 16 on the stack */
         int8_t xt[MR_MAX][BV_TG_KBLK] __attribute__((aligned(16)));
         const int8_t *tp[MR_MAX];
         memset(xt, 0, sizeof xt);

@@ -28,7 +28,7 @@ typedef void (*bv_tg_tile_fn)(const bv_tg_args *a, int64_t og, int64_t n0, int n
 
 void bv_tg_tile_avx2(const bv_tg_args *a, int64_t og, int64_t n0, int nr, const int32_t *rowsum);
 void bv_tg_tile_avx512vnni(const bv_tg_args *a, int64_t og, int64_t n0, int nr, const int32_t *rowsum);
-#define BV_TG_MR_AVX2 4
+#define BV_TG_MR_AVX2 2
 #define BV_TG_MR_AVX512VNNI 6
 
 /* sum of x[0..C) (AVX2; only called where the CPU has it) */
