@@ -44,7 +44,8 @@ typedef struct {
     int64_t OC, C;   /* logical shape (out_features, in_features) */
     int64_t OCp, Cp; /* padded: OCp multiple of 64, Cp multiple of 16 */
     uint8_t *packed; /* OCp * Cp / 4 bytes, 64-byte aligned (layout above); owned */
-    float scale;     /* s_w = 1 / max(mean|W|, 1e-5): weight = code / s_w */
+    float scale;     /* s_w = 1 / max(mean|W|, 1e-5): weight = code / s_w. The divisor, as in
+                      * bv_qweight.scale; the storage formats of ternary_pack.h keep 1 / s_w */
 } bv_ternary_mat;
 
 /* codes (OC, C) in {-1, 0, 1}, scale s_w -> m (initialised; free with bv_ternary_mat_free).
