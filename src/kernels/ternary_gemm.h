@@ -11,7 +11,8 @@
  *  - ref:        portable scalar loops over the packed matrix (also the fallback off x86);
  *  - avx2:       _mm256_maddubs_epi16 + _mm256_madd_epi16 (needs AVX2 and FMA);
  *  - avx512vnni: _mm512_dpbusd_epi32, register-blocked 6 rows x 64 output channels, and a
- *                one-row variant for GEMV (needs AVX-512 F, BW and VNNI).
+ *                one-row variant for GEMV that reads four weight streams at once (needs AVX-512 F,
+ *                BW and VNNI).
  * All give bit-identical results, int32 and fused fp32, for any thread count. The default is the
  * best one the CPU supports; the environment variable BV_TERNARY_KERNEL=ref|avx2|avx512vnni
  * overrides it (read once, at the first call). Threads: OpenMP over groups of 64 output channels
