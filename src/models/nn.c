@@ -103,11 +103,12 @@ void bv_nn_init_normal(bv_params *p, int i, double std, uint64_t seed) {
     for (int64_t b0 = 0; b0 < n; b0 += blk) {
         uint64_t s = base + (uint64_t)(b0 / blk) * 0x632BE59BD9B4E019ull;
         int64_t e = BV_MIN(n, b0 + blk);
-        for (int64_t j = b0; j < e; j += 2) { /* Box-Muller, two values per pair of uniforms */
-            double u1 = ((splitmix64(&s) >> 11) + 1) * 0x1.0p-53, u2 = (splitmix64(&s) >> 11) * 0x1.0p-53;
-            double r = sqrt(-2.0 * log(u1)) * std;
-            v[j] = (float)(r * cos(2.0 * M_PI * u2));
-            if (j + 1 < e) v[j + 1] = (float)(r * sin(2.0 * M_PI * u2));
+        for (int64_t j = b0; j < e; j += 2) { /* Box-Muller in float: one 64-bit draw gives two 24-bit uniforms */
+            uint64_t bits = splitmix64(&s);
+            float u1 = (float)((bits >> 40) + 1) * 0x1.0p-24f, u2 = (float)((bits >> 16) & 0xFFFFFF) * 0x1.0p-24f;
+            float r = sqrtf(-2.0f * logf(u1)) * (float)std, a = 6.2831853f * u2;
+            v[j] = r * cosf(a);
+            if (j + 1 < e) v[j + 1] = r * sinf(a);
         }
     }
 }
