@@ -450,6 +450,86 @@ static void test_input_validation(void **state) {
     expect_input_error("actions", mut_actions_shape, BV_ERR_SHAPE, "'actions': expected shape [2, 2, 3]", NULL);
 }
 
+/* ---- frozen parts, tiny preset ---- */
+
+/* A synthetic LM batch for a config: B rows of [BOS, image tokens, text...], right-padded. */
+typedef struct {
+    int64_t ids[2 * 40], labels[2 * 40];
+    uint8_t mask[2 * 40];
+    float *pix;
+    bv_tensor t_ids, t_mask, t_pix, t_labels;
+} lm_batch;
+
+static void lm_batch_make(lm_batch *b, const bv_vla_config *c, bv_rng *r) {
+    const int64_t B = 2, T = 40, P = bv_config_vision_patches(c);
+    assert_true(1 + P + 4 <= T);
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t t = 0; t < T; t++) {
+            int64_t k = i * T + t, len = T - 3 * i;
+            b->ids[k] = t == 0 ? 1 : t <= P ? c->image_token_index : (int64_t)(bv_rng_uniform(r) * 500);
+            b->mask[k] = t < len;
+            b->labels[k] = (t > P + 2 && t < len) ? b->ids[k] : -100;
+        }
+    int64_t n = B * 3 * c->vision.image_size * c->vision.image_size;
+    b->pix = bv_test_rand_f32(r, n, -1, 1);
+    int64_t ps[5] = {B, 1, 3, c->vision.image_size, c->vision.image_size};
+    b->t_ids = bv_tensor_make2(b->ids, BV_DTYPE_I64, B, T);
+    b->t_mask = bv_tensor_make2(b->mask, BV_DTYPE_U8, B, T);
+    b->t_labels = bv_tensor_make2(b->labels, BV_DTYPE_I64, B, T);
+    b->t_pix = bv_tensor_make(b->pix, BV_DTYPE_F32, 5, ps);
+}
+
+/* Stage III's situation: only the vision tower trains, yet the LM loss reaches it through the
+ * frozen LLM and connector; frozen parts get no gradient storage. Also: the tiny preset runs. */
+static void test_frozen_parts_pass_gradients(void **state) {
+    (void)state;
+    bv_vla_config c;
+    assert_int_equal(bv_config_preset("tiny", &c), BV_OK);
+    bv_params p;
+    bv_params_init(&p);
+    bv_vla m;
+    assert_int_equal(bv_vla_init(&m, &c, BV_VLA_VLM, &p), BV_OK);
+    bv_params_set_trainable(&p, "language_model.", false);
+    bv_params_set_trainable(&p, "multi_modal_projector.", false);
+    bv_params_finalize(&p);
+    bv_vla_init_weights(&m, &p, 42);
+    size_t nv = 0;
+    for (int i = 0; i < p.n; i++)
+        if (!strncmp(p.items[i].name, "vision_tower.", 13)) nv += (size_t)p.items[i].numel;
+    assert_int_equal(p.numel_trainable, nv);
+
+    bv_rng r = {7};
+    lm_batch lb;
+    lm_batch_make(&lb, &c, &r);
+    bv_vla_batch b = {.input_ids = &lb.t_ids, .attention_mask = &lb.t_mask, .pixel_values = &lb.t_pix,
+                      .labels = &lb.t_labels};
+    if (bv_vla_batch_check(&m, &b, BV_VLA_MODE_LM, "batch") != BV_OK) fail_msg("%s", bv_error_msg());
+    bv_graph g;
+    bv_graph_init(&g, 1 << 20);
+    bv_vla_out y = bv_vla_forward(&g, &p, &m, &b, BV_VLA_MODE_LM);
+    assert_non_null(y.loss);
+    double loss = bv_var_f32(y.loss)[0];
+    assert_true(isfinite(loss) && loss > 0);
+    bv_graph_backward(&g, y.loss);
+    for (int i = 0; i < p.n; i++) {
+        const bv_param *q = &p.items[i];
+        float *gr = bv_params_grad(&p, i);
+        if (!q->trainable) {
+            assert_null(gr);
+            continue;
+        }
+        double n2 = 0;
+        for (int64_t k = 0; k < q->numel; k++) n2 += (double)gr[k] * gr[k];
+        if (!isfinite(n2)) fail_msg("%s: non-finite gradient", q->name);
+        /* everything that runs gets a gradient, except k_proj's bias, which softmax cancels */
+        if (!(n2 > 0) && !strstr(q->name, "k_proj.bias")) fail_msg("%s: zero gradient through the frozen LLM", q->name);
+    }
+    bv_graph_free(&g);
+    free(lb.pix);
+    bv_vla_free(&m);
+    bv_params_free(&p);
+}
+
 /* ---- sizes ---- */
 
 /* The full-size model registers exactly the released checkpoint's 3,147,925,664 parameters for
@@ -495,6 +575,7 @@ int main(void) {
         cmocka_unit_test(test_vla_threads_agree),
         cmocka_unit_test(test_harness_compare),
         cmocka_unit_test(test_input_validation),
+        cmocka_unit_test(test_frozen_parts_pass_gradients),
         cmocka_unit_test(test_full_size_parameter_count),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
