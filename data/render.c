@@ -36,10 +36,10 @@ void bv_render_target_free(bv_render_target *t) {
 void bv_render_clear(bv_render_target *t, const float top[3], const float bottom[3]) {
     for (int j = 0; j < t->h; j++) {
         float s = t->h > 1 ? (float)j / (float)(t->h - 1) : 0.f;
-        uint8_t c[3];
-        for (int k = 0; k < 3; k++) c[k] = (uint8_t)lrintf(255.f * clamp01(top[k] + s * (bottom[k] - top[k])));
         uint8_t *row = t->rgb + (size_t)j * t->w * 3;
-        for (int i = 0; i < t->w; i++) row[3 * i] = c[0], row[3 * i + 1] = c[1], row[3 * i + 2] = c[2];
+        for (int k = 0; k < 3; k++) row[k] = (uint8_t)lrintf(255.f * clamp01(top[k] + s * (bottom[k] - top[k])));
+        for (size_t done = 3, all = (size_t)t->w * 3; done < all; done *= 2) /* double the filled prefix */
+            memcpy(row + done, row, BV_MIN(done, all - done));
     }
     memset(t->invz, 0, (size_t)t->w * t->h * sizeof(float));
     if (t->shadowed) memset(t->shadowed, 0, (size_t)t->w * t->h);

@@ -84,6 +84,9 @@ bv_status bv_synth_env_init(bv_synth_env **out, const bv_synth_config *cfg) {
     e->invz = bv_xmalloc((size_t)n * sizeof(float));
     e->ids = bv_xmalloc((size_t)n);
     e->shadowed = bv_xmalloc((size_t)n);
+    e->bg_rgb = bv_xmalloc((size_t)n * 3);
+    e->bg_ids = bv_xmalloc((size_t)n);
+    e->bg_invz = bv_xmalloc((size_t)n * sizeof(float));
     e->held = -1;
     *out = e;
     return BV_OK;
@@ -98,6 +101,9 @@ void bv_synth_env_free(bv_synth_env *e) {
     free(e->invz);
     free(e->ids);
     free(e->shadowed);
+    free(e->bg_rgb);
+    free(e->bg_ids);
+    free(e->bg_invz);
     free(e);
 }
 
@@ -218,6 +224,7 @@ bv_status bv_synth_env_reset(bv_synth_env *e, uint64_t seed, int task) {
     e->grip = SYN_GRIP_MAX;
     e->held = -1;
     e->steps = 0;
+    e->bg_valid = 0;
     return BV_OK;
 }
 
@@ -269,8 +276,15 @@ void bv_synth_env_step(bv_synth_env *e, const float action[BV_SYNTH_ACTION_DIM])
     syn_qmat(e->quat, R);
     e->ee[0] = clampd(e->ee[0] + a[0] * c->pos_scale, SYN_WS_XMIN, SYN_WS_XMAX);
     e->ee[1] = clampd(e->ee[1] + a[1] * c->pos_scale, SYN_WS_YMIN, SYN_WS_YMAX);
-    /* the fingertips stay above the table */
-    double zmin = 0.001 - R[8] * SYN_FINGER_TIP;
+    /* the hand (fingertips and palm corners) stays above the table */
+    double zmin = -1e9;
+    for (int k = 0; k < 10; k++) {
+        double v[3];
+        if (k < 8) v[0] = (k & 1 ? 0.5 : -0.5) * SYN_PALM_X, v[1] = (k & 2 ? 0.5 : -0.5) * SYN_PALM_Y,
+                   v[2] = k & 4 ? -SYN_PALM_TOP : -SYN_FINGER_BASE;
+        else v[0] = (k == 8 ? 1 : -1) * (e->grip + SYN_FINGER_THICK), v[1] = 0, v[2] = SYN_FINGER_TIP;
+        zmin = fmax(zmin, 0.001 - (R[6] * v[0] + R[7] * v[1] + R[8] * v[2]));
+    }
     e->ee[2] = clampd(e->ee[2] + a[2] * c->pos_scale, zmin, SYN_WS_ZMAX);
     if (e->held >= 0) { /* a held object is pushed up by what it is lowered onto */
         place_held(e);
@@ -569,6 +583,14 @@ static int shadow_reaches(const bv_render_light *light, const bv_render_xform *x
     return hi[0] >= cx - half && lo[0] <= cx + half && hi[1] >= cy - half && lo[1] <= cy + half;
 }
 
+static void draw_items(bv_render_target *t, const bv_render_camera *cam, const bv_render_light *light,
+                       const item_list *l) {
+    for (int k = 0; k < l->n; k++) {
+        t->id = (uint8_t)l->it[k].id;
+        bv_render_draw(t, cam, light, l->it[k].m, &l->it[k].xf, l->it[k].rgb);
+    }
+}
+
 static void camera_for(const bv_synth_env *e, bv_synth_camera which, bv_render_camera *cam) {
     const int S = e->cfg.image_size;
     if (which == BV_SYNTH_CAM_AGENT) {
@@ -597,21 +619,32 @@ void bv_synth_env_render(bv_synth_env *e, bv_synth_camera which, uint8_t *rgb) {
     camera_for(e, which, &cam);
     bv_render_target t = {.w = S, .h = S, .rgb = rgb, .invz = e->invz, .ids = e->ids, .shadowed = e->shadowed};
     const float wall_top[3] = {0.80f, 0.82f, 0.85f}, wall_bottom[3] = {0.62f, 0.63f, 0.66f};
-    bv_render_clear(&t, wall_top, wall_bottom);
-    memset(e->ids, ID_NONE, (size_t)S * S);
-
     item_list fixed = {.n = 0}, objs = {.n = 0}, hand = {.n = 0}, arm = {.n = 0};
     scene_fixed(e, &fixed);
     scene_objects(e, &objs);
     scene_hand(e, &hand);
     scene_arm(e, &arm);
-    const item_list *all[4] = {&objs, &hand, &arm, &fixed}; /* near things first: fewer overwrites */
-    for (int g = 0; g < 4; g++)
-        for (int k = 0; k < all[g]->n; k++) {
-            const item *it = &all[g]->it[k];
-            t.id = (uint8_t)it->id;
-            bv_render_draw(&t, &cam, &light, it->m, &it->xf, it->rgb);
+    const size_t npx = (size_t)S * S;
+    if (which == BV_SYNTH_CAM_AGENT) {
+        if (!e->bg_valid) {
+            bv_render_target bg = {.w = S, .h = S, .rgb = e->bg_rgb, .invz = e->bg_invz, .ids = e->bg_ids};
+            bv_render_clear(&bg, wall_top, wall_bottom);
+            memset(e->bg_ids, ID_NONE, npx);
+            draw_items(&bg, &cam, &light, &fixed);
+            e->bg_valid = 1;
         }
+        memcpy(rgb, e->bg_rgb, npx * 3);
+        memcpy(e->invz, e->bg_invz, npx * sizeof(float));
+        memcpy(e->ids, e->bg_ids, npx);
+        memset(e->shadowed, 0, npx);
+    } else {
+        bv_render_clear(&t, wall_top, wall_bottom);
+        memset(e->ids, ID_NONE, npx);
+    }
+    draw_items(&t, &cam, &light, &objs);
+    draw_items(&t, &cam, &light, &hand);
+    draw_items(&t, &cam, &light, &arm);
+    if (which != BV_SYNTH_CAM_AGENT) draw_items(&t, &cam, &light, &fixed);
 
     /* shadows of the objects and the hand on the flat surfaces: table, plate, tray floor and rims,
      * and (the hand's and a held object's) on the tops of cubes and cylinders */

@@ -81,6 +81,11 @@ struct bv_synth_env {
     float *invz;    /* camera depth keys (S, S) */
     uint8_t *ids;   /* camera pixel ids (S, S) */
     uint8_t *shadowed; /* camera pixel already in shadow (S, S) */
+    /* the third-person camera's view of what does not move (wall, table, plate, tray), drawn
+     * once per episode and copied under each frame */
+    uint8_t *bg_rgb, *bg_ids;
+    float *bg_invz;
+    int bg_valid;
 };
 
 /* ---- quaternions (w, x, y, z) ---- */
