@@ -594,8 +594,8 @@ static void draw_items(bv_render_target *t, const bv_render_camera *cam, const b
 static void camera_for(const bv_synth_env *e, bv_synth_camera which, bv_render_camera *cam) {
     const int S = e->cfg.image_size;
     if (which == BV_SYNTH_CAM_AGENT) {
-        const float eye[3] = {0.0f, -0.50f, 0.45f}, at[3] = {0.0f, 0.0f, 0.05f}, up[3] = {0, 0, 1};
-        bv_render_camera_look_at(cam, eye, at, up, 0.72f, S, S, 0.05f);
+        const float eye[3] = {0.0f, -0.60f, 0.52f}, at[3] = {0.0f, -0.02f, 0.03f}, up[3] = {0, 0, 1};
+        bv_render_camera_look_at(cam, eye, at, up, 0.78f, S, S, 0.05f);
         return;
     }
     /* on the hand, on the robot's side of the palm, tilted to look down past the fingers */
