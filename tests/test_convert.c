@@ -11,8 +11,13 @@
  *    directory the conversion created is gone): wrong CRC, truncated record, missing key, wrong
  *    dtype, wrong shape, non-JPEG bytes, NaN action, empty dataset, unknown schema, bad schema
  *    file, an output directory that already holds a dataset;
+ *  - original LIBERO HDF5 files made here with the HDF5 C API (h5py's layout: demo_N groups,
+ *    problem_info attribute): demo order, 180-degree rotation (exact with raw storage), proprio =
+ *    ee_states ++ gripper_states, gripper transform, OFT's no-op filter, and the same bad-input
+ *    rules (missing key, wrong shape, lengths that disagree, missing problem_info, not HDF5);
  *  - the command line: exit codes and messages. */
 #include <dirent.h>
+#include <hdf5.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -730,6 +735,281 @@ static void test_progress_format(void **state) {
     assert_string_equal(bv_progress_hms(NAN, b, sizeof b), "?");
 }
 
+
+/* ---- original LIBERO HDF5 ---- */
+
+#define HH 6
+#define HW 8
+
+enum hfault { H_NONE, H_MISSING_EE, H_ACTIONS6, H_NO_PROBLEM_INFO, H_LEN_MISMATCH, H_IMG_SIZE };
+
+static double h_action(int demo, int t, int d) {
+    if (demo == 0) { /* no-op pattern: kept steps 1, 3, 5 */
+        static const double a[6][7] = {{0, 0, 0, 0, 0, 0, -1},   {0.5, 0, 0, 0, 0, 0, -1}, {0, 0, 0, 0, 0, 0, -1},
+                                       {0, 0, 0, 0, 0, 0, 1},    {1e-5, 0, 0, 0, 0, 0, 1}, {0, 0.2, 0, 0, 0, 0, 1}};
+        return a[t][d];
+    }
+    return d == 6 ? (t % 2 ? 1.0 : -1.0) : 0.1 * (demo + 1) + 0.01 * t + 0.001 * d;
+}
+static double h_ee(int demo, int t, int d) { return 100.0 * demo + 10.0 * t + d + 0.25; }
+static double h_grip(int demo, int t, int d) { return -0.01 * (demo + t) - 0.5 * d; }
+static uint8_t h_pix(int cam, int demo, int t, int y, int x, int c) {
+    return (uint8_t)(cam * 30 + demo * 3 + t * 5 + y * 12 + x * 6 + c * 20); /* <= 227: no wrap-around edges */
+}
+
+static void h5_write(hid_t g, const char *name, hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
+                     const void *data) {
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(d >= 0);
+    assert_true(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+}
+
+/* A LIBERO demo file with demos (number, T) as h5py writes them (variable-length UTF-8 string
+ * attribute when vlen, else fixed-length). */
+static void make_libero_h5(const char *path, int n, const int *nums, const int *Ts, const char *instr, bool vlen,
+                           enum hfault fault) {
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t data = H5Gcreate2(f, "data", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (fault != H_NO_PROBLEM_INFO) {
+        char pi[512];
+        snprintf(pi, sizeof pi,
+                 "{\"problem_name\": \"libero_tabletop_manipulation\", \"domain_name\": \"robosuite\", "
+                 "\"language_instruction\": \"%s\"}",
+                 instr);
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(t, H5T_CSET_UTF8);
+        hid_t sp = H5Screate(H5S_SCALAR);
+        if (vlen) {
+            H5Tset_size(t, H5T_VARIABLE);
+            hid_t a = H5Acreate2(data, "problem_info", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+            const char *p = pi;
+            assert_true(H5Awrite(a, t, &p) >= 0);
+            H5Aclose(a);
+        } else {
+            H5Tset_size(t, strlen(pi));
+            hid_t a = H5Acreate2(data, "problem_info", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+            assert_true(H5Awrite(a, t, pi) >= 0);
+            H5Aclose(a);
+        }
+        H5Sclose(sp);
+        H5Tclose(t);
+    }
+    for (int i = 0; i < n; i++) {
+        int dn = nums[i], T = Ts[i];
+        char name[32];
+        snprintf(name, sizeof name, "demo_%d", dn);
+        hid_t g = H5Gcreate2(data, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t obs = H5Gcreate2(g, "obs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        double *a = malloc((size_t)T * 7 * sizeof *a), *ee = malloc((size_t)T * 6 * sizeof *ee),
+               *gr = malloc((size_t)T * 2 * sizeof *gr), *js = calloc((size_t)T * 7, sizeof *js);
+        for (int t = 0; t < T; t++) {
+            for (int d = 0; d < 7; d++) a[t * 7 + d] = h_action(dn, t, d);
+            for (int d = 0; d < 6; d++) ee[t * 6 + d] = h_ee(dn, t, d);
+            for (int d = 0; d < 2; d++) gr[t * 2 + d] = h_grip(dn, t, d);
+        }
+        hsize_t da[2] = {(hsize_t)T, fault == H_ACTIONS6 && i == 1 ? 6 : 7}, de[2] = {(hsize_t)T, 6},
+                dg[2] = {(hsize_t)(fault == H_LEN_MISMATCH && i == 1 ? T - 1 : T), 2}, dj[2] = {(hsize_t)T, 7};
+        h5_write(g, "actions", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, da, a);
+        if (!(fault == H_MISSING_EE && i == 1)) h5_write(obs, "ee_states", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, de, ee);
+        h5_write(obs, "gripper_states", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dg, gr);
+        h5_write(obs, "joint_states", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dj, js);
+        uint8_t *rw = calloc((size_t)T, 1);
+        hsize_t d1[1] = {(hsize_t)T};
+        h5_write(g, "rewards", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1, rw);
+        h5_write(g, "dones", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1, rw);
+        const char *cams[2] = {"agentview_rgb", "eye_in_hand_rgb"};
+        for (int c = 0; c < 2; c++) {
+            int h = fault == H_IMG_SIZE && i == 1 && c == 1 ? HH + 2 : HH;
+            uint8_t *im = malloc((size_t)T * h * HW * 3);
+            for (int t = 0; t < T; t++)
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < HW; x++)
+                        for (int k = 0; k < 3; k++) im[(((size_t)t * h + y) * HW + x) * 3 + k] = h_pix(c, dn, t, y, x, k);
+            hsize_t di[4] = {(hsize_t)T, (hsize_t)h, HW, 3};
+            h5_write(obs, cams[c], H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, di, im);
+            free(im);
+        }
+        free(a);
+        free(ee);
+        free(gr);
+        free(js);
+        free(rw);
+        H5Gclose(obs);
+        H5Gclose(g);
+    }
+    H5Gclose(data);
+    H5Fclose(f);
+}
+
+static void test_noop_rule(void **state) {
+    float still[7] = {0, 0, 0, 0, 0, 0, -1}, moving[7] = {0, 0, 2e-4, 0, 0, 0, -1}, tiny[7] = {5e-5, 5e-5, 0, 0, 0, 0, 1};
+    float closed[7] = {0, 0, 0, 0, 0, 0, 1};
+    assert_true(bv_libero_is_noop(still, NULL)); /* first step: only the norm counts */
+    assert_false(bv_libero_is_noop(moving, NULL));
+    assert_true(bv_libero_is_noop(still, still));
+    assert_false(bv_libero_is_noop(still, closed)); /* the gripper command changed */
+    assert_true(bv_libero_is_noop(tiny, closed));   /* |(5e-5, 5e-5)| = 7.1e-5 < 1e-4 */
+    assert_false(bv_libero_is_noop(tiny, still));
+}
+
+static void test_libero_hdf5(void **state) {
+    char A[600], B[600]; /* tpath's buffers rotate: keep copies */
+    snprintf(A, sizeof A, "%s", tpath("a.hdf5"));
+    snprintf(B, sizeof B, "%s", tpath("b.hdf5"));
+    int na[3] = {10, 0, 2}, ta[3] = {4, 6, 3}, nb[1] = {0}, tb[1] = {2};
+    make_libero_h5(A, 3, na, ta, "pick up the black bowl and place it on the plate", true, H_NONE);
+    make_libero_h5(B, 1, nb, tb, "open the top drawer ", false, H_NONE);
+    const char *files[2] = {A, B};
+    /* episode order: a.hdf5 demo_0, demo_2, demo_10 (numeric, not alphabetical), then b.hdf5 demo_0 */
+    const int ep_file[4] = {0, 0, 0, 1}, ep_demo[4] = {0, 2, 10, 0}, ep_T[4] = {6, 3, 4, 2};
+    const char *ep_instr[2] = {"pick up the black bowl and place it on the plate", "open the top drawer"};
+
+    for (int filt = 0; filt < 2; filt++) {
+        const char *out = tpath(filt ? "lh_jpeg" : "lh_raw");
+        bv_convert_opts o = opts(out);
+        o.images = filt ? BV_IMAGES_JPEG : BV_IMAGES_RAW;
+        o.filter_noops = filt;
+        o.dataset_name = "libero_goal";
+        if (bv_convert_libero_hdf5(2, files, &o)) fail_msg("%s", bv_error_msg());
+        char p[700];
+        snprintf(p, sizeof p, "%s/shard-00000.h5", out);
+        bv_shard sd;
+        assert_int_equal(bv_shard_open(&sd, p), BV_OK);
+        assert_int_equal(sd.n_episodes, 4);
+        assert_int_equal(sd.action_dim, 7);
+        assert_int_equal(sd.proprio_dim, 8);
+        assert_int_equal(sd.n_cams, 2);
+        assert_true(sd.cams[0].height == HH && sd.cams[0].width == HW);
+        bv_image img = {0};
+        uint8_t *scratch = NULL;
+        size_t scap = 0;
+        for (int e = 0; e < 4; e++) {
+            int dn = ep_demo[e];
+            /* steps kept: with the filter, demo_0 (both files) drops steps 0, 2, 4 */
+            int keep[8], K = 0;
+            for (int t = 0; t < ep_T[e]; t++)
+                if (!(filt && dn == 0 && (t == 0 || t == 2 || t == 4))) keep[K++] = t;
+            int64_t s0 = sd.episode_offsets[e];
+            assert_int_equal(sd.episode_offsets[e + 1] - s0, K);
+            float a[8 * 7], pr[8 * 8];
+            assert_int_equal(bv_shard_read_action(&sd, s0, K, a), BV_OK);
+            assert_int_equal(bv_shard_read_proprio(&sd, s0, K, pr), BV_OK);
+            for (int j = 0; j < K; j++) {
+                int t = keep[j];
+                for (int d = 0; d < 7; d++) {
+                    float want = (float)h_action(dn, t, d);
+                    if (d == 6) want = 1.0f - (want < 0 ? 0.0f : want > 1 ? 1.0f : want);
+                    if (a[j * 7 + d] != want)
+                        fail_msg("episode %d step %d action[%d]: %g want %g", e, j, d, a[j * 7 + d], want);
+                }
+                for (int d = 0; d < 6; d++) assert_true(pr[j * 8 + d] == (float)h_ee(dn, t, d));
+                for (int d = 0; d < 2; d++) assert_true(pr[j * 8 + 6 + d] == (float)h_grip(dn, t, d));
+                for (int c = 0; c < 2; c++) {
+                    assert_int_equal(bv_shard_read_rgb(&sd, c, s0 + j, &img, &scratch, &scap), BV_OK);
+                    assert_true(img.h == HH && img.w == HW);
+                    double err_rot = 0, err_src = 0;
+                    for (int y = 0; y < HH; y++)
+                        for (int x = 0; x < HW; x++)
+                            for (int k = 0; k < 3; k++) {
+                                int g = img.rgb[(y * HW + x) * 3 + k];
+                                int want = h_pix(c, dn, t, HH - 1 - y, HW - 1 - x, k); /* rotated 180 */
+                                if (!filt && g != want)
+                                    fail_msg("episode %d step %d camera %d pixel (%d, %d, %d): %d, want %d", e, j, c, y,
+                                             x, k, g, want);
+                                err_rot += fabs((double)g - want);
+                                err_src += fabs((double)g - h_pix(c, dn, t, y, x, k));
+                            }
+                    /* JPEG: close to the rotated frame, far from the unrotated one */
+                    err_rot /= HH * HW * 3;
+                    err_src /= HH * HW * 3;
+                    if (filt && !(err_rot < 4 && err_rot * 4 < err_src))
+                        fail_msg("episode %d camera %d: mean error %.2f to the rotated frame, %.2f to the source", e, c,
+                                 err_rot, err_src);
+                }
+            }
+            char *instr;
+            assert_int_equal(bv_shard_read_instruction(&sd, e, &instr), BV_OK);
+            assert_string_equal(instr, ep_instr[ep_file[e]]);
+            free(instr);
+        }
+        free(scratch);
+        bv_image_free(&img);
+        bv_shard_close(&sd);
+        snprintf(p, sizeof p, "%s/manifest.json", out);
+        json_t *m = load_json(p);
+        const json_t *src = json_object_get(m, "source");
+        assert_string_equal(json_string_value(json_object_get(src, "kind")), "libero-hdf5");
+        assert_int_equal(json_integer_value(json_object_get(src, "noops_removed")), filt ? 4 : 0);
+        const json_t *demos = json_object_get(src, "demos");
+        assert_int_equal(json_array_size(demos), 4);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(demos, 2), "demo")), "demo_10");
+        assert_int_equal(json_integer_value(json_object_get(m, "num_transitions")), filt ? 11 : 15);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(m, "images"), "storage")),
+                            filt ? "jpeg" : "raw");
+        json_decref(m);
+        snprintf(p, sizeof p, "%s/dataset_statistics.json", out);
+        json_t *st = load_json(p);
+        const json_t *ds = json_object_get(st, "libero_goal");
+        assert_non_null(ds);
+        assert_int_equal(json_integer_value(json_object_get(ds, "num_trajectories")), 4);
+        assert_int_equal(json_array_size(json_object_get(json_object_get(ds, "proprio"), "mean")), 8);
+        json_decref(st);
+    }
+
+    /* bad inputs (in the second demo written, demo_0 of bad.hdf5, after a.hdf5 converted fine): each
+     * names file, episode and key, and leaves nothing */
+    struct {
+        enum hfault f;
+        bv_status st;
+        const char *frag;
+    } cases[] = {
+        {H_MISSING_EE, BV_ERR_FORMAT, "episode demo_0: key 'obs/ee_states' is missing"},
+        {H_ACTIONS6, BV_ERR_SHAPE, "episode demo_0: key 'actions' has shape (6, 6), expected (*, 7)"},
+        {H_LEN_MISMATCH, BV_ERR_SHAPE, "episode demo_0: key 'obs/gripper_states' has shape (5, 2), expected (6, 2)"},
+        {H_IMG_SIZE, BV_ERR_SHAPE,
+         "episode demo_0: key 'obs/eye_in_hand_rgb' has shape (6, 8, 8, 3), expected (6, 6, 8, 3)"},
+        {H_NO_PROBLEM_INFO, BV_ERR_FORMAT, "group /data: missing attribute 'problem_info'"},
+    };
+    char out[600], bad[600];
+    snprintf(out, sizeof out, "%s", tpath("lh_fail"));
+    snprintf(bad, sizeof bad, "%s", tpath("bad.hdf5"));
+    for (size_t i = 0; i < BV_ARRAY_LEN(cases); i++) {
+        make_libero_h5(bad, 3, na, ta, "x", true, cases[i].f);
+        const char *two[2] = {A, bad};
+        bv_convert_opts o = opts(out);
+        o.episodes_per_shard = 1;
+        bv_status st = bv_convert_libero_hdf5(2, two, &o);
+        if (getenv("BV_TEST_VERBOSE")) printf("    %s\n", bv_error_msg());
+        if (st != cases[i].st) fail_msg("case %zu: %s, expected %s: %s", i, bv_status_name(st), bv_status_name(cases[i].st),
+                                        bv_error_msg());
+        expect_in(bv_error_msg(), bad);
+        expect_in(bv_error_msg(), cases[i].frag);
+        if (access(out, F_OK) == 0) fail_msg("case %zu: the failed conversion left %s", i, out);
+    }
+    write_file(tpath("text.hdf5"), "not hdf5\n");
+    const char *txt[1] = {tpath("text.hdf5")};
+    bv_convert_opts o = opts(out);
+    assert_int_equal(bv_convert_libero_hdf5(1, txt, &o), BV_ERR_FORMAT);
+    expect_in(bv_error_msg(), "text.hdf5: not an HDF5 file");
+    assert_int_equal(access(out, F_OK), -1);
+
+    /* the command line */
+    char args[3000], buf[8192];
+    snprintf(args, sizeof args, "convert libero-hdf5 %s %s --out %s --filter-noops --images raw", A, B, tpath("lh_cli"));
+    int rc = run(args, buf, sizeof buf);
+    if (rc) fail_msg("exit %d: %s", rc, buf);
+    snprintf(args, sizeof args, "convert libero-hdf5 --out %s", tpath("lh_cli2"));
+    assert_int_equal(run(args, buf, sizeof buf), 2);
+    expect_in(buf, "expected one or more FILE.hdf5");
+    snprintf(args, sizeof args, "convert libero-hdf5 %s --out %s --schema libero", A, tpath("lh_cli2"));
+    assert_int_equal(run(args, buf, sizeof buf), 2);
+    expect_in(buf, "--schema and --split apply to rlds only");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantile_numpy),
@@ -739,6 +1019,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_libero_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
+        cmocka_unit_test(test_noop_rule),
+        cmocka_unit_test_setup_teardown(test_libero_hdf5, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
