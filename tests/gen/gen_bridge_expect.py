@@ -11,6 +11,7 @@ Writes tests/fixtures/bridge_expect.json (about 85 KB):
   episodes[str(i)] for a few i        action, state (T*7 floats), instruction, is_first, is_last,
                                       reward, file_path, episode_id
   images[]                            full RGB pixels (hex) of a few JPEG frames, decoded by PIL
+  quantile_cases                      np.quantile of a few small float32 samples
   stats                               OFT dataset_statistics for the `bridge` schema (action =
                                       steps/action, proprio = steps/observation/state, no
                                       transform), computed the way OFT does: float32 arrays of
@@ -145,13 +146,25 @@ def main():
 
     def stats(x):
         x = np.concatenate(x, axis=0).astype(np.float32)
+        x64 = x.astype(np.float64)
         return {
             "mean": x.mean(0).tolist(), "std": x.std(0).tolist(), "max": x.max(0).tolist(), "min": x.min(0).tolist(),
             "q01": np.quantile(x, 0.01, axis=0).tolist(), "q99": np.quantile(x, 0.99, axis=0).tolist(),
+            # the same moments accumulated in float64 (what bitvla computes; numpy's float32 ones above
+            # carry float32 accumulation error)
+            "mean64": x64.mean(0).tolist(), "std64": x64.std(0).tolist(),
         }
 
     out["stats"] = {"action": stats(actions), "proprio": stats(states),
                     "num_transitions": int(sum(out["lengths"])), "num_trajectories": len(eps)}
+    # np.quantile (default 'linear') on small float32 samples: ties, n = 1 and 2, negative values
+    rng = np.random.RandomState(0)
+    cases = [np.array([3.5], np.float32), np.array([1.0, -2.0], np.float32),
+             np.array([0.1, 0.1, 0.1, 0.7, -0.3, 0.1], np.float32),
+             rng.randn(97).astype(np.float32), (rng.randn(1000) * 1e3).astype(np.float32).round(0)]
+    qs = [0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0]
+    out["quantile_cases"] = [{"x": [float(v) for v in c], "q": qs, "want": [float(np.quantile(c, q)) for q in qs]}
+                             for c in cases]
     with open(OUT, "w") as fp:
         json.dump(out, fp, separators=(",", ":"))
         fp.write("\n")
