@@ -11,6 +11,7 @@
  *  - the written dataset reads back through the RLDS reader with LIBERO's schema, and replaying
  *    its actions in the env from the recorded scene seed reproduces the recorded states bit for
  *    bit, reaches success at the last step, and re-renders the recorded JPEG frames;
+ *  - the dataset goes through the real conversion path (`bitvla convert rlds --schema libero`);
  *  - errors: bad options (library and command line) are refused with messages naming them.
  */
 #include <dirent.h>
@@ -21,10 +22,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "data/convert.h"
 #include "data/example.h"
 #include "data/image.h"
 #include "data/render.h"
 #include "data/rlds.h"
+#include "data/shards.h"
 #include "data/synth.h"
 #include "data/synth_env.h"
 #include "data/tfrecord.h"
@@ -562,6 +565,53 @@ static void test_rlds_roundtrip_and_replay(void **state) {
     rm_dir(dir);
 }
 
+/* The dataset converts with the built-in LIBERO schema, as modified_libero_rlds does. */
+static void test_convert_with_libero_schema(void **state) {
+    (void)state;
+    bv_synth_opts o = small_opts();
+    o.episodes = 3;
+    o.shards = 1;
+    const char *src = tmp_dir(0), *dst = tmp_dir(1);
+    bv_synth_report rep;
+    if (bv_synth_write_rlds(src, &o, &rep)) fail_msg("%s", bv_error_msg());
+    bv_schema schema;
+    if (bv_schema_load(&schema, "libero")) fail_msg("%s", bv_error_msg());
+    bv_convert_opts co = {.out_dir = dst, .images = -1};
+    setenv("BV_PROGRESS", "0", 1);
+    if (bv_convert_rlds(src, &schema, &co)) fail_msg("%s", bv_error_msg());
+    bv_schema_free(&schema);
+    char p[512];
+    snprintf(p, sizeof p, "%s/shard-00000.h5", dst);
+    bv_shard sh;
+    if (bv_shard_open(&sh, p)) fail_msg("%s", bv_error_msg());
+    assert_int_equal(sh.n_episodes, 3);
+    assert_int_equal(sh.n_steps, rep.steps);
+    assert_int_equal(sh.action_dim, 7);
+    assert_int_equal(sh.proprio_dim, 8);
+    assert_int_equal(sh.n_cams, 2);
+    assert_true(sh.cams[0].height == 64 && sh.cams[0].width == 64);
+    char *instr = NULL;
+    if (bv_shard_read_instruction(&sh, 0, &instr)) fail_msg("%s", bv_error_msg());
+    char want[128];
+    bv_synth_task_instruction(bv_synth_task_get(0), want, sizeof want);
+    assert_string_equal(instr, want);
+    free(instr);
+    /* OFT's gripper transform: -1 (open) -> 1, +1 (close) -> 0; the expert starts open and closes */
+    float *a = bv_xmalloc((size_t)sh.n_steps * 7 * sizeof(float));
+    if (bv_shard_read_action(&sh, 0, sh.n_steps, a)) fail_msg("%s", bv_error_msg());
+    assert_true(a[6] == 1.0f);
+    int closed = 0;
+    for (int64_t t = 0; t < sh.n_steps; t++) {
+        assert_true(a[7 * t + 6] == 0.0f || a[7 * t + 6] == 1.0f);
+        closed += a[7 * t + 6] == 0.0f;
+    }
+    assert_true(closed > 0);
+    free(a);
+    bv_shard_close(&sh);
+    rm_dir(src);
+    rm_dir(dst);
+}
+
 static void test_preview(void **state) {
     (void)state;
     bv_synth_opts o = small_opts();
@@ -711,6 +761,7 @@ int main(void) {
         cmocka_unit_test(test_cameras),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_rlds_roundtrip_and_replay),
+        cmocka_unit_test(test_convert_with_libero_schema),
         cmocka_unit_test(test_preview),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_cli_errors),
