@@ -47,8 +47,8 @@ void bv_render_clear(bv_render_target *t, const float top[3], const float bottom
 
 /* ---- camera ---- */
 
-void bv_render_camera_basis(bv_render_camera *c, const float eye[3], const float fwd[3], const float up[3],
-                            float fov_y, int w, int h, float near) {
+void bv_render_camera_basis(bv_render_camera *c, const float eye[3], const float fwd[3], const float up[3], float fov_y,
+                            int w, int h, float near) {
     memcpy(c->eye, eye, sizeof c->eye);
     memcpy(c->fwd, fwd, sizeof c->fwd);
     memcpy(c->up, up, sizeof c->up);
@@ -184,8 +184,7 @@ void bv_render_mesh_sphere(bv_render_mesh *m, int rings, int seg) {
         double th = M_PI * r / rings;
         for (int s = 0; s < seg; s++) {
             double ph = 2.0 * M_PI * s / seg;
-            mb_vertex(&b, 0.5f * (float)(sin(th) * cos(ph)), 0.5f * (float)(sin(th) * sin(ph)),
-                      0.5f * (float)cos(th));
+            mb_vertex(&b, 0.5f * (float)(sin(th) * cos(ph)), 0.5f * (float)(sin(th) * sin(ph)), 0.5f * (float)cos(th));
         }
     }
     for (int r = 0; r < rings; r++)
@@ -260,10 +259,10 @@ typedef struct {
 
 /* What a rasterized triangle does to the pixels it covers. */
 typedef struct {
-    int shadow;        /* 0: draw (depth test, write colour, depth, id); 1: shadow decal */
-    uint8_t rgb[3];    /* draw: the colour */
-    uint8_t receiver;  /* shadow: id of the surface it falls on */
-    float factor;      /* shadow: colour multiplier */
+    int shadow;       /* 0: draw (depth test, write colour, depth, id); 1: shadow decal */
+    uint8_t rgb[3];   /* draw: the colour */
+    uint8_t receiver; /* shadow: id of the surface it falls on */
+    float factor;     /* shadow: colour multiplier */
 } raster_op;
 
 /* Screen-space triangle (sx, sy, 1/z), any winding: applies `op` to the pixels whose centre lies
@@ -361,7 +360,8 @@ static void raster_tri(bv_render_target *t, const float *s0, const float *s1, co
 
 /* Clip a world-space convex polygon (n <= 8 vertices) against the near plane, project it and
  * rasterize it as a fan. */
-static void clip_raster_poly(bv_render_target *t, const bv_render_camera *c, float (*w)[3], int n, const raster_op *op) {
+static void clip_raster_poly(bv_render_target *t, const bv_render_camera *c, float (*w)[3], int n,
+                             const raster_op *op) {
     cvert in[8], out[9];
     for (int k = 0; k < n; k++) {
         float q[3];
@@ -413,7 +413,8 @@ static void world_tri(const bv_render_mesh *m, const bv_render_xform *xf, int ti
     const float *M = xf->m;
     for (int k = 0; k < 3; k++) {
         const float *v = m->v + 3 * m->tri[3 * ti + k];
-        for (int r = 0; r < 3; r++) w[k][r] = M[4 * r] * v[0] + M[4 * r + 1] * v[1] + M[4 * r + 2] * v[2] + M[4 * r + 3];
+        for (int r = 0; r < 3; r++)
+            w[k][r] = M[4 * r] * v[0] + M[4 * r + 1] * v[1] + M[4 * r + 2] * v[2] + M[4 * r + 3];
     }
     float e1[3] = {w[1][0] - w[0][0], w[1][1] - w[0][1], w[1][2] - w[0][2]};
     float e2[3] = {w[2][0] - w[0][0], w[2][1] - w[0][1], w[2][2] - w[0][2]};

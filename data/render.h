@@ -30,10 +30,10 @@
 
 typedef struct {
     int w, h;
-    uint8_t *rgb;  /* (h, w, 3) */
-    float *invz;   /* (h, w): 1/depth of the nearest surface, 0 where only background */
-    uint8_t *ids;  /* (h, w): `id` of the draw that wrote each pixel, or NULL to keep none */
-    uint8_t id;    /* written to ids by the following draws */
+    uint8_t *rgb;      /* (h, w, 3) */
+    float *invz;       /* (h, w): 1/depth of the nearest surface, 0 where only background */
+    uint8_t *ids;      /* (h, w): `id` of the draw that wrote each pixel, or NULL to keep none */
+    uint8_t id;        /* written to ids by the following draws */
     uint8_t *shadowed; /* (h, w): 1 where a shadow already darkened the pixel, or NULL */
 } bv_render_target;
 
@@ -46,15 +46,15 @@ typedef struct {
 } bv_render_camera;
 
 typedef struct {
-    float dir[3];   /* unit vector pointing TOWARD the light */
-    float ambient;  /* colour factor of faces turned away from the light */
-    float diffuse;  /* added factor times max(0, n . dir) */
+    float dir[3];  /* unit vector pointing TOWARD the light */
+    float ambient; /* colour factor of faces turned away from the light */
+    float diffuse; /* added factor times max(0, n . dir) */
 } bv_render_light;
 
 typedef struct {
     int nv, nt;
-    float *v;  /* (nv, 3) */
-    int *tri;  /* (nt, 3) vertex indices, counter-clockwise seen from outside */
+    float *v; /* (nv, 3) */
+    int *tri; /* (nt, 3) vertex indices, counter-clockwise seen from outside */
 } bv_render_mesh;
 
 /* Allocate colour and depth buffers (no id or shadow buffers). */
@@ -69,8 +69,8 @@ void bv_render_clear(bv_render_target *t, const float top[3], const float bottom
 void bv_render_camera_look_at(bv_render_camera *c, const float eye[3], const float at[3], const float up_hint[3],
                               float fov_y, int w, int h, float near);
 /* Camera from an explicit basis (fwd = viewing direction, up = image up; both unit, orthogonal). */
-void bv_render_camera_basis(bv_render_camera *c, const float eye[3], const float fwd[3], const float up[3],
-                            float fov_y, int w, int h, float near);
+void bv_render_camera_basis(bv_render_camera *c, const float eye[3], const float fwd[3], const float up[3], float fov_y,
+                            int w, int h, float near);
 /* World point -> pixel coordinates (column, row) and depth; returns 0 when behind the near plane. */
 int bv_render_project(const bv_render_camera *c, const float p[3], float *px, float *py, float *depth);
 /* Pixel (column i, row j) with its stored 1/z -> world point. */

@@ -44,7 +44,8 @@ bv_status bv_synth_opts_check(const bv_synth_opts *o) {
         return bv_error_set(BV_ERR_ARG, "synth: tasks %d out of range (expected 0 for all, or 1..%d)", o->tasks,
                             bv_synth_num_tasks());
     if (!(o->noise >= 0 && o->noise <= 1))
-        return bv_error_set(BV_ERR_ARG, "synth: noise %g out of range (expected 0..1, in action units)", (double)o->noise);
+        return bv_error_set(BV_ERR_ARG, "synth: noise %g out of range (expected 0..1, in action units)",
+                            (double)o->noise);
     if (o->max_attempts < 1 || o->max_attempts > 1000)
         return bv_error_set(BV_ERR_ARG, "synth: max attempts %d out of range (expected 1..1000)", o->max_attempts);
     if (o->threads < 0 || o->threads > 1024)
@@ -78,8 +79,8 @@ bv_status bv_synth_parse_file_path(const char *s, uint64_t *env_seed, int *task,
     unsigned long long es;
     int t, used = 0;
     long long ep;
-    if (sscanf(s, "synth:env_seed=%llu,task=%d,episode=%lld%n", &es, &t, &ep, &used) != 3 || s[used] != 0 ||
-        t < 0 || t >= bv_synth_num_tasks())
+    if (sscanf(s, "synth:env_seed=%llu,task=%d,episode=%lld%n", &es, &t, &ep, &used) != 3 || s[used] != 0 || t < 0 ||
+        t >= bv_synth_num_tasks())
         return bv_error_set(BV_ERR_FORMAT,
                             "episode_metadata/file_path '%s' is not a synth episode (expected "
                             "'synth:env_seed=E,task=K,episode=I' with K in 0..%d)",
@@ -229,18 +230,17 @@ static json_t *node_text(const char *desc) {
 }
 
 static json_t *node_dict(json_t *features) {
-    return json_pack("{s:s, s:{s:o}}", "pythonClassName", TFDS "features_dict.FeaturesDict", "featuresDict",
-                     "features", features);
+    return json_pack("{s:s, s:{s:o}}", "pythonClassName", TFDS "features_dict.FeaturesDict", "featuresDict", "features",
+                     features);
 }
 
 static json_t *features_json(int S) {
     const int d8[1] = {8}, d7[1] = {7};
     json_t *img = node_image(S, "Main camera RGB observation.");
     json_t *wr = node_image(S, "Wrist camera RGB observation.");
-    json_t *obs = node_dict(json_pack(
-        "{s:o, s:o, s:o, s:o}", "image", img, "wrist_image", wr, "state",
-        node_tensor(1, d8, "float32", "Robot EEF state (6D pose, 2D gripper)."), "joint_state",
-        node_tensor(1, d7, "float32", "Robot joint angles.")));
+    json_t *obs = node_dict(json_pack("{s:o, s:o, s:o, s:o}", "image", img, "wrist_image", wr, "state",
+                                      node_tensor(1, d8, "float32", "Robot EEF state (6D pose, 2D gripper)."),
+                                      "joint_state", node_tensor(1, d7, "float32", "Robot joint angles.")));
     json_t *step = node_dict(json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "observation", obs, "action",
         node_tensor(1, d7, "float32", "Robot EEF action."), "discount",
@@ -303,7 +303,8 @@ bv_status bv_synth_write_preview(const char *dir, const bv_synth_opts *o) {
     bv_synth_env *env;
     if ((st = bv_synth_env_init(&env, &cfg))) return st;
     const int S = o->image_size, n_tasks = o->tasks ? o->tasks : bv_synth_num_tasks();
-    uint8_t *a = bv_xmalloc((size_t)S * S * 3), *wr = bv_xmalloc((size_t)S * S * 3), *pair = bv_xmalloc((size_t)S * S * 6);
+    uint8_t *a = bv_xmalloc((size_t)S * S * 3), *wr = bv_xmalloc((size_t)S * S * 3),
+            *pair = bv_xmalloc((size_t)S * S * 6);
     /* the first scene the expert solves, as the dataset would record it */
     for (int att = 0; att < o->max_attempts && !st; att++) {
         uint64_t seed = bv_synth_episode_seed(o->seed, 0, att);
@@ -398,7 +399,7 @@ bv_status bv_synth_write_rlds(const char *out_dir, const bv_synth_opts *o, bv_sy
     bv_synth_episode *eps = bv_xcalloc((size_t)batch, sizeof *eps);
     bv_status *ep_st = bv_xcalloc((size_t)batch, sizeof *ep_st);
     int *fails = bv_xcalloc((size_t)batch, sizeof *fails);
-    char (*ep_err)[512] = bv_xcalloc((size_t)batch, sizeof *ep_err);
+    char(*ep_err)[512] = bv_xcalloc((size_t)batch, sizeof *ep_err);
     int64_t *lengths = bv_xcalloc((size_t)n_shards, sizeof *lengths);
     bv_example_builder b = {0};
     bv_tfr_writer w = {0};
@@ -455,8 +456,7 @@ bv_status bv_synth_write_rlds(const char *out_dir, const bv_synth_opts *o, bv_sy
             failed += fails[k];
         }
         for (int k = 0; k < nb; k++) bv_synth_episode_free(&eps[k]);
-        if (!o->quiet && !st)
-            fprintf(stderr, "\rsynth: %" PRId64 "/%" PRId64 " episodes", BV_MIN(base + batch, N), N);
+        if (!o->quiet && !st) fprintf(stderr, "\rsynth: %" PRId64 "/%" PRId64 " episodes", BV_MIN(base + batch, N), N);
     }
     if (!o->quiet) fprintf(stderr, "\n");
     if (shard >= 0) {

@@ -28,17 +28,17 @@
 #include "src/common.h"
 
 typedef struct {
-    int episodes;      /* number of episodes (>= 1) */
-    uint64_t seed;     /* dataset seed */
-    int image_size;    /* camera images are image_size^2 (default 256) */
-    int jpeg_quality;  /* 1..100 (default 95) */
-    int shards;        /* TFRecord files; 0 = one per 64 episodes */
-    int tasks;         /* use task ids 0..tasks-1 in turn; 0 = all of them */
-    float noise;       /* expert action noise std, action units (default 0.05) */
-    int max_attempts;  /* scenes tried per episode before giving up (default 5) */
-    int threads;       /* 0 = OpenMP's default */
-    const char *name;  /* dataset name, the shard file prefix (default "bitvla_synth") */
-    bool quiet;        /* no progress on stderr */
+    int episodes;     /* number of episodes (>= 1) */
+    uint64_t seed;    /* dataset seed */
+    int image_size;   /* camera images are image_size^2 (default 256) */
+    int jpeg_quality; /* 1..100 (default 95) */
+    int shards;       /* TFRecord files; 0 = one per 64 episodes */
+    int tasks;        /* use task ids 0..tasks-1 in turn; 0 = all of them */
+    float noise;      /* expert action noise std, action units (default 0.05) */
+    int max_attempts; /* scenes tried per episode before giving up (default 5) */
+    int threads;      /* 0 = OpenMP's default */
+    const char *name; /* dataset name, the shard file prefix (default "bitvla_synth") */
+    bool quiet;       /* no progress on stderr */
 } bv_synth_opts;
 
 void bv_synth_opts_default(bv_synth_opts *o);
@@ -59,9 +59,9 @@ typedef struct {
     int task;
     bool success;
     char instruction[128];
-    float *state;         /* (T, 8) */
-    float *joint_state;   /* (T, 7) */
-    float *action;        /* (T, 7) */
+    float *state;                            /* (T, 8) */
+    float *joint_state;                      /* (T, 7) */
+    float *action;                           /* (T, 7) */
     bv_image_bytes *jpeg_image, *jpeg_wrist; /* T each, or NULL when recorded without images */
 } bv_synth_episode;
 

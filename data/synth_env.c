@@ -6,7 +6,6 @@
 
 #include "data/synth_env_impl.h"
 
-
 /* ---- names and tasks ---- */
 
 static const char *const k_shape_names[BV_SYNTH_N_SHAPES] = {"cube", "cylinder", "ball"};
@@ -110,9 +109,7 @@ void bv_synth_env_free(bv_synth_env *e) {
 /* ---- scene layout ---- */
 
 /* Object footprint radius (bounding circle in the table plane). */
-static double obj_radius(const syn_object *o) {
-    return o->shape == BV_SYNTH_CUBE ? o->half[0] * M_SQRT2 : o->half[0];
-}
+static double obj_radius(const syn_object *o) { return o->shape == BV_SYNTH_CUBE ? o->half[0] * M_SQRT2 : o->half[0]; }
 
 static void make_object(syn_object *o, bv_synth_colour c, bv_synth_shape s, uint64_t *rng) {
     memset(o, 0, sizeof *o);
@@ -255,7 +252,8 @@ static void place_held(bv_synth_env *e) {
     double R[9];
     syn_qmat(e->quat, R);
     for (int r = 0; r < 3; r++)
-        o->pos[r] = e->ee[r] + R[3 * r] * e->held_off[0] + R[3 * r + 1] * e->held_off[1] + R[3 * r + 2] * e->held_off[2];
+        o->pos[r] =
+            e->ee[r] + R[3 * r] * e->held_off[0] + R[3 * r + 1] * e->held_off[1] + R[3 * r + 2] * e->held_off[2];
     o->yaw = syn_wrap(syn_ee_yaw(e) + e->held_yaw);
 }
 
@@ -279,10 +277,12 @@ void bv_synth_env_step(bv_synth_env *e, const float action[BV_SYNTH_ACTION_DIM])
     /* the hand (fingertips and palm corners) stays above the table */
     double zmin = -1e9;
     for (int k = 0; k < 10; k++) {
-        double v[3];
-        if (k < 8) v[0] = (k & 1 ? 0.5 : -0.5) * SYN_PALM_X, v[1] = (k & 2 ? 0.5 : -0.5) * SYN_PALM_Y,
-                   v[2] = k & 4 ? -SYN_PALM_TOP : -SYN_FINGER_BASE;
-        else v[0] = (k == 8 ? 1 : -1) * (e->grip + SYN_FINGER_THICK), v[1] = 0, v[2] = SYN_FINGER_TIP;
+        double v[3] = {(k == 8 ? 1 : -1) * (e->grip + SYN_FINGER_THICK), 0, SYN_FINGER_TIP}; /* k = 8, 9: tips */
+        if (k < 8) {                                                                        /* palm corners */
+            v[0] = (k & 1 ? 0.5 : -0.5) * SYN_PALM_X;
+            v[1] = (k & 2 ? 0.5 : -0.5) * SYN_PALM_Y;
+            v[2] = k & 4 ? -SYN_PALM_TOP : -SYN_FINGER_BASE;
+        }
         zmin = fmax(zmin, 0.001 - (R[6] * v[0] + R[7] * v[1] + R[8] * v[2]));
     }
     e->ee[2] = clampd(e->ee[2] + a[2] * c->pos_scale, zmin, SYN_WS_ZMAX);
@@ -313,8 +313,10 @@ void bv_synth_env_step(bv_synth_env *e, const float action[BV_SYNTH_ACTION_DIM])
                 for (int k = 0; k < 3; k++) l[k] = R[k] * d[0] + R[3 + k] * d[1] + R[6 + k] * d[2]; /* R^T d */
                 double hw = syn_half_width(o, yaw);
                 double lo = fmax(l[2] - o->half[2], -SYN_FINGER_BASE), hi = fmin(l[2] + o->half[2], SYN_FINGER_TIP);
-                if (fabs(l[1]) > 0.6 * SYN_FINGER_WIDTH || fabs(l[0]) + hw > e->grip + 0.003 || hi - lo < 0.01) continue;
-                if (fabs(l[0]) + fabs(l[1]) < best_d) best = i, best_d = fabs(l[0]) + fabs(l[1]), memcpy(best_l, l, sizeof l);
+                if (fabs(l[1]) > 0.6 * SYN_FINGER_WIDTH || fabs(l[0]) + hw > e->grip + 0.003 || hi - lo < 0.01)
+                    continue;
+                if (fabs(l[0]) + fabs(l[1]) < best_d)
+                    best = i, best_d = fabs(l[0]) + fabs(l[1]), memcpy(best_l, l, sizeof l);
             }
             if (best >= 0) {
                 syn_object *o = &e->obj[best];
@@ -437,9 +439,7 @@ bool bv_synth_env_success(const bv_synth_env *e) {
     return fabs(dx) < in && fabs(dy) < in;
 }
 
-bool bv_synth_env_done(const bv_synth_env *e) {
-    return bv_synth_env_success(e) || e->steps >= e->cfg.max_steps;
-}
+bool bv_synth_env_done(const bv_synth_env *e) { return bv_synth_env_success(e) || e->steps >= e->cfg.max_steps; }
 
 /* ---- rendering ---- */
 
@@ -493,10 +493,12 @@ static void scene_fixed(const bv_synth_env *e, item_list *l) {
     const syn_dest *pl = &e->dest[BV_SYNTH_PLATE], *tr = &e->dest[BV_SYNTH_TRAY];
     float px = (float)pl->pos[0], py = (float)pl->pos[1];
     add(l, &e->cyl,
-        bv_render_xform_trs((float[3]){px, py, 0.5f * SYN_PLATE_TOP}, 0, 2 * SYN_PLATE_R, 2 * SYN_PLATE_R, SYN_PLATE_TOP),
+        bv_render_xform_trs((float[3]){px, py, 0.5f * SYN_PLATE_TOP}, 0, 2 * SYN_PLATE_R, 2 * SYN_PLATE_R,
+                            SYN_PLATE_TOP),
         k_plate, ID_PLATE);
-    add(l, &e->disc, bv_render_xform_trs((float[3]){px, py, PLATE_DISC_Z}, 0, 1.4f * SYN_PLATE_R, 1.4f * SYN_PLATE_R, 1),
-        k_plate_in, ID_PLATE);
+    add(l, &e->disc,
+        bv_render_xform_trs((float[3]){px, py, PLATE_DISC_Z}, 0, 1.4f * SYN_PLATE_R, 1.4f * SYN_PLATE_R, 1), k_plate_in,
+        ID_PLATE);
     float tx = (float)tr->pos[0], ty = (float)tr->pos[1], th = SYN_TRAY_HALF, rw = SYN_TRAY_RIM_W;
     add(l, &e->box, bv_render_xform_trs((float[3]){tx, ty, 0.5f * SYN_TRAY_FLOOR}, 0, 2 * th, 2 * th, SYN_TRAY_FLOOR),
         k_tray, ID_TRAY);
@@ -504,8 +506,8 @@ static void scene_fixed(const bv_synth_env *e, item_list *l) {
         float sgn = (k & 1) ? 1.f : -1.f;
         float cx = (k & 2) ? tx + sgn * (th - 0.5f * rw) : tx, cy = (k & 2) ? ty : ty + sgn * (th - 0.5f * rw);
         float sx = (k & 2) ? rw : 2 * th, sy = (k & 2) ? 2 * th : rw;
-        add(l, &e->box, bv_render_xform_trs((float[3]){cx, cy, 0.5f * SYN_TRAY_RIM}, 0, sx, sy, SYN_TRAY_RIM), k_tray_rim,
-            ID_TRAY);
+        add(l, &e->box, bv_render_xform_trs((float[3]){cx, cy, 0.5f * SYN_TRAY_RIM}, 0, sx, sy, SYN_TRAY_RIM),
+            k_tray_rim, ID_TRAY);
     }
 }
 
@@ -513,7 +515,9 @@ static void scene_objects(const bv_synth_env *e, item_list *l) {
     for (int i = 0; i < e->n_obj; i++) {
         const syn_object *o = &e->obj[i];
         float p[3] = {(float)o->pos[0], (float)o->pos[1], (float)o->pos[2]};
-        const bv_render_mesh *m = o->shape == BV_SYNTH_CUBE ? &e->box : o->shape == BV_SYNTH_CYLINDER ? &e->cyl : &e->ball;
+        const bv_render_mesh *m = o->shape == BV_SYNTH_CUBE       ? &e->box
+                                  : o->shape == BV_SYNTH_CYLINDER ? &e->cyl
+                                                                  : &e->ball;
         add(l, m,
             bv_render_xform_trs(p, (float)o->yaw, (float)(2 * o->half[0]), (float)(2 * o->half[1]),
                                 (float)(2 * o->half[2])),
@@ -532,15 +536,20 @@ static void scene_hand(const bv_synth_env *e, item_list *l) {
         const bv_render_mesh *m;
     } parts[4] = {
         {{0, 0, -0.12}, {0.07, 0.07, 0.04}, k_dark, &e->cyl},
-        {{0, 0, -0.5 * (SYN_PALM_TOP + SYN_FINGER_BASE)}, {SYN_PALM_X, SYN_PALM_Y, SYN_PALM_TOP - SYN_FINGER_BASE}, k_palm, &e->box},
+        {{0, 0, -0.5 * (SYN_PALM_TOP + SYN_FINGER_BASE)},
+         {SYN_PALM_X, SYN_PALM_Y, SYN_PALM_TOP - SYN_FINGER_BASE},
+         k_palm,
+         &e->box},
         {{fx, 0, fz}, {SYN_FINGER_THICK, SYN_FINGER_WIDTH, SYN_FINGER_TIP + SYN_FINGER_BASE}, k_finger, &e->box},
         {{-fx, 0, fz}, {SYN_FINGER_THICK, SYN_FINGER_WIDTH, SYN_FINGER_TIP + SYN_FINGER_BASE}, k_finger, &e->box},
     };
     for (int k = 0; k < 4; k++) {
         float p[3];
         for (int r = 0; r < 3; r++)
-            p[r] = (float)(e->ee[r] + R[3 * r] * parts[k].c[0] + R[3 * r + 1] * parts[k].c[1] + R[3 * r + 2] * parts[k].c[2]);
-        add(l, parts[k].m, bv_render_xform_rs(p, R, (float)parts[k].size[0], (float)parts[k].size[1], (float)parts[k].size[2]),
+            p[r] = (float)(e->ee[r] + R[3 * r] * parts[k].c[0] + R[3 * r + 1] * parts[k].c[1] +
+                           R[3 * r + 2] * parts[k].c[2]);
+        add(l, parts[k].m,
+            bv_render_xform_rs(p, R, (float)parts[k].size[0], (float)parts[k].size[1], (float)parts[k].size[2]),
             parts[k].rgb, ID_GRIPPER);
     }
 }
@@ -553,7 +562,8 @@ static void scene_arm(const bv_synth_env *e, item_list *l) {
     float Sh[3] = {(float)Sd[0], (float)Sd[1], (float)Sd[2]}, El[3] = {(float)Ed[0], (float)Ed[1], (float)Ed[2]};
     float Wr[3] = {(float)Wd[0], (float)Wd[1], (float)Wd[2]}, Fl[3];
     for (int r = 0; r < 3; r++) Fl[r] = (float)(e->ee[r] - R[3 * r + 2] * 0.14);
-    add(l, &e->cyl, bv_render_xform_trs((float[3]){SYN_BASE_X, SYN_BASE_Y, 0.03f}, 0, 0.2f, 0.2f, 0.06f), k_dark, ID_ARM);
+    add(l, &e->cyl, bv_render_xform_trs((float[3]){SYN_BASE_X, SYN_BASE_Y, 0.03f}, 0, 0.2f, 0.2f, 0.06f), k_dark,
+        ID_ARM);
     add(l, &e->cyl,
         bv_render_xform_trs((float[3]){SYN_BASE_X, SYN_BASE_Y, 0.5f * (0.06f + Sh[2])}, 0, 0.12f, 0.12f, Sh[2] - 0.06f),
         k_white, ID_ARM);
@@ -561,7 +571,8 @@ static void scene_arm(const bv_synth_env *e, item_list *l) {
     add(l, &e->box, bv_render_xform_segment(El, Wr, 0.075f, 0.075f), k_white, ID_ARM);
     add(l, &e->box, bv_render_xform_segment(Wr, Fl, 0.065f, 0.065f), k_white, ID_ARM);
     const float *joints[3] = {Sh, El, Wr};
-    for (int k = 0; k < 3; k++) add(l, &e->ball, bv_render_xform_trs(joints[k], 0, 0.11f, 0.11f, 0.11f), k_dark, ID_ARM);
+    for (int k = 0; k < 3; k++)
+        add(l, &e->ball, bv_render_xform_trs(joints[k], 0, 0.11f, 0.11f, 0.11f), k_dark, ID_ARM);
 }
 
 /* Can the shadow of a unit primitive drawn with xf fall on the plane z = h within the square of

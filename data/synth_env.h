@@ -107,8 +107,8 @@ bool bv_synth_env_done(const bv_synth_env *env);
 /* Scene introspection (for tests, docs and the expert): number of objects, and object i's colour,
  * shape, centre (metres) and whether the gripper holds it; the index of the target. */
 int bv_synth_env_num_objects(const bv_synth_env *env);
-void bv_synth_env_object(const bv_synth_env *env, int i, bv_synth_colour *colour, bv_synth_shape *shape,
-                         float pos[3], bool *held);
+void bv_synth_env_object(const bv_synth_env *env, int i, bv_synth_colour *colour, bv_synth_shape *shape, float pos[3],
+                         bool *held);
 int bv_synth_env_target(const bv_synth_env *env);
 /* The colour (0..1 RGB, unlit) an object of this colour is drawn with. */
 void bv_synth_colour_rgb(bv_synth_colour c, float rgb[3]);

@@ -13,15 +13,15 @@
 
 /* Gripper geometry in the end-effector frame: x = finger axis, z = pointing direction (down at
  * rest), the end-effector point sits between the fingers 1 cm above their tips. */
-#define SYN_GRIP_MAX 0.04     /* per-finger opening, metres */
-#define SYN_FINGER_TIP 0.01   /* tips this far beyond the EE point (local +z) */
-#define SYN_FINGER_BASE 0.04  /* fingers start this far behind it (local -z) */
+#define SYN_GRIP_MAX 0.04    /* per-finger opening, metres */
+#define SYN_FINGER_TIP 0.01  /* tips this far beyond the EE point (local +z) */
+#define SYN_FINGER_BASE 0.04 /* fingers start this far behind it (local -z) */
 #define SYN_FINGER_THICK 0.012
 #define SYN_FINGER_WIDTH 0.02
-#define SYN_PALM_TOP 0.10     /* palm spans local z in [-PALM_TOP, -FINGER_BASE] */
+#define SYN_PALM_TOP 0.10 /* palm spans local z in [-PALM_TOP, -FINGER_BASE] */
 #define SYN_PALM_X 0.14
 #define SYN_PALM_Y 0.05
-#define SYN_WRIST_LEN 0.22    /* wrist centre (arm IK target) this far behind the EE point */
+#define SYN_WRIST_LEN 0.22 /* wrist centre (arm IK target) this far behind the EE point */
 
 /* The arm's base and shoulder (world). */
 #define SYN_BASE_X 0.0
@@ -49,7 +49,7 @@
 typedef struct {
     bv_synth_colour colour;
     bv_synth_shape shape;
-    double pos[3];  /* centre of the bounding box */
+    double pos[3]; /* centre of the bounding box */
     double yaw;
     double half[3]; /* half extents: cube (s, s, s)/2, cylinder (r, r, h/2), ball (r, r, r) */
     double vz;      /* falling speed, m/s (0 when resting or held) */
@@ -78,8 +78,8 @@ struct bv_synth_env {
     int steps;
     /* rendering */
     bv_render_mesh box, cyl, ball, disc;
-    float *invz;    /* camera depth keys (S, S) */
-    uint8_t *ids;   /* camera pixel ids (S, S) */
+    float *invz;       /* camera depth keys (S, S) */
+    uint8_t *ids;      /* camera pixel ids (S, S) */
     uint8_t *shadowed; /* camera pixel already in shadow (S, S) */
     /* the third-person camera's view of what does not move (wall, table, plate, tray), drawn
      * once per episode and copied under each frame */

@@ -13,8 +13,8 @@
 #include "data/synth_env_impl.h"
 
 enum { PH_APPROACH, PH_DESCEND, PH_GRASP, PH_LIFT, PH_MOVE, PH_PLACE, PH_RELEASE, PH_BACKOFF };
-static const char *const k_phase_names[] = {"approach", "descend", "grasp", "lift",
-                                             "move", "place", "release", "back-off"};
+static const char *const k_phase_names[] = {"approach", "descend", "grasp",   "lift",
+                                            "move",     "place",   "release", "back-off"};
 
 void bv_synth_expert_init(bv_synth_expert *ex, uint64_t seed, float noise) {
     memset(ex, 0, sizeof *ex);
@@ -120,9 +120,7 @@ void bv_synth_expert_act(bv_synth_expert *ex, const bv_synth_env *e, float actio
         goal[0] = o->pos[0], goal[1] = o->pos[1], goal[2] = grasp_z;
         grip = 1;
         break;
-    case PH_LIFT:
-        goal[2] = ex->carry_z;
-        break;
+    case PH_LIFT: goal[2] = ex->carry_z; break;
     case PH_MOVE:
         /* steer the object (not the hand) over the destination */
         goal[0] = e->ee[0] + d->pos[0] + ex->place_off[0] - o->pos[0];
@@ -134,9 +132,7 @@ void bv_synth_expert_act(bv_synth_expert *ex, const bv_synth_env *e, float actio
         goal[1] = e->ee[1] + d->pos[1] + ex->place_off[1] - o->pos[1];
         goal[2] = e->ee[2] + d->top + 0.006 - bottom;
         break;
-    case PH_RELEASE:
-        grip = -1;
-        break;
+    case PH_RELEASE: grip = -1; break;
     case PH_BACKOFF:
         goal[2] = 0.15;
         grip = -1;

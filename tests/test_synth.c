@@ -124,7 +124,8 @@ static void test_render_coverage_and_depth(void **state) {
     for (int j = 0; j < H; j++)
         for (int i = 0; i < W; i++)
             if (ids[j * W + i] == 4) floor_px++, floor_top += j < H / 2;
-    if (floor_px == 0 || floor_top) fail_msg("floor below the eye: %d pixels, %d in the upper half", floor_px, floor_top);
+    if (floor_px == 0 || floor_top)
+        fail_msg("floor below the eye: %d pixels, %d in the upper half", floor_px, floor_top);
     /* unproject inverts project */
     float p[3] = {0.1f, 0.3f, -0.2f}, px, py, d, q[3];
     assert_true(bv_render_project(&c, p, &px, &py, &d));
@@ -180,9 +181,9 @@ static void test_instruction_and_target(void **state) {
                     bv_synth_colour c2;
                     bv_synth_shape s2;
                     bv_synth_env_object(env, j, &c2, &s2, NULL, NULL);
-                    if (c2 == c && s2 == s) fail_msg("task %d seed %llu: objects %d and %d are both %s %s", task,
-                                                     (unsigned long long)seed, i, j, bv_synth_colour_name(c),
-                                                     bv_synth_shape_name(s));
+                    if (c2 == c && s2 == s)
+                        fail_msg("task %d seed %llu: objects %d and %d are both %s %s", task, (unsigned long long)seed,
+                                 i, j, bv_synth_colour_name(c), bv_synth_shape_name(s));
                 }
             }
             if (both != 1 || same_colour < 1 || same_shape < 1)
@@ -226,7 +227,7 @@ static void test_expert_success_rate(void **state) {
                 for (int k = 0; k < 6; k++) assert_true(a[k] >= -1.0f && a[k] <= 1.0f);
                 assert_true(a[6] == 1.0f || a[6] == -1.0f);
             }
-            assert_true(ep.action[6] == -1.0f);             /* starts open */
+            assert_true(ep.action[6] == -1.0f);                  /* starts open */
             assert_true(ep.action[7 * (ep.T - 1) + 6] == -1.0f); /* ends releasing */
         }
         bv_synth_episode_free(&ep);
@@ -322,8 +323,10 @@ static void test_cameras(void **state) {
         bv_synth_env_observe(env, &obs);
         size_t differ = 0;
         for (size_t p = 0; p < (size_t)S * S; p++)
-            differ += abs(a[3 * p] - w[3 * p]) + abs(a[3 * p + 1] - w[3 * p + 1]) + abs(a[3 * p + 2] - w[3 * p + 2]) > 30;
-        if (differ < (size_t)S * S / 4) fail_msg("scene %d: only %zu of %d pixels differ between the cameras", sc, differ, S * S);
+            differ +=
+                abs(a[3 * p] - w[3 * p]) + abs(a[3 * p + 1] - w[3 * p + 1]) + abs(a[3 * p + 2] - w[3 * p + 2]) > 30;
+        if (differ < (size_t)S * S / 4)
+            fail_msg("scene %d: only %zu of %d pixels differ between the cameras", sc, differ, S * S);
         /* every object colour in the scene shows in the third-person view, and no other */
         bool present[BV_SYNTH_N_COLOURS] = {false};
         for (int i = 0; i < bv_synth_env_num_objects(env); i++) {
@@ -331,8 +334,9 @@ static void test_cameras(void **state) {
             bv_synth_env_object(env, i, &c, NULL, NULL, NULL);
             present[c] = true;
             int n = count_colour(a, S, c, 0, S, 0, S);
-            if (n < 50) fail_msg("scene %d: %s (object %d) has %d pixels in the third-person view", sc,
-                                 bv_synth_colour_name(c), i, n);
+            if (n < 50)
+                fail_msg("scene %d: %s (object %d) has %d pixels in the third-person view", sc, bv_synth_colour_name(c),
+                         i, n);
         }
         for (int c = 0; c < BV_SYNTH_N_COLOURS; c++) {
             int n = count_colour(a, S, (bv_synth_colour)c, 0, S, 0, S);
@@ -357,7 +361,8 @@ static void test_cameras(void **state) {
             bv_synth_env_step(env, act);
         }
     }
-    if (wrist_seen < n_scenes) fail_msg("the wrist camera showed the target in %d of %d descents", wrist_seen, n_scenes);
+    if (wrist_seen < n_scenes)
+        fail_msg("the wrist camera showed the target in %d of %d descents", wrist_seen, n_scenes);
     free(a);
     free(w);
     bv_synth_env_free(env);
@@ -448,12 +453,18 @@ static void test_rlds_roundtrip_and_replay(void **state) {
         int kind, ndim;
         int64_t d0;
     } schema[] = {
-        {"steps/observation/image", BV_RLDS_IMAGE, 3, 128},   {"steps/observation/wrist_image", BV_RLDS_IMAGE, 3, 128},
-        {"steps/observation/state", BV_RLDS_TENSOR, 1, 8},    {"steps/observation/joint_state", BV_RLDS_TENSOR, 1, 7},
-        {"steps/action", BV_RLDS_TENSOR, 1, 7},               {"steps/language_instruction", BV_RLDS_TEXT, 0, 0},
-        {"steps/reward", BV_RLDS_TENSOR, 0, 0},               {"steps/discount", BV_RLDS_TENSOR, 0, 0},
-        {"steps/is_first", BV_RLDS_TENSOR, 0, 0},             {"steps/is_last", BV_RLDS_TENSOR, 0, 0},
-        {"steps/is_terminal", BV_RLDS_TENSOR, 0, 0},          {"episode_metadata/file_path", BV_RLDS_TEXT, 0, 0},
+        {"steps/observation/image", BV_RLDS_IMAGE, 3, 128},
+        {"steps/observation/wrist_image", BV_RLDS_IMAGE, 3, 128},
+        {"steps/observation/state", BV_RLDS_TENSOR, 1, 8},
+        {"steps/observation/joint_state", BV_RLDS_TENSOR, 1, 7},
+        {"steps/action", BV_RLDS_TENSOR, 1, 7},
+        {"steps/language_instruction", BV_RLDS_TEXT, 0, 0},
+        {"steps/reward", BV_RLDS_TENSOR, 0, 0},
+        {"steps/discount", BV_RLDS_TENSOR, 0, 0},
+        {"steps/is_first", BV_RLDS_TENSOR, 0, 0},
+        {"steps/is_last", BV_RLDS_TENSOR, 0, 0},
+        {"steps/is_terminal", BV_RLDS_TENSOR, 0, 0},
+        {"episode_metadata/file_path", BV_RLDS_TEXT, 0, 0},
     };
     assert_int_equal(ds.n_features, (int)BV_ARRAY_LEN(schema));
     for (size_t k = 0; k < BV_ARRAY_LEN(schema); k++) {
@@ -488,10 +499,18 @@ static void test_rlds_roundtrip_and_replay(void **state) {
             char label[600];
             snprintf(label, sizeof label, "%s episode %lld", sp->files[s], (long long)episode);
             if (bv_example_decode(&ex, buf.data, buf.len, label)) fail_msg("%s", bv_error_msg());
-            const char *keys[] = {"steps/observation/state", "steps/action", "steps/observation/image",
-                                  "steps/language_instruction", "steps/reward", "steps/is_first",
-                                  "steps/is_last", "steps/is_terminal", "episode_metadata/file_path",
-                                  "steps/observation/joint_state", "steps/observation/wrist_image", "steps/discount"};
+            const char *keys[] = {"steps/observation/state",
+                                  "steps/action",
+                                  "steps/observation/image",
+                                  "steps/language_instruction",
+                                  "steps/reward",
+                                  "steps/is_first",
+                                  "steps/is_last",
+                                  "steps/is_terminal",
+                                  "episode_metadata/file_path",
+                                  "steps/observation/joint_state",
+                                  "steps/observation/wrist_image",
+                                  "steps/discount"};
             bv_rlds_value v[12];
             int64_t T;
             if (bv_rlds_get_many(&ds, &ex, 12, keys, v, &T, label)) fail_msg("%s", bv_error_msg());
@@ -523,7 +542,8 @@ static void test_rlds_roundtrip_and_replay(void **state) {
             bv_bytes instr = bv_rlds_value_bytes(&v[3], T - 1);
             const char *want = bv_synth_env_instruction(env);
             if (instr.len != strlen(want) || memcmp(instr.data, want, instr.len))
-                fail_msg("%s: instruction '%.*s', the env says '%s'", label, (int)instr.len, (const char *)instr.data, want);
+                fail_msg("%s: instruction '%.*s', the env says '%s'", label, (int)instr.len, (const char *)instr.data,
+                         want);
             for (int64_t t = 0; t < T; t++) {
                 bv_synth_obs obs = {.image = (t % 17 == 0) ? frame : NULL};
                 bv_synth_env_observe(env, &obs);
@@ -539,8 +559,9 @@ static void test_rlds_roundtrip_and_replay(void **state) {
                     double mad = 0;
                     for (size_t p = 0; p < 128 * 128 * 3; p++) mad += abs(img.rgb[p] - frame[p]);
                     mad /= 128 * 128 * 3;
-                    if (mad > 4.0) fail_msg("%s step %lld: stored frame differs from the replayed one by %.2f on average",
-                                            label, (long long)t, mad);
+                    if (mad > 4.0)
+                        fail_msg("%s step %lld: stored frame differs from the replayed one by %.2f on average", label,
+                                 (long long)t, mad);
                 }
                 bv_synth_env_step(env, act + 7 * t);
             }

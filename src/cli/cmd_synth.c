@@ -61,9 +61,9 @@ int bv_cmd_synth(int argc, char **argv) {
             o.quiet = true;
             continue;
         }
-        static const char *const with_value[] = {"--episodes", "--out",    "--seed",  "--image-size", "--jpeg-quality",
-                                                 "--tasks",    "--shards", "--noise", "--threads",    "--name",
-                                                 "--preview"};
+        static const char *const with_value[] = {"--episodes",     "--out",   "--seed",   "--image-size",
+                                                 "--jpeg-quality", "--tasks", "--shards", "--noise",
+                                                 "--threads",      "--name",  "--preview"};
         int known = 0;
         for (size_t k = 0; k < BV_ARRAY_LEN(with_value); k++) known |= !strcmp(f, with_value[k]);
         if (!known) {
@@ -119,7 +119,8 @@ int bv_cmd_synth(int argc, char **argv) {
         }
     }
     if (!o.episodes || !out) {
-        fprintf(stderr, "bitvla synth: %s is required (see 'bitvla synth --help')\n", !o.episodes ? "--episodes N" : "--out DIR");
+        fprintf(stderr, "bitvla synth: %s is required (see 'bitvla synth --help')\n",
+                !o.episodes ? "--episodes N" : "--out DIR");
         return 2;
     }
     if (bv_synth_opts_check(&o)) {
