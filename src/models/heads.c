@@ -21,7 +21,11 @@ bv_status bv_proprio_init(bv_mlp2 *m, const bv_vla_config *c, bv_params *p, cons
     return mlp2_init(m, p, prefix, "fc1", "fc2", c->proprio_dim, c->text.hidden_size, BV_ACT_GELU_ERF);
 }
 
-void bv_mlp2_free(bv_mlp2 *m) { memset(m, 0, sizeof *m); }
+void bv_mlp2_free(bv_mlp2 *m) {
+    bv_nn_linear_free(&m->l1);
+    bv_nn_linear_free(&m->l2);
+    memset(m, 0, sizeof *m);
+}
 
 /* nn.Linear's default init: U(-1/sqrt(in), 1/sqrt(in)) for both; a normal of the same variance here */
 static void linear_default_init(bv_params *p, const bv_nn_linear *l, uint64_t seed) {
@@ -64,6 +68,9 @@ bv_status bv_action_head_init(bv_action_head *m, const bv_vla_config *c, bv_para
 }
 
 void bv_action_head_free(bv_action_head *m) {
+    bv_nn_linear_free(&m->fc1);
+    bv_nn_linear_free(&m->fc2);
+    for (int i = 0; m->blocks && i < m->n_blocks; i++) bv_nn_linear_free(&m->blocks[i].fc);
     free(m->blocks);
     memset(m, 0, sizeof *m);
 }
