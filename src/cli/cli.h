@@ -16,5 +16,6 @@ int bv_cmd_bench(int argc, char **argv);
 int bv_cmd_convert(int argc, char **argv);
 int bv_cmd_synth(int argc, char **argv);
 int bv_cmd_forward(int argc, char **argv);
+int bv_cmd_info(int argc, char **argv);
 
 #endif

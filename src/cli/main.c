@@ -16,6 +16,7 @@ static const bv_cli_command k_commands[] = {
     {"convert", "convert a robot dataset (RLDS, LIBERO HDF5) into shards", bv_cmd_convert},
     {"synth", "write demonstrations of the built-in tabletop task as an RLDS dataset", bv_cmd_synth},
     {"forward", "run the model once on given inputs (parity harness)", bv_cmd_forward},
+    {"info", "parameters and memory per module of a model config (training and deployment)", bv_cmd_info},
 };
 
 static void usage(FILE *f) {
