@@ -14,24 +14,6 @@
 #include "src/kernels/rope.h"
 #include "testutil.h"
 
-static float *rand_f32(bv_rng *r, int64_t n, double lo, double hi) {
-    float *x = malloc((size_t)(n ? n : 1) * sizeof *x);
-    bv_rng_fill_f32(r, x, n, lo, hi);
-    return x;
-}
-
-static double *to_f64(const float *x, int64_t n) {
-    double *d = malloc((size_t)(n ? n : 1) * sizeof *d);
-    for (int64_t i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
-
-static float *copy_f32(const float *x, int64_t n) {
-    float *d = malloc((size_t)(n ? n : 1) * sizeof *d);
-    memcpy(d, x, (size_t)n * sizeof *d);
-    return d;
-}
-
 /* ================================ rope ================================ */
 
 static void test_rope_fast_vs_ref(void **state) {
@@ -44,9 +26,10 @@ static void test_rope_fast_vs_ref(void **state) {
             int64_t pos[14];
             for (int i = 0; i < 14; i++) pos[i] = (int64_t)(bv_rng_u64(&r) % 50);
             int64_t bstride = shared ? 0 : T;
-            float *x = rand_f32(&r, n, -1, 1), *y = malloc(n * 4), *dy = rand_f32(&r, n, -1, 1);
-            float *dx = rand_f32(&r, n, -1, 1); /* nonzero: the backward accumulates */
-            double *xd = to_f64(x, n), *yd = malloc(n * 8), *dyd = to_f64(dy, n), *dxd = to_f64(dx, n);
+            float *x = bv_test_rand_f32(&r, n, -1, 1), *y = malloc(n * 4), *dy = bv_test_rand_f32(&r, n, -1, 1);
+            float *dx = bv_test_rand_f32(&r, n, -1, 1); /* nonzero: the backward accumulates */
+            double *xd = bv_test_to_f64(x, n), *yd = malloc(n * 8), *dyd = bv_test_to_f64(dy, n),
+                   *dxd = bv_test_to_f64(dx, n);
             bv_k_rope_fwd(y, x, pos, bstride, B, T, H, hd, thetas[ti]);
             bv_k_rope_fwd_ref(yd, xd, pos, bstride, B, T, H, hd, thetas[ti]);
             /* positions < 50: the fp32 angle is within 2e-6 of the exact one */
@@ -58,7 +41,7 @@ static void test_rope_fast_vs_ref(void **state) {
             snprintf(what, sizeof what, "rope bwd shared=%d theta=%g", shared, thetas[ti]);
             bv_check_close_f32_f64(what, dx, dxd, n, 1e-5, 1e-5);
             /* in place forward gives the same values */
-            float *xi = copy_f32(x, n);
+            float *xi = bv_test_copy_f32(x, n);
             bv_k_rope_fwd(xi, xi, pos, bstride, B, T, H, hd, thetas[ti]);
             bv_check_close_f32("rope fwd in place", xi, y, n, 0, 0);
             free(x), free(y), free(dy), free(dx), free(xi), free(xd), free(yd), free(dyd), free(dxd);
@@ -70,7 +53,7 @@ static void test_rope_threads_agree(void **state) {
     const int64_t B = 2, T = 45, H = 4, hd = 64, n = B * T * H * hd;
     int64_t pos[90];
     for (int i = 0; i < 90; i++) pos[i] = (int64_t)(bv_rng_u64(&r) % 700);
-    float *x = rand_f32(&r, n, -1, 1), *dy = rand_f32(&r, n, -1, 1);
+    float *x = bv_test_rand_f32(&r, n, -1, 1), *dy = bv_test_rand_f32(&r, n, -1, 1);
     float *y[2], *dx[2];
     for (int t = 0; t < 2; t++) {
         bv_set_num_threads(t + 1);
@@ -169,12 +152,14 @@ static void run_fast_vs_ref(const sdpa_case *c, uint64_t seed) {
     const int64_t nq = c->B * c->T * c->H * c->hd, nk = c->B * c->S * c->Hkv * c->hd;
     uint8_t *pad = make_padding(&r, c);
     bv_sdpa_shape s = shape_of(c, pad);
-    float *q = rand_f32(&r, nq, -c->range, c->range), *k = rand_f32(&r, nk, -c->range, c->range);
-    float *v = rand_f32(&r, nk, -1, 1), *dy = rand_f32(&r, nq, -1, 1);
-    float *dq = rand_f32(&r, nq, -1, 1), *dk = rand_f32(&r, nk, -1, 1), *dv = rand_f32(&r, nk, -1, 1);
-    double *qd = to_f64(q, nq), *kd = to_f64(k, nk), *vd = to_f64(v, nk), *dyd = to_f64(dy, nq);
-    double *dqd = to_f64(dq, nq), *dkd = to_f64(dk, nk), *dvd = to_f64(dv, nk);
-    float *dq0 = copy_f32(dq, nq);
+    float *q = bv_test_rand_f32(&r, nq, -c->range, c->range), *k = bv_test_rand_f32(&r, nk, -c->range, c->range);
+    float *v = bv_test_rand_f32(&r, nk, -1, 1), *dy = bv_test_rand_f32(&r, nq, -1, 1);
+    float *dq = bv_test_rand_f32(&r, nq, -1, 1), *dk = bv_test_rand_f32(&r, nk, -1, 1),
+          *dv = bv_test_rand_f32(&r, nk, -1, 1);
+    double *qd = bv_test_to_f64(q, nq), *kd = bv_test_to_f64(k, nk), *vd = bv_test_to_f64(v, nk),
+           *dyd = bv_test_to_f64(dy, nq);
+    double *dqd = bv_test_to_f64(dq, nq), *dkd = bv_test_to_f64(dk, nk), *dvd = bv_test_to_f64(dv, nk);
+    float *dq0 = bv_test_copy_f32(dq, nq);
     float *y = malloc(nq * 4), *lse = malloc((size_t)(c->B * c->H * c->T) * 4);
     double *yd = malloc(nq * 8);
     int nt = 2;
@@ -217,8 +202,9 @@ static void test_sdpa_padded_keys_get_no_gradient(void **state) {
     const int64_t nq = c->B * c->T * c->H * c->hd, nk = c->B * c->S * c->Hkv * c->hd;
     uint8_t *pad = make_padding(&r, c);
     bv_sdpa_shape s = shape_of(c, pad);
-    float *q = rand_f32(&r, nq, -1, 1), *k = rand_f32(&r, nk, -1, 1), *v = rand_f32(&r, nk, -1, 1);
-    float *dy = rand_f32(&r, nq, -1, 1), *y = malloc(nq * 4), *lse = malloc((size_t)(c->B * c->H * c->T) * 4);
+    float *q = bv_test_rand_f32(&r, nq, -1, 1), *k = bv_test_rand_f32(&r, nk, -1, 1),
+          *v = bv_test_rand_f32(&r, nk, -1, 1);
+    float *dy = bv_test_rand_f32(&r, nq, -1, 1), *y = malloc(nq * 4), *lse = malloc((size_t)(c->B * c->H * c->T) * 4);
     float *dk = calloc(nk, 4), *dv = calloc(nk, 4);
     float *scr = malloc(BV_MAX(bv_k_sdpa_fwd_scratch(&s, 2), bv_k_sdpa_bwd_scratch(&s, 2)) * 4);
     bv_k_sdpa_fwd(y, lse, q, k, v, &s, scr, 2);
@@ -242,7 +228,8 @@ static void test_sdpa_nan_propagates(void **state) {
     const int64_t B = 1, T = 5, S = 9, H = 2, hd = 4, nq = B * T * H * hd, nk = B * S * H * hd;
     bv_rng r = {71};
     bv_sdpa_shape s = {B, T, S, H, H, hd, false, NULL, 0.5};
-    float *q = rand_f32(&r, nq, -1, 1), *k = rand_f32(&r, nk, -1, 1), *v = rand_f32(&r, nk, -1, 1);
+    float *q = bv_test_rand_f32(&r, nq, -1, 1), *k = bv_test_rand_f32(&r, nk, -1, 1),
+          *v = bv_test_rand_f32(&r, nk, -1, 1);
     float *y = malloc(nq * 4), *lse = malloc(B * H * T * 4), *scr = malloc(bv_k_sdpa_fwd_scratch(&s, 2) * 4);
     const int64_t t_nan = 2, h_nan = 1;
     q[(t_nan * H + h_nan) * hd + 1] = NAN;
@@ -270,8 +257,9 @@ static void test_sdpa_threads_agree(void **state) {
         const int64_t nq = c->B * c->T * c->H * c->hd, nk = c->B * c->S * c->Hkv * c->hd;
         uint8_t *pad = make_padding(&r, c);
         bv_sdpa_shape s = shape_of(c, pad);
-        float *q = rand_f32(&r, nq, -1, 1), *k = rand_f32(&r, nk, -1, 1), *v = rand_f32(&r, nk, -1, 1);
-        float *dy = rand_f32(&r, nq, -1, 1);
+        float *q = bv_test_rand_f32(&r, nq, -1, 1), *k = bv_test_rand_f32(&r, nk, -1, 1),
+              *v = bv_test_rand_f32(&r, nk, -1, 1);
+        float *dy = bv_test_rand_f32(&r, nq, -1, 1);
         float *y[2], *dq[2], *dk[2], *dv[2], *lse[2];
         for (int t = 0; t < 2; t++) {
             int nt = t + 1;
@@ -300,9 +288,10 @@ static void test_sdpa_op_f32_vs_f64(void **state) {
     bv_rng r = {41};
     const int64_t nq = c->B * c->T * c->H * c->hd, nk = c->B * c->S * c->Hkv * c->hd;
     uint8_t *pad = make_padding(&r, c);
-    float *q = rand_f32(&r, nq, -1, 1), *k = rand_f32(&r, nk, -1, 1), *v = rand_f32(&r, nk, -1, 1);
-    float *dy = rand_f32(&r, nq, -1, 1);
-    double *dyd = to_f64(dy, nq);
+    float *q = bv_test_rand_f32(&r, nq, -1, 1), *k = bv_test_rand_f32(&r, nk, -1, 1),
+          *v = bv_test_rand_f32(&r, nk, -1, 1);
+    float *dy = bv_test_rand_f32(&r, nq, -1, 1);
+    double *dyd = bv_test_to_f64(dy, nq);
     int64_t qs[4] = {c->B, c->T, c->H, c->hd}, ks[4] = {c->B, c->S, c->Hkv, c->hd};
     bv_tensor qt = bv_tensor_make(q, BV_DTYPE_F32, 4, qs), kt = bv_tensor_make(k, BV_DTYPE_F32, 4, ks),
               vt = bv_tensor_make(v, BV_DTYPE_F32, 4, ks);
@@ -337,48 +326,34 @@ static void test_sdpa_op_f32_vs_f64(void **state) {
     free(pad), free(q), free(k), free(v), free(dy), free(dyd);
 }
 
-typedef struct {
-    bv_attn_mask m;
-} sdpa_args;
-
-static bv_var *fn_sdpa(bv_graph *g, bv_var **in, void *u) {
-    sdpa_args *a = u;
-    return bv_op_sdpa(g, in[0], in[1], in[2], &a->m);
-}
+/* u: the bv_attn_mask */
+static bv_var *fn_sdpa(bv_graph *g, bv_var **in, void *u) { return bv_op_sdpa(g, in[0], in[1], in[2], u); }
 
 static void test_sdpa_gradcheck(void **state) {
     bv_rng r = {51};
-    /* GQA 4:2, causal with T < S, padding */
-    {
-        int64_t qs[4] = {2, 3, 4, 3}, ks[4] = {2, 5, 2, 3};
-        bv_tensor in[3] = {bv_test_rand_f64(&r, 4, qs, -1, 1), bv_test_rand_f64(&r, 4, ks, -1, 1),
-                           bv_test_rand_f64(&r, 4, ks, -1, 1)};
-        uint8_t pad[10] = {1, 1, 0, 1, 1, 1, 1, 1, 1, 0};
-        sdpa_args a = {{.causal = true, .key_padding = pad, .scale = 0}};
+    const uint8_t pad[10] = {1, 1, 0, 1, 1, 1, 1, 1, 1, 0};
+    const struct {
+        const char *name;
+        int64_t qs[4], ks[4];
+        bv_attn_mask m;
+    } cases[3] = {
+        /* GQA 4:2, causal with T < S, padding */
+        {"sdpa gqa causal padded", {2, 3, 4, 3}, {2, 5, 2, 3}, {.causal = true, .key_padding = pad, .scale = 0}},
+        /* bidirectional MHA, explicit scale */
+        {"sdpa bidirectional", {1, 4, 2, 5}, {1, 3, 2, 5}, {.causal = false, .key_padding = NULL, .scale = 0.7}},
+        /* causal T > S: the first rows see no key (output 0, no gradient) */
+        {"sdpa causal T>S", {1, 5, 2, 2}, {1, 3, 1, 2}, {.causal = true, .key_padding = NULL, .scale = 0}},
+    };
+    for (int c = 0; c < 3; c++) {
+        bv_tensor in[3] = {bv_test_rand_f64(&r, 4, cases[c].qs, -1, 1), bv_test_rand_f64(&r, 4, cases[c].ks, -1, 1),
+                           bv_test_rand_f64(&r, 4, cases[c].ks, -1, 1)};
+        bv_attn_mask m = cases[c].m;
         bool check[3] = {true, true, true};
-        bv_check_gradients("sdpa gqa causal padded", fn_sdpa, &a, 3, in, check, NULL);
-        bool check_q[3] = {true, false, false}; /* frozen k, v */
-        bv_check_gradients("sdpa (q only)", fn_sdpa, &a, 3, in, check_q, NULL);
-        for (int i = 0; i < 3; i++) free(in[i].data);
-    }
-    /* bidirectional MHA, explicit scale */
-    {
-        int64_t qs[4] = {1, 4, 2, 5}, ks[4] = {1, 3, 2, 5};
-        bv_tensor in[3] = {bv_test_rand_f64(&r, 4, qs, -1, 1), bv_test_rand_f64(&r, 4, ks, -1, 1),
-                           bv_test_rand_f64(&r, 4, ks, -1, 1)};
-        sdpa_args a = {{.causal = false, .key_padding = NULL, .scale = 0.7}};
-        bool check[3] = {true, true, true};
-        bv_check_gradients("sdpa bidirectional", fn_sdpa, &a, 3, in, check, NULL);
-        for (int i = 0; i < 3; i++) free(in[i].data);
-    }
-    /* causal T > S: the first rows see no key (output 0, no gradient) */
-    {
-        int64_t qs[4] = {1, 5, 2, 2}, ks[4] = {1, 3, 1, 2};
-        bv_tensor in[3] = {bv_test_rand_f64(&r, 4, qs, -1, 1), bv_test_rand_f64(&r, 4, ks, -1, 1),
-                           bv_test_rand_f64(&r, 4, ks, -1, 1)};
-        sdpa_args a = {{.causal = true, .key_padding = NULL, .scale = 0}};
-        bool check[3] = {true, true, true};
-        bv_check_gradients("sdpa causal T>S", fn_sdpa, &a, 3, in, check, NULL);
+        bv_check_gradients(cases[c].name, fn_sdpa, &m, 3, in, check, NULL);
+        if (c == 0) {
+            bool check_q[3] = {true, false, false}; /* frozen k, v */
+            bv_check_gradients("sdpa (q only)", fn_sdpa, &m, 3, in, check_q, NULL);
+        }
         for (int i = 0; i < 3; i++) free(in[i].data);
     }
 }
@@ -429,18 +404,6 @@ static void test_rope_hf_fp32_parity(void **state) {
     bv_fx_close(&fx);
 }
 
-typedef struct {
-    bv_tensor pos;
-    double theta;
-} fx_rope_args;
-
-static bv_var *fx_rope(bv_graph *g, bv_var **in, void *u) {
-    fx_rope_args *a = u;
-    return bv_op_rope(g, in[0], &a->pos, a->theta);
-}
-
-static bv_var *fx_sdpa(bv_graph *g, bv_var **in, void *u) { return bv_op_sdpa(g, in[0], in[1], in[2], u); }
-
 /* Double-precision references (bv_fx_check_op: the F64 ops at 1e-12, the fast F32 ones at tol32). */
 static void test_pytorch_parity(void **state) {
     bv_fx fx;
@@ -452,10 +415,10 @@ static void test_pytorch_parity(void **state) {
     const double rope_tol[2] = {1e-5, 5e-5};
     for (int i = 0; i < 2; i++) {
         snprintf(key, sizeof key, "%s.pos", ropes[i]);
-        fx_rope_args a = {bv_fx_get(&fx, key, BV_DTYPE_I64), 0};
+        rope_args a = {bv_fx_get(&fx, key, BV_DTYPE_I64), 0};
         snprintf(key, sizeof key, "%s.theta", ropes[i]);
         a.theta = ((double *)bv_fx_get(&fx, key, BV_DTYPE_F64).data)[0];
-        bv_fx_check_op(&fx, ropes[i], 1, fx_rope, &a, rope_tol[i]);
+        bv_fx_check_op(&fx, ropes[i], 1, fn_rope, &a, rope_tol[i]);
     }
     const char *sdpas[3] = {"sdpa_mha", "sdpa_gqa_causal", "sdpa_padded"};
     for (int i = 0; i < 3; i++) {
@@ -464,7 +427,7 @@ static void test_pytorch_parity(void **state) {
         snprintf(key, sizeof key, "%s.cfg", sdpas[i]);
         const double *cfg = bv_fx_get(&fx, key, BV_DTYPE_F64).data;
         bv_attn_mask m = {.causal = cfg[0] != 0, .key_padding = mask.data, .scale = cfg[1]};
-        bv_fx_check_op(&fx, sdpas[i], 3, fx_sdpa, &m, 1e-5);
+        bv_fx_check_op(&fx, sdpas[i], 3, fn_sdpa, &m, 1e-5);
     }
     bv_fx_close(&fx);
 }

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "src/kernels/elementwise.h"
-#include "src/safetensors.h"
 #include "testutil.h"
 
 /* ---- tables of the ops under test ---- */
@@ -98,10 +97,6 @@ static int64_t numel_of(int n, const int64_t *s) {
     return k;
 }
 
-static void to_f64(double *d, const float *f, int64_t n) {
-    for (int64_t i = 0; i < n; i++) d[i] = f[i];
-}
-
 static char *pair_str(const shape_pair *sp, char *buf, size_t n) {
     size_t k = 0;
     k += snprintf(buf + k, n - k, "(");
@@ -162,7 +157,7 @@ static void check_unary_fast_vs_ref(const unary_case *u, int64_t n, uint64_t see
     for (size_t i = 0; i < BV_ARRAY_LEN(special) && (int64_t)i < n; i++) x[i] = special[i];
     bv_rng_fill_f32(&r, dy, n, -1, 1);
     bv_rng_fill_f32(&r, dx, n, -1, 1); /* nonzero: backward must accumulate */
-    to_f64(xd, x, n), to_f64(dyd, dy, n), to_f64(dxd, dx, n);
+    bv_test_to_f64_into(xd, x, n), bv_test_to_f64_into(dyd, dy, n), bv_test_to_f64_into(dxd, dx, n);
     u->fwd(y, x, n);
     u->fwd_ref(yd, xd, n);
     char what[96];
@@ -199,7 +194,7 @@ static void test_scale_fast_vs_ref(void **state) {
     double *xd = malloc(n * 8), *yd = malloc(n * 8), *dxd = malloc(n * 8);
     bv_rng_fill_f32(&r, x, n, -5, 5);
     bv_rng_fill_f32(&r, dx, n, -1, 1);
-    to_f64(xd, x, n), to_f64(dxd, dx, n);
+    bv_test_to_f64_into(xd, x, n), bv_test_to_f64_into(dxd, dx, n);
     const float s = -0.37f;
     bv_k_scale_fwd(y, x, s, n);
     bv_k_scale_fwd_ref(yd, xd, s, n);
@@ -230,14 +225,14 @@ static void check_binary_fast_vs_ref(const shape_pair *sp, uint64_t seed) {
     bv_rng_fill_f32(&r, dy, n, -1, 1);
     bv_rng_fill_f32(&r, da0, na, -1, 1);
     bv_rng_fill_f32(&r, db0, nb, -1, 1);
-    to_f64(ad, a, na), to_f64(bd, b, nb), to_f64(dyd, dy, n);
+    bv_test_to_f64_into(ad, a, na), bv_test_to_f64_into(bd, b, nb), bv_test_to_f64_into(dyd, dy, n);
     /* The gradient of a broadcast operand sums R = n / numel rows of terms |dy * other| <= 2 in
      * float (as PyTorch does): allow R roundings of a term's size, twice over. */
     double rows = (double)n / (double)BV_MAX(1, BV_MIN(na, nb));
     double atol = 1e-7 + rows * 2.0 * 2.0 * 0x1p-24;
     for (size_t k = 0; k < BV_ARRAY_LEN(BINARY); k++) {
         BINARY[k].fwd_ref(yd, ad, bd, &pu);
-        to_f64(dad, da0, na), to_f64(dbd, db0, nb);
+        bv_test_to_f64_into(dad, da0, na), bv_test_to_f64_into(dbd, db0, nb);
         binary_bwd_ref((int)k, dad, dbd, dyd, ad, bd, &pu);
         for (int merged = 0; merged < 2; merged++) {
             const bv_bcast *p = merged ? &pm : &pu;
@@ -449,24 +444,6 @@ static void test_f32_ops_match_f64(void **state) {
 
 /* ---- PyTorch parity (tests/gen/gen_elementwise.py) ---- */
 
-typedef struct {
-    const char *name;
-    bv_var *(*op)(bv_graph *, bv_var *);
-} act_op;
-
-/* Read tensor `name` as F32 into a malloc'd buffer of its stored shape (ndim/shape out). */
-static float *read_f32(const bv_st_file *f, const char *name, int *ndim, int64_t *shape) {
-    int i = bv_st_find(f, name);
-    if (i < 0) fail_msg("fixture %s: tensor '%s' missing", f->path, name);
-    *ndim = f->entries[i].ndim;
-    memcpy(shape, f->entries[i].shape, sizeof(int64_t) * BV_MAX_DIMS);
-    int64_t n = numel_of(*ndim, shape);
-    float *buf = malloc(n * 4 + 4);
-    bv_status st = bv_st_read(f, name, BV_DTYPE_F32, *ndim, shape, n, buf);
-    if (st != BV_OK) fail_msg("fixture %s: %s", f->path, bv_error_msg());
-    return buf;
-}
-
 /* Run y = op(inputs) on the F32 and the F64 path, seed the backward with gy, and compare with the
  * expected value and input gradients. */
 typedef bv_var *(*op_fn)(bv_graph *, bv_var **, const void *);
@@ -513,55 +490,46 @@ static bv_var *par_binary(bv_graph *g, bv_var **in, const void *u) {
     return ((const binary_case *)u)->op(g, in[0], in[1]);
 }
 
+/* Fixture tensor `name` read as F32 (its data lives until bv_fx_close). */
+static float *fx_f32(bv_fx *fx, const char *name) { return bv_fx_get(fx, name, BV_DTYPE_F32).data; }
+
 static void test_pytorch_parity(void **state) {
-    bv_st_file f;
-    const char *path = bv_fixture_path("elementwise.safetensors");
-    if (bv_st_open(&f, path) != BV_OK) fail_msg("%s", bv_error_msg());
-    int nd;
-    int64_t sx[BV_MAX_DIMS], sg[BV_MAX_DIMS], s2[BV_MAX_DIMS];
-    float *x = read_f32(&f, "x", &nd, sx);
-    assert_int_equal(nd, 1);
-    float *g = read_f32(&f, "g", &nd, sg);
-    bv_tensor tx = bv_tensor_make(x, BV_DTYPE_F32, 1, sx), tg = bv_tensor_make(g, BV_DTYPE_F32, 1, sg);
+    bv_fx fx;
+    bv_fx_open(&fx, "elementwise.safetensors");
+    bv_tensor tx = bv_fx_get(&fx, "x", BV_DTYPE_F32), tg = bv_fx_get(&fx, "g", BV_DTYPE_F32);
+    assert_int_equal(tx.ndim, 1);
     char name[64];
     for (size_t k = 0; k < BV_ARRAY_LEN(UNARY); k++) {
         snprintf(name, sizeof name, "%s.y", UNARY[k].name);
-        float *y = read_f32(&f, name, &nd, s2);
+        float *y = fx_f32(&fx, name);
         snprintf(name, sizeof name, "%s.dx", UNARY[k].name);
-        float *dx = read_f32(&f, name, &nd, s2);
+        float *dx = fx_f32(&fx, name);
         check_parity(UNARY[k].name, par_unary, &UNARY[k], 1, &tx, &tg, y, &dx);
-        free(y), free(dx);
     }
-    const char *scale_str = bv_st_meta(&f, "scale");
+    const char *scale_str = bv_st_meta(&fx.f, "scale");
     assert_non_null(scale_str);
     double s = strtod(scale_str, NULL);
-    float *y = read_f32(&f, "scale.y", &nd, s2), *dx = read_f32(&f, "scale.dx", &nd, s2);
+    float *y = fx_f32(&fx, "scale.y"), *dx = fx_f32(&fx, "scale.dx");
     check_parity("scale", par_scale, &s, 1, &tx, &tg, y, &dx);
-    free(y), free(dx);
     for (size_t k = 0; k < BV_ARRAY_LEN(BINARY); k++) {
         const char *op = BINARY[k].name;
-        int64_t sa[BV_MAX_DIMS], sb[BV_MAX_DIMS], sgy[BV_MAX_DIMS];
-        int na, nb, ng;
+        bv_tensor in[2];
         snprintf(name, sizeof name, "%s.a", op);
-        float *a = read_f32(&f, name, &na, sa);
+        in[0] = bv_fx_get(&fx, name, BV_DTYPE_F32);
         snprintf(name, sizeof name, "%s.b", op);
-        float *b = read_f32(&f, name, &nb, sb);
+        in[1] = bv_fx_get(&fx, name, BV_DTYPE_F32);
         snprintf(name, sizeof name, "%s.g", op);
-        float *gy = read_f32(&f, name, &ng, sgy);
+        bv_tensor tgy = bv_fx_get(&fx, name, BV_DTYPE_F32);
         snprintf(name, sizeof name, "%s.y", op);
-        float *yw = read_f32(&f, name, &nd, s2);
+        float *yw = fx_f32(&fx, name);
         float *dw[2];
         snprintf(name, sizeof name, "%s.da", op);
-        dw[0] = read_f32(&f, name, &nd, s2);
+        dw[0] = fx_f32(&fx, name);
         snprintf(name, sizeof name, "%s.db", op);
-        dw[1] = read_f32(&f, name, &nd, s2);
-        bv_tensor in[2] = {bv_tensor_make(a, BV_DTYPE_F32, na, sa), bv_tensor_make(b, BV_DTYPE_F32, nb, sb)};
-        bv_tensor tgy = bv_tensor_make(gy, BV_DTYPE_F32, ng, sgy);
+        dw[1] = fx_f32(&fx, name);
         check_parity(op, par_binary, &BINARY[k], 2, in, &tgy, yw, dw);
-        free(a), free(b), free(gy), free(yw), free(dw[0]), free(dw[1]);
     }
-    free(x), free(g);
-    bv_st_close(&f);
+    bv_fx_close(&fx);
 }
 
 int main(void) {

@@ -3,27 +3,11 @@
  * checks in double, and parity with PyTorch (tests/fixtures/norm.safetensors, written by
  * tests/gen/gen_norm.py) for the F32 and F64 paths. */
 #include <math.h>
-#include <signal.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "src/kernels/loss.h"
 #include "testutil.h"
 
 #define IGNORE (-100)
-
-static float *rand_f32(bv_rng *r, int64_t n, double lo, double hi) {
-    float *x = bv_xmalloc((size_t)n * sizeof(float));
-    bv_rng_fill_f32(r, x, n, lo, hi);
-    return x;
-}
-
-static double *to_f64(const float *x, int64_t n) {
-    double *d = bv_xmalloc((size_t)n * sizeof(double));
-    for (int64_t i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
 
 /* targets in [0, V), with `ignored` of the N rows (every N/ignored-th from row 1) set to IGNORE */
 static int64_t *rand_targets(bv_rng *r, int64_t N, int64_t V, int64_t ignored) {
@@ -38,11 +22,11 @@ static int64_t *rand_targets(bv_rng *r, int64_t N, int64_t V, int64_t ignored) {
 static void test_ce_fast_vs_ref(void **state) {
     bv_rng r = {21};
     int64_t N = 11, V = 1031, n = N * V;
-    float *x = rand_f32(&r, n, -3, 3);
+    float *x = bv_test_rand_f32(&r, n, -3, 3);
     for (int64_t j = 0; j < V; j++) x[4 * V + j] *= 30.0f; /* logits up to +-90 */
     int64_t *t = rand_targets(&r, N, V, 2);
     t[0] = 0, t[2] = V - 1; /* first and last class */
-    double *xd = to_f64(x, n);
+    double *xd = bv_test_to_f64(x, n);
     float loss, *lse = bv_xmalloc(N * 4);
     double lossd, *lsed = bv_xmalloc(N * 8);
     int64_t kept = bv_k_cross_entropy_fwd(&loss, lse, x, t, N, V, IGNORE);
@@ -53,9 +37,8 @@ static void test_ce_fast_vs_ref(void **state) {
     for (int64_t i = 0; i < N; i++)
         if (t[i] != IGNORE) bv_check_close_f32_f64("ce lse", &lse[i], &lsed[i], 1, 0, 1e-6);
     /* gradient buffers start non-zero: += everywhere, ignored rows untouched */
-    float *dx = rand_f32(&r, n, -1, 1), *dx0 = bv_xmalloc(n * 4);
-    memcpy(dx0, dx, n * 4);
-    double *dxd = to_f64(dx, n);
+    float *dx = bv_test_rand_f32(&r, n, -1, 1), *dx0 = bv_test_copy_f32(dx, n);
+    double *dxd = bv_test_to_f64(dx, n);
     float scale = 0.7f / (float)kept;
     bv_k_cross_entropy_bwd(dx, x, t, lse, scale, N, V, IGNORE);
     bv_k_cross_entropy_bwd_ref(dxd, xd, t, lsed, (double)scale, N, V, IGNORE);
@@ -67,14 +50,13 @@ static void test_ce_fast_vs_ref(void **state) {
 static void test_ce_threads_agree(void **state) {
     bv_rng r = {22};
     int64_t N = 53, V = 5003, n = N * V;
-    float *x = rand_f32(&r, n, -4, 4), *init = rand_f32(&r, n, -1, 1);
+    float *x = bv_test_rand_f32(&r, n, -4, 4), *init = bv_test_rand_f32(&r, n, -1, 1);
     int64_t *t = rand_targets(&r, N, V, 7);
     float loss[2], *lse[2], *dx[2];
     for (int k = 0; k < 2; k++) {
         bv_set_num_threads(k + 1);
         lse[k] = bv_xcalloc(N, 4);
-        dx[k] = bv_xmalloc(n * 4);
-        memcpy(dx[k], init, n * 4);
+        dx[k] = bv_test_copy_f32(init, n);
         int64_t kept = bv_k_cross_entropy_fwd(&loss[k], lse[k], x, t, N, V, IGNORE);
         bv_k_cross_entropy_bwd(dx[k], x, t, lse[k], 1.0f / (float)kept, N, V, IGNORE);
     }
@@ -115,35 +97,18 @@ static void test_ce_all_ignored(void **state) {
 }
 
 /* A target outside [0, V) that is not ignore_index aborts with a message naming the value. */
+static void die_bad_target(void) {
+    bv_graph g;
+    bv_graph_init(&g, 1 << 16);
+    float xs[2 * 7] = {0};
+    int64_t ts[2] = {3, 7}; /* V = 7: 7 is out of range */
+    bv_tensor xt = bv_tensor_make2(xs, BV_DTYPE_F32, 2, 7), tt = bv_tensor_make1(ts, BV_DTYPE_I64, 2);
+    bv_var *x = bv_var_leaf(&g, &xt, BV_DTYPE_F32, true);
+    bv_op_cross_entropy(&g, x, &tt, IGNORE);
+}
+
 static void test_ce_bad_target_aborts(void **state) {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 2);
-        bv_graph g;
-        bv_graph_init(&g, 1 << 16);
-        float xs[2 * 7] = {0};
-        int64_t ts[2] = {3, 7}; /* V = 7: 7 is out of range */
-        bv_tensor xt = bv_tensor_make2(xs, BV_DTYPE_F32, 2, 7), tt = bv_tensor_make1(ts, BV_DTYPE_I64, 2);
-        bv_var *x = bv_var_leaf(&g, &xt, BV_DTYPE_F32, true);
-        bv_op_cross_entropy(&g, x, &tt, IGNORE);
-        _exit(0); /* not reached if the assertion fires */
-    }
-    close(fds[1]);
-    char msg[2048] = {0};
-    size_t got = 0;
-    ssize_t k;
-    while (got < sizeof msg - 1 && (k = read(fds[0], msg + got, sizeof msg - 1 - got)) > 0) got += (size_t)k;
-    close(fds[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT))
-        fail_msg("cross_entropy with target 7 of V = 7 did not abort (status 0x%x); stderr: %s", status, msg);
-    if (!strstr(msg, "target 7")) fail_msg("assertion message does not name the target: %s", msg);
+    bv_test_expect_abort("cross_entropy with target 7 of V = 7", die_bad_target, "target 7", NULL);
 }
 
 static bv_var *fn_ce(bv_graph *g, bv_var **in, void *u) { return bv_op_cross_entropy(g, in[0], u, IGNORE); }
@@ -165,17 +130,17 @@ static void test_ce_gradcheck(void **state) {
 static void test_l1_mse_fast_vs_ref(void **state) {
     bv_rng r = {25};
     int64_t n = 9001;
-    float *p = rand_f32(&r, n, -2, 2), *t = rand_f32(&r, n, -2, 2);
+    float *p = bv_test_rand_f32(&r, n, -2, 2), *t = bv_test_rand_f32(&r, n, -2, 2);
     for (int64_t i = 0; i < n; i += 17) t[i] = p[i]; /* equal: L1 gradient 0 */
-    double *pd = to_f64(p, n), *td = to_f64(t, n);
+    double *pd = bv_test_to_f64(p, n), *td = bv_test_to_f64(t, n);
     bv_check_close_f32_f64("l1 fwd", (float[]){bv_k_l1_loss_fwd(p, t, n)}, (double[]){bv_k_l1_loss_fwd_ref(pd, td, n)},
                            1, 0, 1e-6);
     bv_check_close_f32_f64("mse fwd", (float[]){bv_k_mse_loss_fwd(p, t, n)},
                            (double[]){bv_k_mse_loss_fwd_ref(pd, td, n)}, 1, 0, 1e-6);
     for (int loss = 0; loss < 2; loss++)
         for (int mode = 0; mode < 3; mode++) { /* both, pred only, target only; buffers start non-zero */
-            float *dp = rand_f32(&r, n, -1e-4, 1e-4), *dt = rand_f32(&r, n, -1e-4, 1e-4);
-            double *dpd = to_f64(dp, n), *dtd = to_f64(dt, n);
+            float *dp = bv_test_rand_f32(&r, n, -1e-4, 1e-4), *dt = bv_test_rand_f32(&r, n, -1e-4, 1e-4);
+            double *dpd = bv_test_to_f64(dp, n), *dtd = bv_test_to_f64(dt, n);
             float *gp = mode != 2 ? dp : NULL, *gt = mode != 1 ? dt : NULL;
             double *gpd = mode != 2 ? dpd : NULL, *gtd = mode != 1 ? dtd : NULL;
             if (loss == 0) {
@@ -198,7 +163,7 @@ static void test_l1_mse_fast_vs_ref(void **state) {
 static void test_l1_mse_threads_agree(void **state) {
     bv_rng r = {26};
     int64_t n = 200003;
-    float *p = rand_f32(&r, n, -2, 2), *t = rand_f32(&r, n, -2, 2);
+    float *p = bv_test_rand_f32(&r, n, -2, 2), *t = bv_test_rand_f32(&r, n, -2, 2);
     float l1[2], mse[2], *g[2][4];
     for (int k = 0; k < 2; k++) {
         bv_set_num_threads(k + 1);

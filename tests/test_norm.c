@@ -9,24 +9,6 @@
 #include "src/kernels/simd_math.h"
 #include "testutil.h"
 
-static float *rand_f32(bv_rng *r, int64_t n, double lo, double hi) {
-    float *x = bv_xmalloc((size_t)n * sizeof(float));
-    bv_rng_fill_f32(r, x, n, lo, hi);
-    return x;
-}
-
-static double *to_f64(const float *x, int64_t n) {
-    double *d = bv_xmalloc((size_t)n * sizeof(double));
-    for (int64_t i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
-
-static float *copy_f32(const float *x, int64_t n) {
-    float *c = bv_xmalloc((size_t)n * sizeof(float));
-    memcpy(c, x, (size_t)n * sizeof(float));
-    return c;
-}
-
 /* ---- the exp used by the fast kernels ---- */
 
 static void test_expf_simd_accuracy(void **state) {
@@ -59,10 +41,11 @@ static void test_expf_simd_accuracy(void **state) {
 static void test_softmax_fast_vs_ref(void **state) {
     bv_rng r = {11};
     int64_t N = 13, D = 67, n = N * D;
-    float *x = rand_f32(&r, n, -3, 3);
+    float *x = bv_test_rand_f32(&r, n, -3, 3);
     for (int64_t i = 0; i < D; i++) x[3 * D + i] *= 50.0f; /* logits up to +-150: needs the max shift */
-    float *y = bv_xmalloc(n * 4), *dy = rand_f32(&r, n, -1, 1), *dx = rand_f32(&r, n, -1, 1);
-    double *xd = to_f64(x, n), *yd = bv_xmalloc(n * 8), *dyd = to_f64(dy, n), *dxd = to_f64(dx, n);
+    float *y = bv_xmalloc(n * 4), *dy = bv_test_rand_f32(&r, n, -1, 1), *dx = bv_test_rand_f32(&r, n, -1, 1);
+    double *xd = bv_test_to_f64(x, n), *yd = bv_xmalloc(n * 8), *dyd = bv_test_to_f64(dy, n),
+           *dxd = bv_test_to_f64(dx, n);
     bv_k_softmax_fwd(y, x, N, D);
     bv_k_softmax_fwd_ref(yd, xd, N, D);
     bv_check_close_f32_f64("softmax fwd", y, yd, n, 1e-12, 2e-6);
@@ -75,10 +58,11 @@ static void test_softmax_fast_vs_ref(void **state) {
 static void test_layernorm_fast_vs_ref(void **state) {
     bv_rng r = {12};
     int64_t N = 37, D = 67, n = N * D; /* 3 chunks of rows, the last one partial */
-    float *x = rand_f32(&r, n, -2, 2), *w = rand_f32(&r, D, 0.5, 1.5), *b = rand_f32(&r, D, -0.5, 0.5);
+    float *x = bv_test_rand_f32(&r, n, -2, 2), *w = bv_test_rand_f32(&r, D, 0.5, 1.5),
+          *b = bv_test_rand_f32(&r, D, -0.5, 0.5);
     for (int64_t i = 0; i < D; i++) x[5 * D + i] += 20.0f;  /* large mean */
     for (int64_t i = 0; i < D; i++) x[9 * D + i] *= 1e-3f;  /* variance ~ eps */
-    double *xd = to_f64(x, n), *wd = to_f64(w, D), *bd = to_f64(b, D);
+    double *xd = bv_test_to_f64(x, n), *wd = bv_test_to_f64(w, D), *bd = bv_test_to_f64(b, D);
     float *y = bv_xmalloc(n * 4), *mean = bv_xmalloc(N * 4), *rstd = bv_xmalloc(N * 4);
     double *yd = bv_xmalloc(n * 8), *meand = bv_xmalloc(N * 8), *rstdd = bv_xmalloc(N * 8);
     for (int with_bias = 0; with_bias < 2; with_bias++) {
@@ -88,13 +72,14 @@ static void test_layernorm_fast_vs_ref(void **state) {
         bv_check_close_f32_f64("layernorm mean", mean, meand, N, 1e-6, 1e-6);
         bv_check_close_f32_f64("layernorm rstd", rstd, rstdd, N, 0, 1e-6);
     }
-    float *dy = rand_f32(&r, n, -1, 1);
-    double *dyd = to_f64(dy, n);
+    float *dy = bv_test_rand_f32(&r, n, -1, 1);
+    double *dyd = bv_test_to_f64(dy, n);
     float *scratch = bv_xmalloc((size_t)bv_k_norm_bwd_scratch(N, D) * 4);
     /* which gradients are wanted: all, dx only, dweight/dbias only; buffers start non-zero (+=) */
     for (int mode = 0; mode < 3; mode++) {
-        float *dx = rand_f32(&r, n, -1, 1), *dw = rand_f32(&r, D, -1, 1), *db = rand_f32(&r, D, -1, 1);
-        double *dxd = to_f64(dx, n), *dwd = to_f64(dw, D), *dbd = to_f64(db, D);
+        float *dx = bv_test_rand_f32(&r, n, -1, 1), *dw = bv_test_rand_f32(&r, D, -1, 1),
+              *db = bv_test_rand_f32(&r, D, -1, 1);
+        double *dxd = bv_test_to_f64(dx, n), *dwd = bv_test_to_f64(dw, D), *dbd = bv_test_to_f64(db, D);
         bool want_x = mode != 2, want_wb = mode != 1;
         bv_k_layernorm_bwd(want_x ? dx : NULL, want_wb ? dw : NULL, want_wb ? db : NULL, want_wb ? scratch : NULL, dy,
                            x, w, mean, rstd, N, D);
@@ -112,21 +97,21 @@ static void test_layernorm_fast_vs_ref(void **state) {
 static void test_rmsnorm_fast_vs_ref(void **state) {
     bv_rng r = {13};
     int64_t N = 37, D = 67, n = N * D;
-    float *x = rand_f32(&r, n, -2, 2), *w = rand_f32(&r, D, 0.5, 1.5);
+    float *x = bv_test_rand_f32(&r, n, -2, 2), *w = bv_test_rand_f32(&r, D, 0.5, 1.5);
     for (int64_t i = 0; i < D; i++) x[9 * D + i] *= 1e-3f; /* mean square ~ eps */
-    double *xd = to_f64(x, n), *wd = to_f64(w, D);
+    double *xd = bv_test_to_f64(x, n), *wd = bv_test_to_f64(w, D);
     float *y = bv_xmalloc(n * 4), *rstd = bv_xmalloc(N * 4);
     double *yd = bv_xmalloc(n * 8), *rstdd = bv_xmalloc(N * 8);
     bv_k_rmsnorm_fwd(y, rstd, x, w, N, D, 1e-5);
     bv_k_rmsnorm_fwd_ref(yd, rstdd, xd, wd, N, D, 1e-5);
     bv_check_close_f32_f64("rmsnorm fwd", y, yd, n, 1e-6, 1e-5);
     bv_check_close_f32_f64("rmsnorm rstd", rstd, rstdd, N, 0, 1e-6);
-    float *dy = rand_f32(&r, n, -1, 1);
-    double *dyd = to_f64(dy, n);
+    float *dy = bv_test_rand_f32(&r, n, -1, 1);
+    double *dyd = bv_test_to_f64(dy, n);
     float *scratch = bv_xmalloc((size_t)bv_k_norm_bwd_scratch(N, D) * 4);
     for (int mode = 0; mode < 3; mode++) {
-        float *dx = rand_f32(&r, n, -1, 1), *dw = rand_f32(&r, D, -1, 1);
-        double *dxd = to_f64(dx, n), *dwd = to_f64(dw, D);
+        float *dx = bv_test_rand_f32(&r, n, -1, 1), *dw = bv_test_rand_f32(&r, D, -1, 1);
+        double *dxd = bv_test_to_f64(dx, n), *dwd = bv_test_to_f64(dw, D);
         bool want_x = mode != 2, want_w = mode != 1;
         bv_k_rmsnorm_bwd(want_x ? dx : NULL, want_w ? dw : NULL, want_w ? scratch : NULL, dy, x, w, rstd, N, D);
         bv_k_rmsnorm_bwd_ref(want_x ? dxd : NULL, want_w ? dwd : NULL, dyd, xd, wd, rstdd, N, D);
@@ -142,8 +127,9 @@ static void test_rmsnorm_fast_vs_ref(void **state) {
 static void test_threads_agree(void **state) {
     bv_rng r = {14};
     int64_t N = 301, D = 257, n = N * D;
-    float *x = rand_f32(&r, n, -2, 2), *w = rand_f32(&r, D, 0.5, 1.5), *b = rand_f32(&r, D, -0.5, 0.5);
-    float *dy = rand_f32(&r, n, -1, 1), *init = rand_f32(&r, n, -1, 1);
+    float *x = bv_test_rand_f32(&r, n, -2, 2), *w = bv_test_rand_f32(&r, D, 0.5, 1.5),
+          *b = bv_test_rand_f32(&r, D, -0.5, 0.5);
+    float *dy = bv_test_rand_f32(&r, n, -1, 1), *init = bv_test_rand_f32(&r, n, -1, 1);
     float *scratch = bv_xmalloc((size_t)bv_k_norm_bwd_scratch(N, D) * 4);
     enum { SM_Y, SM_DX, LN_Y, LN_DX, LN_DW, LN_DB, RMS_Y, RMS_DX, RMS_DW, NOUT };
     const char *names[NOUT] = {"softmax y", "softmax dx", "layernorm y", "layernorm dx", "layernorm dw",
@@ -153,7 +139,7 @@ static void test_threads_agree(void **state) {
     float *mean = bv_xmalloc(N * 4), *rstd = bv_xmalloc(N * 4);
     for (int t = 0; t < 2; t++) {
         bv_set_num_threads(t + 1);
-        for (int k = 0; k < NOUT; k++) out[t][k] = copy_f32(init, sizes[k]); /* gradients accumulate */
+        for (int k = 0; k < NOUT; k++) out[t][k] = bv_test_copy_f32(init, sizes[k]); /* gradients accumulate */
         bv_k_softmax_fwd(out[t][SM_Y], x, N, D);
         bv_k_softmax_bwd(out[t][SM_DX], dy, out[t][SM_Y], N, D);
         bv_k_layernorm_fwd(out[t][LN_Y], mean, rstd, x, w, b, N, D, 1e-6);

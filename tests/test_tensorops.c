@@ -8,50 +8,26 @@
  *    including Conv2d(kernel=stride=p) == linear(patchify(img), w.view(OC, -1)) + b, the SigLIP
  *    patch embedding. */
 #include <omp.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "src/kernels/gather.h"
-#include "src/safetensors.h"
 #include "testutil.h"
 
 /* exact comparison that still reports the first/worst mismatch */
 #define EXACT 1e-300, 0.0
-
-static float *rand_f32(bv_rng *r, int64_t n) {
-    float *x = bv_xmalloc((size_t)(n ? n : 1) * sizeof(float));
-    bv_rng_fill_f32(r, x, n, -1, 1);
-    return x;
-}
-
-static double *to_f64(const float *x, int64_t n) {
-    double *d = bv_xmalloc((size_t)(n ? n : 1) * sizeof(double));
-    for (int64_t i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
-
-static float *zeros_f32(int64_t n) { return bv_xcalloc((size_t)(n ? n : 1), sizeof(float)); }
-static double *zeros_f64(int64_t n) { return bv_xcalloc((size_t)(n ? n : 1), sizeof(double)); }
-
-static int64_t *rand_ids(bv_rng *r, int64_t n, int64_t hi) {
-    int64_t *ids = bv_xmalloc((size_t)(n ? n : 1) * sizeof(int64_t));
-    for (int64_t i = 0; i < n; i++) ids[i] = (int64_t)(bv_rng_uniform(r) * (double)hi);
-    return ids;
-}
 
 /* ================= fast vs reference ================= */
 
 static void test_embedding_fast_vs_ref(void **state) {
     bv_rng r = {11};
     int64_t N = 37, V = 13, D = 71; /* N > V: ids repeat */
-    int64_t *ids = rand_ids(&r, N, V);
+    int64_t *ids = bv_test_rand_ids(&r, N, V);
     ids[5] = ids[17] = ids[30] = 4;
-    float *tab = rand_f32(&r, V * D), *out = zeros_f32(N * D), *dout = rand_f32(&r, N * D);
-    float *dtab = rand_f32(&r, V * D); /* non-zero start: backward must accumulate */
-    double *tabd = to_f64(tab, V * D), *outd = zeros_f64(N * D), *doutd = to_f64(dout, N * D),
-           *dtabd = to_f64(dtab, V * D);
+    float *tab = bv_test_rand_f32(&r, V * D, -1, 1), *out = bv_test_zeros_f32(N * D),
+          *dout = bv_test_rand_f32(&r, N * D, -1, 1);
+    float *dtab = bv_test_rand_f32(&r, V * D, -1, 1); /* non-zero start: backward must accumulate */
+    double *tabd = bv_test_to_f64(tab, V * D), *outd = bv_test_zeros_f64(N * D), *doutd = bv_test_to_f64(dout, N * D),
+           *dtabd = bv_test_to_f64(dtab, V * D);
     bv_k_embedding_fwd(out, ids, tab, N, V, D);
     bv_k_embedding_fwd_ref(outd, ids, tabd, N, V, D);
     bv_check_close_f32_f64("embedding fwd", out, outd, N * D, EXACT);
@@ -66,12 +42,13 @@ static void test_index_select_fast_vs_ref(void **state) {
     int64_t shapes[3][3] = {{5, 9, 67}, {1, 9, 67}, {5, 9, 1}}; /* middle, first and last dim */
     for (int s = 0; s < 3; s++) {
         int64_t outer = shapes[s][0], n = shapes[s][1], inner = shapes[s][2], m = 13;
-        int64_t *idx = rand_ids(&r, m, n);
+        int64_t *idx = bv_test_rand_ids(&r, m, n);
         idx[2] = idx[9] = n - 1;
-        float *x = rand_f32(&r, outer * n * inner), *out = zeros_f32(outer * m * inner);
-        float *dout = rand_f32(&r, outer * m * inner), *dx = rand_f32(&r, outer * n * inner);
-        double *xd = to_f64(x, outer * n * inner), *outd = zeros_f64(outer * m * inner);
-        double *doutd = to_f64(dout, outer * m * inner), *dxd = to_f64(dx, outer * n * inner);
+        float *x = bv_test_rand_f32(&r, outer * n * inner, -1, 1), *out = bv_test_zeros_f32(outer * m * inner);
+        float *dout = bv_test_rand_f32(&r, outer * m * inner, -1, 1),
+              *dx = bv_test_rand_f32(&r, outer * n * inner, -1, 1);
+        double *xd = bv_test_to_f64(x, outer * n * inner), *outd = bv_test_zeros_f64(outer * m * inner);
+        double *doutd = bv_test_to_f64(dout, outer * m * inner), *dxd = bv_test_to_f64(dx, outer * n * inner);
         bv_k_index_select_fwd(out, x, idx, outer, n, inner, m);
         bv_k_index_select_fwd_ref(outd, xd, idx, outer, n, inner, m);
         bv_check_close_f32_f64("index_select fwd", out, outd, outer * m * inner, EXACT);
@@ -93,14 +70,16 @@ static void test_masked_scatter_fast_vs_ref(void **state) {
     int64_t k = 0;
     for (int i = 0; i < R; i++) assert_int_equal(rowmap[i], mask[i] ? k++ : -1);
     assert_int_equal(N, k);
-    float *x = rand_f32(&r, R * D), *src = rand_f32(&r, N * D), *out = zeros_f32(R * D), *dout = rand_f32(&r, R * D);
-    double *xd = to_f64(x, R * D), *srcd = to_f64(src, N * D), *outd = zeros_f64(R * D), *doutd = to_f64(dout, R * D);
+    float *x = bv_test_rand_f32(&r, R * D, -1, 1), *src = bv_test_rand_f32(&r, N * D, -1, 1),
+          *out = bv_test_zeros_f32(R * D), *dout = bv_test_rand_f32(&r, R * D, -1, 1);
+    double *xd = bv_test_to_f64(x, R * D), *srcd = bv_test_to_f64(src, N * D), *outd = bv_test_zeros_f64(R * D),
+           *doutd = bv_test_to_f64(dout, R * D);
     bv_k_masked_scatter_fwd(out, x, src, rowmap, R, D);
     bv_k_masked_scatter_fwd_ref(outd, xd, srcd, rowmap, R, D);
     bv_check_close_f32_f64("masked_scatter fwd", out, outd, R * D, EXACT);
     for (int which = 0; which < 3; which++) { /* both grads, dx only, dsrc only */
-        float *dx = rand_f32(&r, R * D), *ds = rand_f32(&r, N * D);
-        double *dxd = to_f64(dx, R * D), *dsd = to_f64(ds, N * D);
+        float *dx = bv_test_rand_f32(&r, R * D, -1, 1), *ds = bv_test_rand_f32(&r, N * D, -1, 1);
+        double *dxd = bv_test_to_f64(dx, R * D), *dsd = bv_test_to_f64(ds, N * D);
         bv_k_masked_scatter_bwd(which == 2 ? NULL : dx, which == 1 ? NULL : ds, dout, rowmap, R, D);
         bv_k_masked_scatter_bwd_ref(which == 2 ? NULL : dxd, which == 1 ? NULL : dsd, doutd, rowmap, R, D);
         bv_check_close_f32_f64("masked_scatter dx", dx, dxd, R * D, 1e-6, 1e-6);
@@ -116,11 +95,12 @@ static void test_concat_narrow_fast_vs_ref(void **state) {
     float *xs[3], *dxs[3];
     double *xsd[3], *dxsd[3];
     for (int i = 0; i < 3; i++) {
-        xs[i] = rand_f32(&r, outer * sizes[i] * inner), xsd[i] = to_f64(xs[i], outer * sizes[i] * inner);
-        dxs[i] = rand_f32(&r, outer * sizes[i] * inner), dxsd[i] = to_f64(dxs[i], outer * sizes[i] * inner);
+        int64_t ni = outer * sizes[i] * inner;
+        xs[i] = bv_test_rand_f32(&r, ni, -1, 1), xsd[i] = bv_test_to_f64(xs[i], ni);
+        dxs[i] = bv_test_rand_f32(&r, ni, -1, 1), dxsd[i] = bv_test_to_f64(dxs[i], ni);
     }
-    float *out = zeros_f32(outer * total * inner), *dout = rand_f32(&r, outer * total * inner);
-    double *outd = zeros_f64(outer * total * inner), *doutd = to_f64(dout, outer * total * inner);
+    float *out = bv_test_zeros_f32(outer * total * inner), *dout = bv_test_rand_f32(&r, outer * total * inner, -1, 1);
+    double *outd = bv_test_zeros_f64(outer * total * inner), *doutd = bv_test_to_f64(dout, outer * total * inner);
     bv_k_concat_fwd(out, (const float *const *)xs, sizes, 3, outer, inner);
     bv_k_concat_fwd_ref(outd, (const double *const *)xsd, sizes, 3, outer, inner);
     bv_check_close_f32_f64("concat fwd", out, outd, outer * total * inner, EXACT);
@@ -132,8 +112,8 @@ static void test_concat_narrow_fast_vs_ref(void **state) {
         bv_check_close_f32_f64("concat bwd", dxs[i], dxsd[i], outer * sizes[i] * inner, 1e-6, 1e-6);
     /* narrow: out = x[:, 2:7] of the concatenated tensor, backward into a random gradient */
     int64_t start = 2, len = 5;
-    float *nout = zeros_f32(outer * len * inner), *ndout = rand_f32(&r, outer * len * inner);
-    double *noutd = zeros_f64(outer * len * inner), *ndoutd = to_f64(ndout, outer * len * inner);
+    float *nout = bv_test_zeros_f32(outer * len * inner), *ndout = bv_test_rand_f32(&r, outer * len * inner, -1, 1);
+    double *noutd = bv_test_zeros_f64(outer * len * inner), *ndoutd = bv_test_to_f64(ndout, outer * len * inner);
     bv_k_narrow_fwd(nout, out, outer, total, inner, start, len);
     bv_k_narrow_fwd_ref(noutd, outd, outer, total, inner, start, len);
     bv_check_close_f32_f64("narrow fwd", nout, noutd, outer * len * inner, EXACT);
@@ -148,8 +128,10 @@ static void test_patchify_fast_vs_ref(void **state) {
     bv_rng r = {15};
     int64_t B = 2, C = 3, H = 15, W = 10, p = 5, np = B * (H / p) * (W / p), K = C * p * p;
     int64_t ni = B * C * H * W;
-    float *img = rand_f32(&r, ni), *out = zeros_f32(np * K), *dout = rand_f32(&r, np * K), *dimg = rand_f32(&r, ni);
-    double *imgd = to_f64(img, ni), *outd = zeros_f64(np * K), *doutd = to_f64(dout, np * K), *dimgd = to_f64(dimg, ni);
+    float *img = bv_test_rand_f32(&r, ni, -1, 1), *out = bv_test_zeros_f32(np * K),
+          *dout = bv_test_rand_f32(&r, np * K, -1, 1), *dimg = bv_test_rand_f32(&r, ni, -1, 1);
+    double *imgd = bv_test_to_f64(img, ni), *outd = bv_test_zeros_f64(np * K), *doutd = bv_test_to_f64(dout, np * K),
+           *dimgd = bv_test_to_f64(dimg, ni);
     bv_k_patchify_fwd(out, img, B, C, H, W, p);
     bv_k_patchify_fwd_ref(outd, imgd, B, C, H, W, p);
     bv_check_close_f32_f64("patchify fwd", out, outd, np * K, EXACT);
@@ -181,12 +163,12 @@ static void test_permute_fast_vs_ref(void **state) {
         const int64_t *shape = nd ? shapes[nd - 1] : NULL;
         int64_t n = 1;
         for (int i = 0; i < nd; i++) n *= shape[i];
-        float *x = rand_f32(&r, n), *out = zeros_f32(n), *dout = rand_f32(&r, n);
-        double *xd = to_f64(x, n), *outd = zeros_f64(n), *doutd = to_f64(dout, n);
+        float *x = bv_test_rand_f32(&r, n, -1, 1), *out = bv_test_zeros_f32(n), *dout = bv_test_rand_f32(&r, n, -1, 1);
+        double *xd = bv_test_to_f64(x, n), *outd = bv_test_zeros_f64(n), *doutd = bv_test_to_f64(dout, n);
         int perm[5] = {0, 1, 2, 3, 4};
         do { /* every permutation of the rank */
-            float *dx = rand_f32(&r, n);
-            double *dxd = to_f64(dx, n);
+            float *dx = bv_test_rand_f32(&r, n, -1, 1);
+            double *dxd = bv_test_to_f64(dx, n);
             bv_k_permute_fwd(out, x, nd, shape, perm);
             bv_k_permute_fwd_ref(outd, xd, nd, shape, perm);
             bv_check_close_f32_f64("permute fwd", out, outd, n, EXACT);
@@ -200,7 +182,7 @@ static void test_permute_fast_vs_ref(void **state) {
             int p4[4] = {2, 0, 3, 1};
             bv_tensor xt = bv_tensor_make(xd, BV_DTYPE_F64, 4, shape), v, c;
             assert_int_equal(bv_tensor_permute(&xt, p4, &v), BV_OK);
-            c = bv_tensor_make(zeros_f64(n), BV_DTYPE_F64, 4, v.shape);
+            c = bv_tensor_make(bv_test_zeros_f64(n), BV_DTYPE_F64, 4, v.shape);
             bv_tensor_copy_into(&c, &v);
             bv_k_permute_fwd_ref(outd, xd, 4, shape, p4);
             bv_check_close_f64("permute ref vs strided copy", outd, c.data, n, EXACT);
@@ -213,8 +195,8 @@ static void test_permute_fast_vs_ref(void **state) {
 static void test_reshape_bwd_fast_vs_ref(void **state) {
     bv_rng r = {17};
     int64_t n = 1001;
-    float *dx = rand_f32(&r, n), *dout = rand_f32(&r, n);
-    double *dxd = to_f64(dx, n), *doutd = to_f64(dout, n);
+    float *dx = bv_test_rand_f32(&r, n, -1, 1), *dout = bv_test_rand_f32(&r, n, -1, 1);
+    double *dxd = bv_test_to_f64(dx, n), *doutd = bv_test_to_f64(dout, n);
     bv_k_reshape_bwd(dx, dout, n);
     bv_k_reshape_bwd_ref(dxd, doutd, n);
     bv_check_close_f32_f64("reshape bwd", dx, dxd, n, 1e-7, 1e-7);
@@ -231,31 +213,24 @@ static void run_all_kernels(float **res, int64_t *len) {
     int o = 0;
     { /* embedding: heavy repeats (rows owned by threads) */
         int64_t N = 300, V = 40, D = 200;
-        int64_t *ids = rand_ids(&r, N, V);
-        float *tab = rand_f32(&r, V * D), *dout = rand_f32(&r, N * D);
-        res[o] = zeros_f32(N * D), len[o] = N * D;
+        int64_t *ids = bv_test_rand_ids(&r, N, V);
+        float *tab = bv_test_rand_f32(&r, V * D, -1, 1), *dout = bv_test_rand_f32(&r, N * D, -1, 1);
+        res[o] = bv_test_zeros_f32(N * D), len[o] = N * D;
         bv_k_embedding_fwd(res[o++], ids, tab, N, V, D);
-        res[o] = zeros_f32(V * D), len[o] = V * D;
+        res[o] = bv_test_zeros_f32(V * D), len[o] = V * D;
         bv_k_embedding_bwd(res[o++], dout, ids, N, V, D);
         free(ids), free(tab), free(dout);
     }
-    { /* index_select along the middle dim */
-        int64_t outer = 6, n = 50, inner = 130, m = 80;
-        int64_t *idx = rand_ids(&r, m, n);
-        float *x = rand_f32(&r, outer * n * inner), *dout = rand_f32(&r, outer * m * inner);
-        res[o] = zeros_f32(outer * m * inner), len[o] = outer * m * inner;
+    /* index_select along the middle dim, then along a short last dim (the outer-parallel backward) */
+    const int64_t isel[2][4] = {{6, 50, 130, 80}, {40, 30, 5, 100}}; /* outer, n, inner, m */
+    for (int c = 0; c < 2; c++) {
+        int64_t outer = isel[c][0], n = isel[c][1], inner = isel[c][2], m = isel[c][3];
+        int64_t *idx = bv_test_rand_ids(&r, m, n);
+        float *x = bv_test_rand_f32(&r, outer * n * inner, -1, 1),
+              *dout = bv_test_rand_f32(&r, outer * m * inner, -1, 1);
+        res[o] = bv_test_zeros_f32(outer * m * inner), len[o] = outer * m * inner;
         bv_k_index_select_fwd(res[o++], x, idx, outer, n, inner, m);
-        res[o] = zeros_f32(outer * n * inner), len[o] = outer * n * inner;
-        bv_k_index_select_bwd(res[o++], dout, idx, outer, n, inner, m);
-        free(idx), free(x), free(dout);
-    }
-    { /* index_select along a short last dim (the outer-parallel backward) */
-        int64_t outer = 40, n = 30, inner = 5, m = 100;
-        int64_t *idx = rand_ids(&r, m, n);
-        float *x = rand_f32(&r, outer * n * inner), *dout = rand_f32(&r, outer * m * inner);
-        res[o] = zeros_f32(outer * m * inner), len[o] = outer * m * inner;
-        bv_k_index_select_fwd(res[o++], x, idx, outer, n, inner, m);
-        res[o] = zeros_f32(outer * n * inner), len[o] = outer * n * inner;
+        res[o] = bv_test_zeros_f32(outer * n * inner), len[o] = outer * n * inner;
         bv_k_index_select_bwd(res[o++], dout, idx, outer, n, inner, m);
         free(idx), free(x), free(dout);
     }
@@ -264,11 +239,12 @@ static void run_all_kernels(float **res, int64_t *len) {
         uint8_t mask[400];
         for (int i = 0; i < R; i++) mask[i] = bv_rng_uniform(&r) < 0.5;
         int64_t N = bv_k_masked_scatter_map(rowmap, mask, R);
-        float *x = rand_f32(&r, R * D), *src = rand_f32(&r, N * D), *dout = rand_f32(&r, R * D);
-        res[o] = zeros_f32(R * D), len[o] = R * D;
+        float *x = bv_test_rand_f32(&r, R * D, -1, 1), *src = bv_test_rand_f32(&r, N * D, -1, 1),
+              *dout = bv_test_rand_f32(&r, R * D, -1, 1);
+        res[o] = bv_test_zeros_f32(R * D), len[o] = R * D;
         bv_k_masked_scatter_fwd(res[o++], x, src, rowmap, R, D);
-        res[o] = zeros_f32(R * D), len[o] = R * D;
-        res[o + 1] = zeros_f32(N * D), len[o + 1] = N * D;
+        res[o] = bv_test_zeros_f32(R * D), len[o] = R * D;
+        res[o + 1] = bv_test_zeros_f32(N * D), len[o + 1] = N * D;
         bv_k_masked_scatter_bwd(res[o], res[o + 1], dout, rowmap, R, D);
         o += 2;
         free(x), free(src), free(dout);
@@ -276,17 +252,17 @@ static void run_all_kernels(float **res, int64_t *len) {
     { /* concat + narrow */
         int64_t outer = 40, inner = 30, sizes[3] = {10, 3, 20}, total = 33;
         float *xs[3];
-        for (int i = 0; i < 3; i++) xs[i] = rand_f32(&r, outer * sizes[i] * inner);
-        res[o] = zeros_f32(outer * total * inner), len[o] = outer * total * inner;
+        for (int i = 0; i < 3; i++) xs[i] = bv_test_rand_f32(&r, outer * sizes[i] * inner, -1, 1);
+        res[o] = bv_test_zeros_f32(outer * total * inner), len[o] = outer * total * inner;
         bv_k_concat_fwd(res[o], (const float *const *)xs, sizes, 3, outer, inner);
         float *cat = res[o++];
         float *dxs[3];
         for (int i = 0; i < 3; i++) {
-            dxs[i] = res[o] = zeros_f32(outer * sizes[i] * inner);
+            dxs[i] = res[o] = bv_test_zeros_f32(outer * sizes[i] * inner);
             len[o++] = outer * sizes[i] * inner;
         }
         bv_k_concat_bwd(dxs, cat, sizes, 3, outer, inner);
-        res[o] = zeros_f32(outer * 25 * inner), len[o] = outer * 25 * inner;
+        res[o] = bv_test_zeros_f32(outer * 25 * inner), len[o] = outer * 25 * inner;
         bv_k_narrow_fwd(res[o], cat, outer, total, inner, 4, 25);
         bv_k_narrow_bwd(cat, res[o], outer, total, inner, 4, 25);
         o++;
@@ -294,10 +270,10 @@ static void run_all_kernels(float **res, int64_t *len) {
     }
     { /* patchify (SigLIP patch size) */
         int64_t B = 3, C = 3, H = 56, W = 42, p = 14, ni = B * C * H * W;
-        float *img = rand_f32(&r, ni);
-        res[o] = zeros_f32(ni), len[o] = ni;
+        float *img = bv_test_rand_f32(&r, ni, -1, 1);
+        res[o] = bv_test_zeros_f32(ni), len[o] = ni;
         bv_k_patchify_fwd(res[o], img, B, C, H, W, p);
-        res[o + 1] = zeros_f32(ni), len[o + 1] = ni;
+        res[o + 1] = bv_test_zeros_f32(ni), len[o + 1] = ni;
         bv_k_patchify_bwd(res[o + 1], res[o], B, C, H, W, p);
         o += 2;
         free(img);
@@ -305,10 +281,10 @@ static void run_all_kernels(float **res, int64_t *len) {
     { /* permute with a strided inner loop, then its backward */
         int64_t shape[4] = {10, 11, 12, 13}, n = 17160;
         int perm[4] = {2, 0, 3, 1};
-        float *x = rand_f32(&r, n);
-        res[o] = zeros_f32(n), len[o] = n;
+        float *x = bv_test_rand_f32(&r, n, -1, 1);
+        res[o] = bv_test_zeros_f32(n), len[o] = n;
         bv_k_permute_fwd(res[o], x, 4, shape, perm);
-        res[o + 1] = rand_f32(&r, n), len[o + 1] = n;
+        res[o + 1] = bv_test_rand_f32(&r, n, -1, 1), len[o + 1] = n;
         bv_k_permute_bwd(res[o + 1], res[o], 4, shape, perm);
         o += 2;
         free(x);
@@ -564,8 +540,8 @@ static void test_step_does_not_grow_arena(void **state) {
     bv_graph g;
     bv_graph_init(&g, 1 << 16);
     int64_t ts[2] = {500, 256}, ims[4] = {2, 4, 8, 16};
-    int64_t *ids = rand_ids(&r, 600, 500);
-    float *tab = rand_f32(&r, 500 * 256), *imd = rand_f32(&r, 2 * 4 * 8 * 16);
+    int64_t *ids = bv_test_rand_ids(&r, 600, 500);
+    float *tab = bv_test_rand_f32(&r, 500 * 256, -1, 1), *imd = bv_test_rand_f32(&r, 2 * 4 * 8 * 16, -1, 1);
     uint8_t m[204] = {0};
     m[3] = m[50] = m[102 + 7] = m[102 + 99] = 1;
     bv_tensor tt = bv_tensor_make(tab, BV_DTYPE_F32, 2, ts), it = bv_tensor_make2(ids, BV_DTYPE_I64, 2, 300);
@@ -585,35 +561,6 @@ static void test_step_does_not_grow_arena(void **state) {
 }
 
 /* ================= programmer errors ================= */
-
-/* Run fn in a forked child with stderr captured; it must abort and print both needles. */
-static void expect_abort(const char *what, void (*fn)(void), const char *n1, const char *n2) {
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 2);
-        bv_set_num_threads(1);
-        fn();
-        _exit(0);
-    }
-    close(pfd[1]);
-    char buf[4096];
-    size_t len = 0;
-    ssize_t k;
-    while (len < sizeof buf - 1 && (k = read(pfd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)k;
-    buf[len] = 0;
-    close(pfd[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT))
-        fail_msg("%s: expected an abort (SIGABRT), child status %d; stderr: %s", what, status, buf);
-    if (!strstr(buf, n1) || (n2 && !strstr(buf, n2)))
-        fail_msg("%s: message lacks '%s'%s%s: %s", what, n1, n2 ? " / " : "", n2 ? n2 : "", buf);
-}
 
 static bv_var *small_var(bv_graph *g, int ndim, const int64_t *shape) {
     bv_var *v = bv_var_new(g, BV_DTYPE_F32, ndim, shape);
@@ -671,83 +618,24 @@ static void die_reshape(void) {
 }
 
 static void test_errors_abort_with_values(void **state) {
-    expect_abort("embedding id >= V", die_embedding_id, "id 7 at position 1", "V = 5");
-    expect_abort("embedding id < 0", die_embedding_negative, "id -1", "V = 5");
-    expect_abort("index_select", die_index_select, "index 4 at position 1", "= 4");
-    expect_abort("masked_scatter", die_masked_scatter, "3 ones", "2 rows");
-    expect_abort("patchify", die_patchify, "8 and width 10", "patch size 4");
-    expect_abort("concat", die_concat, "input 1 has size 3 in dim 0", NULL);
-    expect_abort("reshape", die_reshape, "cannot infer -1", "[2, 3]");
+    bv_test_expect_abort("embedding id >= V", die_embedding_id, "id 7 at position 1", "V = 5");
+    bv_test_expect_abort("embedding id < 0", die_embedding_negative, "id -1", "V = 5");
+    bv_test_expect_abort("index_select", die_index_select, "index 4 at position 1", "= 4");
+    bv_test_expect_abort("masked_scatter", die_masked_scatter, "3 ones", "2 rows");
+    bv_test_expect_abort("patchify", die_patchify, "8 and width 10", "patch size 4");
+    bv_test_expect_abort("concat", die_concat, "input 1 has size 3 in dim 0", NULL);
+    bv_test_expect_abort("reshape", die_reshape, "cannot infer -1", "[2, 3]");
 }
 
 /* ================= PyTorch parity ================= */
 
-typedef struct {
-    bv_st_file f;
-    void *keep[256];
-    int n_keep;
-} fixture;
-
-/* Tensor `name` of the fixture converted to dtype dt (memory kept until fixture_close). */
-static bv_tensor fx_get(fixture *fx, const char *name, bv_dtype dt) {
-    int i = bv_st_find(&fx->f, name);
-    if (i < 0) fail_msg("fixture %s: no tensor '%s' (regenerate with tests/gen/gen_tensorops.py)", fx->f.path, name);
-    const bv_st_entry *e = &fx->f.entries[i];
-    bv_tensor t = bv_tensor_make(NULL, dt, e->ndim, e->shape);
-    t.data = bv_xmalloc(bv_tensor_nbytes(&t) + 8);
-    assert_true(fx->n_keep < 256);
-    fx->keep[fx->n_keep++] = t.data;
-    if (bv_st_read(&fx->f, name, dt, e->ndim, e->shape, 0, t.data) != BV_OK) fail_msg("%s", bv_error_msg());
-    return t;
-}
-
-static void fixture_open(fixture *fx) {
-    memset(fx, 0, sizeof *fx);
-    const char *path = bv_fixture_path("tensorops.safetensors");
-    if (bv_st_open(&fx->f, path) != BV_OK) fail_msg("cannot open fixture: %s", bv_error_msg());
-}
-
-static void fixture_close(fixture *fx) {
-    for (int i = 0; i < fx->n_keep; i++) free(fx->keep[i]);
-    bv_st_close(&fx->f);
-}
-
-/* Compare a var's value (or gradient buffer) `got` of shape `got_shape` with the fixture's F64
- * tensor `name`: F32 results to float rounding (atol/rtol), F64 results to 1e-12. */
-static void expect(fixture *fx, const char *what, bv_dtype dt, const void *got, const bv_tensor *got_shape,
-                   const char *name, double atol, double rtol) {
-    char s1[96], s2[96], w[128];
-    bv_tensor want = fx_get(fx, name, BV_DTYPE_F64);
-    if (!bv_tensor_same_shape(got_shape, &want))
-        fail_msg("%s: shape %s, PyTorch %s", what, bv_tensor_shape_str(got_shape, s1, 96),
-                 bv_tensor_shape_str(&want, s2, 96));
-    assert_non_null(got);
-    snprintf(w, sizeof w, "%s (%s vs PyTorch)", what, bv_dtype_name(dt));
-    if (dt == BV_DTYPE_F32)
-        bv_check_close_f32_f64(w, got, want.data, bv_tensor_numel(&want), atol, rtol);
-    else
-        bv_check_close_f64(w, got, want.data, bv_tensor_numel(&want), 1e-12, 1e-12);
-}
-
-/* Seed the backward of y with the fixture's dout (in y's dtype). */
-static void backward_with(fixture *fx, bv_graph *g, bv_var *y, const char *dout_name) {
-    bv_tensor d = fx_get(fx, dout_name, y->val.dtype);
-    assert_int_equal(bv_tensor_numel(&d), bv_var_numel(y));
-    bv_graph_backward_seed(g, y, d.data);
-}
-
-static bv_var *fx_var(fixture *fx, bv_graph *g, const char *name, bv_dtype dt) {
-    bv_tensor t = fx_get(fx, name, dt);
-    return bv_var_wrap(g, &t, true);
-}
-
 #define EXPECT_VAL(what, v, name, atol, rtol) \
-    expect(&fx, what, dt, bv_tensor_ptr(&(v)->val), &(v)->val, name, atol, rtol)
-#define EXPECT_GRAD(what, v, name, atol, rtol) expect(&fx, what, dt, (v)->grad, &(v)->val, name, atol, rtol)
+    bv_fx_expect(&fx, what, dt, bv_tensor_ptr(&(v)->val), &(v)->val, name, atol, rtol)
+#define EXPECT_GRAD(what, v, name, atol, rtol) bv_fx_expect(&fx, what, dt, (v)->grad, &(v)->val, name, atol, rtol)
 
 static void test_pytorch_parity(void **state) {
-    fixture fx;
-    fixture_open(&fx);
+    bv_fx fx;
+    bv_fx_open(&fx, "tensorops.safetensors");
     bv_graph g;
     bv_graph_init(&g, 1 << 20);
     /* copies are exact; gradients that add a few floats (repeated ids) round once per addition */
@@ -756,82 +644,83 @@ static void test_pytorch_parity(void **state) {
         bv_dtype dt = k ? BV_DTYPE_F64 : BV_DTYPE_F32;
         { /* torch.nn.functional.embedding with repeated ids */
             bv_graph_reset(&g);
-            bv_tensor ids = fx_get(&fx, "embedding.ids", BV_DTYPE_I64);
-            bv_var *t = fx_var(&fx, &g, "embedding.table", dt);
+            bv_tensor ids = bv_fx_get(&fx, "embedding.ids", BV_DTYPE_I64);
+            bv_var *t = bv_fx_var(&fx, &g, "embedding.table", dt);
             bv_var *y = bv_op_embedding(&g, &ids, t);
             EXPECT_VAL("embedding", y, "embedding.out", A, R);
-            backward_with(&fx, &g, y, "embedding.dout");
+            bv_fx_backward(&fx, &g, y, "embedding.dout");
             EXPECT_GRAD("embedding dtable", t, "embedding.dtable", A, R);
         }
         { /* SigLIP patch embedding: conv2d(kernel=stride=p).flatten(2).transpose(1, 2) ==
            * linear(patchify(img), w.view(OC, -1), b). The F32 GEMM sums C*p*p = 588 products of
            * N(0,1) values (outputs ~ +-24): float rounding of that order is ~1e-5 absolute. */
             bv_graph_reset(&g);
-            bv_tensor pt = fx_get(&fx, "conv.p", BV_DTYPE_I64);
+            bv_tensor pt = bv_fx_get(&fx, "conv.p", BV_DTYPE_I64);
             int p = (int)((int64_t *)pt.data)[0];
-            bv_var *img = fx_var(&fx, &g, "conv.img", dt), *w = fx_var(&fx, &g, "conv.w", dt);
-            bv_var *b = fx_var(&fx, &g, "conv.b", dt);
+            bv_var *img = bv_fx_var(&fx, &g, "conv.img", dt), *w = bv_fx_var(&fx, &g, "conv.w", dt);
+            bv_var *b = bv_fx_var(&fx, &g, "conv.b", dt);
             int64_t ws[2] = {w->val.shape[0], -1};
             bv_var *y = bv_op_linear(&g, bv_op_patchify(&g, img, p), bv_op_reshape(&g, w, 2, ws), b);
             EXPECT_VAL("patch embedding (conv2d)", y, "conv.out", 1e-4, 1e-5);
-            backward_with(&fx, &g, y, "conv.dout");
+            bv_fx_backward(&fx, &g, y, "conv.dout");
             EXPECT_GRAD("patch embedding dimg", img, "conv.dimg", 1e-5, 1e-5);
             EXPECT_GRAD("patch embedding dw", w, "conv.dw", 1e-5, 1e-5);
             EXPECT_GRAD("patch embedding db", b, "conv.db", 1e-5, 1e-5);
         }
         { /* torch.cat along dim 1 */
             bv_graph_reset(&g);
-            bv_var *xs[3] = {fx_var(&fx, &g, "cat.a", dt), fx_var(&fx, &g, "cat.b", dt), fx_var(&fx, &g, "cat.c", dt)};
+            bv_var *xs[3] = {bv_fx_var(&fx, &g, "cat.a", dt), bv_fx_var(&fx, &g, "cat.b", dt),
+                             bv_fx_var(&fx, &g, "cat.c", dt)};
             bv_var *y = bv_op_concat(&g, 3, xs, 1);
             EXPECT_VAL("cat", y, "cat.out", A, R);
-            backward_with(&fx, &g, y, "cat.dout");
+            bv_fx_backward(&fx, &g, y, "cat.dout");
             EXPECT_GRAD("cat da", xs[0], "cat.da", A, R);
             EXPECT_GRAD("cat db", xs[1], "cat.db", A, R);
             EXPECT_GRAD("cat dc", xs[2], "cat.dc", A, R);
         }
         { /* Tensor.narrow */
             bv_graph_reset(&g);
-            bv_tensor at = fx_get(&fx, "narrow.args", BV_DTYPE_I64);
+            bv_tensor at = bv_fx_get(&fx, "narrow.args", BV_DTYPE_I64);
             const int64_t *a = at.data;
-            bv_var *x = fx_var(&fx, &g, "narrow.x", dt);
+            bv_var *x = bv_fx_var(&fx, &g, "narrow.x", dt);
             bv_var *y = bv_op_narrow(&g, x, (int)a[0], a[1], a[2]);
             EXPECT_VAL("narrow", y, "narrow.out", A, R);
-            backward_with(&fx, &g, y, "narrow.dout");
+            bv_fx_backward(&fx, &g, y, "narrow.dout");
             EXPECT_GRAD("narrow dx", x, "narrow.dx", A, R);
         }
         { /* index_select along dim 1 with repeated indices */
             bv_graph_reset(&g);
-            bv_tensor idx = fx_get(&fx, "index_select.idx", BV_DTYPE_I64);
-            bv_var *x = fx_var(&fx, &g, "index_select.x", dt);
+            bv_tensor idx = bv_fx_get(&fx, "index_select.idx", BV_DTYPE_I64);
+            bv_var *x = bv_fx_var(&fx, &g, "index_select.x", dt);
             bv_var *y = bv_op_index_select(&g, x, 1, &idx);
             EXPECT_VAL("index_select", y, "index_select.out", A, R);
-            backward_with(&fx, &g, y, "index_select.dout");
+            bv_fx_backward(&fx, &g, y, "index_select.dout");
             EXPECT_GRAD("index_select dx", x, "index_select.dx", A, R);
         }
         { /* x.masked_scatter(mask[..., None], src) */
             bv_graph_reset(&g);
-            bv_tensor mask = fx_get(&fx, "masked_scatter.mask", BV_DTYPE_U8);
-            bv_var *x = fx_var(&fx, &g, "masked_scatter.x", dt), *src = fx_var(&fx, &g, "masked_scatter.src", dt);
+            bv_tensor mask = bv_fx_get(&fx, "masked_scatter.mask", BV_DTYPE_U8);
+            bv_var *x = bv_fx_var(&fx, &g, "masked_scatter.x", dt), *src = bv_fx_var(&fx, &g, "masked_scatter.src", dt);
             bv_var *y = bv_op_masked_scatter(&g, x, &mask, src);
             EXPECT_VAL("masked_scatter", y, "masked_scatter.out", A, R);
-            backward_with(&fx, &g, y, "masked_scatter.dout");
+            bv_fx_backward(&fx, &g, y, "masked_scatter.dout");
             EXPECT_GRAD("masked_scatter dx", x, "masked_scatter.dx", A, R);
             EXPECT_GRAD("masked_scatter dsrc", src, "masked_scatter.dsrc", A, R);
         }
         { /* permute */
             bv_graph_reset(&g);
-            bv_tensor pt = fx_get(&fx, "permute.perm", BV_DTYPE_I64);
+            bv_tensor pt = bv_fx_get(&fx, "permute.perm", BV_DTYPE_I64);
             int perm[BV_MAX_DIMS];
             for (int i = 0; i < pt.shape[0]; i++) perm[i] = (int)((int64_t *)pt.data)[i];
-            bv_var *x = fx_var(&fx, &g, "permute.x", dt);
+            bv_var *x = bv_fx_var(&fx, &g, "permute.x", dt);
             bv_var *y = bv_op_permute(&g, x, perm);
             EXPECT_VAL("permute", y, "permute.out", A, R);
-            backward_with(&fx, &g, y, "permute.dout");
+            bv_fx_backward(&fx, &g, y, "permute.dout");
             EXPECT_GRAD("permute dx", x, "permute.dx", A, R);
         }
     }
     bv_graph_free(&g);
-    fixture_close(&fx);
+    bv_fx_close(&fx);
 }
 
 int main(void) {

@@ -15,10 +15,12 @@ Formulas, written the way HF transformers and PyTorch write them:
 Cases rope_bt, rope_t and sdpa_* follow the project convention (inputs float32, out and gradients
 float64, see record()); rope_hf holds HF's fp32 results, which the fast rope kernel matches.
 """
+import functools
 import os
 
 import torch
 
+import common
 import stio
 
 torch.manual_seed(1234)
@@ -65,29 +67,13 @@ def torch_sdpa(q, k, v, causal, key_padding, scale):
 
 
 t = {}
-
-
-def record(name, fn, inputs, extra):
-    """Project convention (tests/util/testutil.h, bv_fx_check_op): float32 inputs NAME.in<i>, a float32
-    seed NAME.dout, and NAME.out / NAME.grad<i> computed by PyTorch in float64 from those inputs (the
-    gradients are of sum(out * dout)). `extra` holds the non-differentiable arguments."""
-    xs = [x.double().requires_grad_(True) for x in inputs]
-    y = fn(*xs)
-    assert torch.isfinite(y).all(), "a fully masked row would give NaN in PyTorch; keep them out of the fixture"
-    dout = torch.randn(y.shape, dtype=torch.float32)
-    (y * dout.double()).sum().backward()
-    t[f"{name}.out"] = y.detach()
-    t[f"{name}.dout"] = dout
-    for i, (x0, x) in enumerate(zip(inputs, xs)):
-        t[f"{name}.in{i}"] = x0
-        t[f"{name}.grad{i}"] = x.grad
-    for k, v in extra.items():
-        t[f"{name}.{k}"] = v
+# the project convention (tests/gen/common.py); `extra` holds the non-differentiable arguments
+record = functools.partial(common.record, t)
 
 
 def rope_case(name, B, T, H, hd, pos, theta):
     record(name, lambda x: hf_rope(x, pos, theta, torch.float64), [torch.randn(B, T, H, hd)],
-           {"pos": pos, "theta": torch.tensor([theta], dtype=torch.float64)})
+           extra={"pos": pos, "theta": torch.tensor([theta], dtype=torch.float64)})
 
 
 def rope_hf_fp32(name, B, T, H, hd, pos, theta):
@@ -109,9 +95,11 @@ rope_case("rope_t", 1, 6, 2, 12, torch.randint(0, 600, (6,)), 500000.0)
 
 
 def sdpa_case(name, B, T, S, H, Hkv, hd, causal, key_padding, scale):
+    """A fully masked query row would be NaN in PyTorch (record() refuses it): none here."""
     q, k, v = torch.randn(B, T, H, hd), torch.randn(B, S, Hkv, hd), torch.randn(B, S, Hkv, hd)
     record(name, lambda q, k, v: torch_sdpa(q, k, v, causal, key_padding, scale), [q, k, v],
-           {"mask": key_padding.to(torch.uint8), "cfg": torch.tensor([float(causal), scale], dtype=torch.float64)})
+           extra={"mask": key_padding.to(torch.uint8),
+                  "cfg": torch.tensor([float(causal), scale], dtype=torch.float64)})
 
 
 # SigLIP-like: no GQA, bidirectional, no padding, default scale

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 import stio  # noqa: E402
 
 SEED = 1234
@@ -40,11 +41,10 @@ BINARY = {
 
 
 def grads(f, inputs, g):
-    """f applied in float64 to float32 inputs; returns (y, [d input]) rounded to float32."""
-    xs = [t.double().requires_grad_() for t in inputs]
-    y = f(*xs)
-    y.backward(g.double())
-    return y.detach().float(), [t.grad.float() for t in xs]
+    """common.grads (f applied in float64 to float32 inputs, seeded with g); returns (y,
+    [d input]) rounded to float32."""
+    y, _, gs = common.grads(f, inputs, g)
+    return y.float(), [d.float() for d in gs]
 
 
 def main():

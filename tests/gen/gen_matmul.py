@@ -4,31 +4,19 @@ matmul with every transpose combination (and a shared rank-2 right operand), sum
 Run with Debian's python (torch 1.13):  /usr/bin/python3 tests/gen/gen_matmul.py
 Inputs float32; expected outputs and gradients of sum(out * dout) computed in float64 from them.
 """
+import functools
 import os
 
 import torch
 import torch.nn.functional as F
 
+import common
 import stio
+from common import f32
 
 torch.manual_seed(7)
 out = {}
-
-
-def f32(*shape):
-    return torch.randn(tuple(shape), dtype=torch.float32)
-
-
-def record(name, fn, inputs):
-    xs = [t.double().requires_grad_(True) for t in inputs]
-    y = fn(*xs)
-    dout = f32(*y.shape)
-    (y * dout.double()).sum().backward()
-    out[name + ".out"] = y.detach()
-    out[name + ".dout"] = dout
-    for i, (t, x) in enumerate(zip(inputs, xs)):
-        out[f"{name}.in{i}"] = t
-        out[f"{name}.grad{i}"] = x.grad
+record = functools.partial(common.record, out)
 
 
 record("linear", lambda x, w, b: F.linear(x, w, b), [f32(2, 5, 7), f32(3, 7), f32(3)])

@@ -5,18 +5,17 @@ MSE.
 Run with Debian's python (torch 1.13):  /usr/bin/python3 tests/gen/gen_norm.py
 Writes tests/fixtures/norm.safetensors (about 40 KB).
 
-Layout (the convention of bv_fx_check_op in tests/util/testutil.h), for each op NAME:
-  NAME.in0, NAME.in1, ...   float32 inputs
-  NAME.dout                 float32 upstream gradient (gradients are of sum(out * dout))
-  NAME.out, NAME.grad0, ... float64, computed by PyTorch in float64 from the float32 inputs
-plus cross_entropy.targets (int64, with ignored rows) and metadata ln_eps, rms_eps, ignore_index.
-So one file checks the fast kernels (float tolerance) and the reference kernels (1e-12).
+Layout: the convention of bv_fx_check_op (tests/gen/common.py) for each op, with the dout
+given here, plus cross_entropy.targets (int64, with ignored rows) and metadata ln_eps, rms_eps,
+ignore_index.
 """
+import functools
 import os
 
 import torch
 import torch.nn.functional as F
 
+import common
 import stio
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "norm.safetensors")
@@ -25,21 +24,7 @@ RMS_EPS = 1e-5
 IGNORE = -100
 
 t = {}
-
-
-def record(name, fn, inputs, dout, grad_of=None):
-    """fn applied in float64 to the float32 `inputs`; stores inputs, dout, out and the gradients of
-    the inputs listed in grad_of (default all)."""
-    grad_of = range(len(inputs)) if grad_of is None else grad_of
-    xs = [x.double().requires_grad_(i in grad_of) for i, x in enumerate(inputs)]
-    y = fn(*xs)
-    y.backward(dout.double())
-    for i, x in enumerate(inputs):
-        t[f"{name}.in{i}"] = x
-        if i in grad_of:
-            t[f"{name}.grad{i}"] = xs[i].grad
-    t[f"{name}.out"] = y.detach()
-    t[f"{name}.dout"] = dout
+record = functools.partial(common.record, t)  # record(name, fn, inputs, dout)
 
 
 def hf_rmsnorm(x, w):

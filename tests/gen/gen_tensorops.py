@@ -15,25 +15,20 @@ import os
 import torch
 import torch.nn.functional as F
 
+import common
 import stio
+from common import f32
 
 torch.manual_seed(1234)
 out = {}
 
 
-def f32(*shape):
-    return torch.randn(*shape, dtype=torch.float32)
-
-
 def grads(fn, inputs, name):
-    """Run fn on float64 copies of inputs; store out and the gradients of sum(out * dout)."""
-    xs = [t.double().requires_grad_(True) for t in inputs]
-    y = fn(*xs)
-    dout = f32(*y.shape)
-    (y * dout.double()).sum().backward()
-    out[name + ".out"] = y.detach()
-    out[name + ".dout"] = dout
-    return [x.grad for x in xs]
+    """common.grads, storing NAME.out and NAME.dout (the inputs and gradients keep this file's
+    own names); returns the gradients."""
+    y, dout, gs = common.grads(fn, inputs)
+    out[name + ".out"], out[name + ".dout"] = y, dout
+    return gs
 
 
 # embedding: ids with repeats (and an id used three times), table (V, D)

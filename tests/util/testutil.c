@@ -1,8 +1,11 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 uint64_t bv_rng_u64(bv_rng *r) {
     uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
@@ -95,6 +98,65 @@ bv_tensor bv_test_rand_f64(bv_rng *r, int ndim, const int64_t *shape, double lo,
     return t;
 }
 
+float *bv_test_rand_f32(bv_rng *r, int64_t n, double lo, double hi) {
+    float *x = bv_xmalloc((size_t)(n ? n : 1) * sizeof(float));
+    bv_rng_fill_f32(r, x, n, lo, hi);
+    return x;
+}
+
+float *bv_test_zeros_f32(int64_t n) { return bv_xcalloc((size_t)(n ? n : 1), sizeof(float)); }
+double *bv_test_zeros_f64(int64_t n) { return bv_xcalloc((size_t)(n ? n : 1), sizeof(double)); }
+
+float *bv_test_copy_f32(const float *x, int64_t n) {
+    float *c = bv_xmalloc((size_t)(n ? n : 1) * sizeof(float));
+    memcpy(c, x, (size_t)n * sizeof(float));
+    return c;
+}
+
+void bv_test_to_f64_into(double *dst, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = x[i];
+}
+
+double *bv_test_to_f64(const float *x, int64_t n) {
+    double *d = bv_xmalloc((size_t)(n ? n : 1) * sizeof(double));
+    bv_test_to_f64_into(d, x, n);
+    return d;
+}
+
+int64_t *bv_test_rand_ids(bv_rng *r, int64_t n, int64_t hi) {
+    int64_t *ids = bv_xmalloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++) ids[i] = (int64_t)(bv_rng_uniform(r) * (double)hi);
+    return ids;
+}
+
+void bv_test_expect_abort(const char *what, void (*fn)(void), const char *n1, const char *n2) {
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        dup2(pfd[1], 2);
+        bv_set_num_threads(1);
+        fn();
+        _exit(0); /* not reached if the assertion fires */
+    }
+    close(pfd[1]);
+    char buf[4096];
+    size_t len = 0;
+    ssize_t k;
+    while (len < sizeof buf - 1 && (k = read(pfd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)k;
+    buf[len] = 0;
+    close(pfd[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT))
+        fail_msg("%s: expected an abort (SIGABRT), child status %d; stderr: %s", what, status, buf);
+    if (!strstr(buf, n1) || (n2 && !strstr(buf, n2)))
+        fail_msg("%s: message lacks '%s'%s%s: %s", what, n1, n2 ? " / " : "", n2 ? n2 : "", buf);
+}
+
 const char *bv_fixture_path(const char *name) {
     static char buf[4096];
     snprintf(buf, sizeof buf, "%s/%s", BV_TEST_FIXTURES, name);
@@ -130,12 +192,37 @@ void bv_fx_close(bv_fx *fx) {
     memset(fx, 0, sizeof *fx);
 }
 
+bv_var *bv_fx_var(bv_fx *fx, bv_graph *g, const char *name, bv_dtype dt) {
+    bv_tensor t = bv_fx_get(fx, name, dt);
+    return bv_var_wrap(g, &t, true);
+}
+
+void bv_fx_expect(bv_fx *fx, const char *what, bv_dtype dt, const void *got, const bv_tensor *got_shape,
+                  const char *name, double atol, double rtol) {
+    char s1[96], s2[96], w[256];
+    bv_tensor want = bv_fx_get(fx, name, BV_DTYPE_F64);
+    if (!bv_tensor_same_shape(got_shape, &want))
+        fail_msg("%s: shape %s, PyTorch %s", what, bv_tensor_shape_str(got_shape, s1, 96),
+                 bv_tensor_shape_str(&want, s2, 96));
+    assert_non_null(got);
+    snprintf(w, sizeof w, "%s (%s vs PyTorch)", what, bv_dtype_name(dt));
+    if (dt == BV_DTYPE_F32)
+        bv_check_close_f32_f64(w, got, want.data, bv_tensor_numel(&want), atol, rtol);
+    else
+        bv_check_close_f64(w, got, want.data, bv_tensor_numel(&want), 1e-12, 1e-12);
+}
+
+void bv_fx_backward(bv_fx *fx, bv_graph *g, bv_var *y, const char *dout_name) {
+    bv_tensor d = bv_fx_get(fx, dout_name, y->val.dtype);
+    assert_int_equal(bv_tensor_numel(&d), bv_var_numel(y));
+    bv_graph_backward_seed(g, y, d.data);
+}
+
 void bv_fx_check_op(bv_fx *fx, const char *name, int n_in, bv_gradcheck_fn fn, void *user, double tol32) {
     char key[160], what[200];
     BV_ASSERT(n_in <= 8, "bv_fx_check_op: at most 8 inputs");
     for (int dt = 0; dt < 2; dt++) {
         bv_dtype d = dt ? BV_DTYPE_F64 : BV_DTYPE_F32;
-        double tol = dt ? 1e-12 : tol32;
         bv_graph g;
         bv_graph_init(&g, 1 << 16);
         bv_var *in[8];
@@ -146,24 +233,16 @@ void bv_fx_check_op(bv_fx *fx, const char *name, int n_in, bv_gradcheck_fn fn, v
         }
         bv_var *y = fn(&g, in, user);
         snprintf(key, sizeof key, "%s.out", name);
-        bv_tensor want = bv_fx_get(fx, key, BV_DTYPE_F64);
-        if (bv_tensor_numel(&want) != bv_var_numel(y))
-            fail_msg("%s: output has %lld elements, PyTorch's has %lld", name, (long long)bv_var_numel(y),
-                     (long long)bv_tensor_numel(&want));
+        snprintf(what, sizeof what, "%s forward", name);
+        bv_fx_expect(fx, what, d, bv_tensor_ptr(&y->val), &y->val, key, tol32, tol32);
         snprintf(key, sizeof key, "%s.dout", name);
-        bv_tensor dout = bv_fx_get(fx, key, d);
-        snprintf(what, sizeof what, "%s %s forward vs PyTorch", name, dt ? "F64" : "F32");
-        if (dt) bv_check_close_f64(what, bv_var_f64(y), want.data, bv_var_numel(y), tol, tol);
-        else bv_check_close_f32_f64(what, bv_var_f32(y), want.data, bv_var_numel(y), tol, tol);
-        bv_graph_backward_seed(&g, y, dout.data);
+        bv_fx_backward(fx, &g, y, key);
         for (int i = 0; i < n_in; i++) {
             snprintf(key, sizeof key, "%s.grad%d", name, i);
             if (bv_st_find(&fx->f, key) < 0) continue; /* input without a gradient (e.g. a target) */
-            bv_tensor gw = bv_fx_get(fx, key, BV_DTYPE_F64);
-            snprintf(what, sizeof what, "%s %s gradient of input %d vs PyTorch", name, dt ? "F64" : "F32", i);
             if (!in[i]->grad) fail_msg("%s: no gradient reached input %d", name, i);
-            if (dt) bv_check_close_f64(what, in[i]->grad, gw.data, bv_tensor_numel(&gw), tol, tol);
-            else bv_check_close_f32_f64(what, in[i]->grad, gw.data, bv_tensor_numel(&gw), tol, tol);
+            snprintf(what, sizeof what, "%s gradient of input %d", name, i);
+            bv_fx_expect(fx, what, d, in[i]->grad, &in[i]->val, key, tol32, tol32);
         }
         bv_graph_free(&g);
     }

@@ -42,6 +42,25 @@ void bv_check_gradients(const char *what, bv_gradcheck_fn fn, void *user, int n,
 /* Random F64 tensor (malloc'd data; free with free(t.data)). */
 bv_tensor bv_test_rand_f64(bv_rng *r, int ndim, const int64_t *shape, double lo, double hi);
 
+/* Buffers for kernel tests. Each returns memory the caller frees with free(); n may be 0 (a
+ * one-element buffer is allocated so the pointer is never NULL). */
+/* n floats uniform in [lo, hi) (one bv_rng_uniform draw per element, in order). */
+float *bv_test_rand_f32(bv_rng *r, int64_t n, double lo, double hi);
+/* n zero floats / doubles. */
+float *bv_test_zeros_f32(int64_t n);
+double *bv_test_zeros_f64(int64_t n);
+/* A copy of x (n floats). */
+float *bv_test_copy_f32(const float *x, int64_t n);
+/* x widened to double: a new buffer, or into dst (n elements). */
+double *bv_test_to_f64(const float *x, int64_t n);
+void bv_test_to_f64_into(double *dst, const float *x, int64_t n);
+/* n int64 ids uniform in [0, hi) (one bv_rng_uniform draw per id, in order). */
+int64_t *bv_test_rand_ids(bv_rng *r, int64_t n, int64_t hi);
+
+/* Run fn in a forked child (one thread, stderr captured); the test fails unless the child aborts
+ * (SIGABRT) and its stderr contains n1 and, if not NULL, n2. For BV_ASSERT messages. */
+void bv_test_expect_abort(const char *what, void (*fn)(void), const char *n1, const char *n2);
+
 /* A committed PyTorch fixture (tests/fixtures/NAME.safetensors, made by tests/gen/gen_*.py).
  * bv_fx_get returns tensor `name` converted to dtype dt; its memory lives until bv_fx_close.
  * A missing file or tensor fails the test with a message naming the generator to rerun. */
@@ -58,6 +77,16 @@ void bv_fx_close(bv_fx *fx);
  * gradients are of sum(out * dout)). Runs fn on F32 inputs (fast kernels; |err| <= tol32 +
  * tol32*|want|) and on F64 inputs (reference kernels; 1e-12), forward and every gradient. */
 void bv_fx_check_op(bv_fx *fx, const char *name, int n_in, bv_gradcheck_fn fn, void *user, double tol32);
+/* Pieces of bv_fx_check_op for tests with their own fixture layout. */
+/* Fixture tensor `name` (converted to dt) as a leaf var that requires a gradient. */
+bv_var *bv_fx_var(bv_fx *fx, bv_graph *g, const char *name, bv_dtype dt);
+/* Compare `got` (a value or gradient buffer of dtype dt, shaped like got_shape) with the fixture's
+ * tensor `name` read as F64: same shape, then F32 within atol + rtol*|want|, F64 within 1e-12 +
+ * 1e-12*|want|. Fails the test naming `what`, the dtype and both shapes on a mismatch. */
+void bv_fx_expect(bv_fx *fx, const char *what, bv_dtype dt, const void *got, const bv_tensor *got_shape,
+                  const char *name, double atol, double rtol);
+/* Backward of y seeded with the fixture's tensor `dout_name` (in y's dtype; same element count). */
+void bv_fx_backward(bv_fx *fx, bv_graph *g, bv_var *y, const char *dout_name);
 
 /* Path of a committed fixture: BV_TEST_FIXTURES "/" name (static buffer). */
 const char *bv_fixture_path(const char *name);

@@ -1,0 +1,138 @@
+/* ops_bitlinear.c - BitLinear: a linear layer with quantization-aware training (spec section 2).
+ *
+ * Forward: xq = quant_act(x) (act_bits 8) or x (32); Wq = quant_weight(W) (weight_bits 1) or W (32);
+ * y = xq @ Wq^T + b with the linear kernels. Backward: straight-through estimator for both
+ * quantizers, i.e. the linear backward on (xq, Wq): dx += dy @ Wq, dW += dy^T @ xq, db += sum dy.
+ *
+ * F32: the fast quantizers (src/kernels/bitlinear.h). Quantized weights come from the caller's
+ * bv_qweight cache when one is given, recomputed only when the weight's params version or data
+ * pointer changed (once per optimizer step, not per micro-batch); otherwise into graph memory.
+ * F64 (gradient checks): the double reference quantizers on every call; the cache is not used.
+ * xq (and Wq without a cache) live in the graph's arena when the op is recorded (backward needs
+ * them), in its scratch buffer otherwise (no_grad: teacher forward, evaluation).
+ */
+#include <string.h>
+
+#include "../src/kernels/bitlinear.h"
+#include "../src/kernels/matmul.h"
+#include "autograd.h"
+
+typedef struct {
+    const void *xq;           /* (N, C): quantized input, or x's own value when act_bits == 32 */
+    const void *wq;           /* (OC, C): quantized weight, or w's own value when weight_bits == 32 */
+    const bv_qweight *cache;  /* when wq lives in a cache: it must still hold this version */
+    uint64_t version;
+    int64_t N, C, OC;
+} bitlinear_saved;
+
+void bv_qweight_free(bv_qweight *q) {
+    bv_aligned_free(q->codes);
+    bv_aligned_free(q->wq);
+    memset(q, 0, sizeof *q);
+}
+
+/* Bring the cache up to date with w (numel elements at src) at params version `version`. */
+static void qweight_update(bv_qweight *q, const float *src, int64_t numel, uint64_t version) {
+    if (q->version != 0 && q->version == version && q->src == src && q->numel == numel) return;
+    if (q->numel != numel || !q->wq) { /* first use or a weight of another size: new buffers */
+        bv_aligned_free(q->codes);
+        bv_aligned_free(q->wq);
+        size_t n = (size_t)(numel ? numel : 1);
+        q->codes = bv_aligned_alloc(n);
+        q->wq = bv_aligned_alloc(n * sizeof(float));
+    }
+    q->scale = bv_k_quant_weight_fwd(q->codes, q->wq, src, numel);
+    q->numel = numel;
+    q->src = src;
+    q->version = version;
+}
+
+static void bitlinear_bwd(bv_graph *g, const bv_tape_entry *e) {
+    bv_var *x = e->in[0], *w = e->in[1], *b = e->in[2];
+    const bitlinear_saved *s = e->saved;
+    BV_ASSERT(!s->cache || (s->cache->version == s->version && s->cache->wq == s->wq),
+              "bitlinear backward: the weight cache was re-quantized (version %llu -> %llu) between this "
+              "op's forward and backward",
+              (unsigned long long)s->version, (unsigned long long)s->cache->version);
+    void *dx = x->requires_grad ? bv_var_grad(g, x) : NULL;
+    void *dw = w->requires_grad ? bv_var_grad(g, w) : NULL;
+    void *db = (b && b->requires_grad) ? bv_var_grad(g, b) : NULL;
+    if (bv_var_is_f64(x))
+        bv_k_linear_bwd_ref(dx, dw, db, e->out->grad, s->xq, s->wq, s->N, s->C, s->OC);
+    else
+        bv_k_linear_bwd(dx, dw, db, e->out->grad, s->xq, s->wq, s->N, s->C, s->OC);
+}
+
+static void check_float_same(const bv_var *a, const bv_var *b) {
+    BV_ASSERT(a->val.dtype == b->val.dtype && (bv_var_is_f64(a) || a->val.dtype == BV_DTYPE_F32),
+              "bitlinear: dtypes %s and %s (need both F32 or both F64)", bv_dtype_name(a->val.dtype),
+              bv_dtype_name(b->val.dtype));
+}
+
+bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_bitlinear_cfg *cfg,
+                        bv_qweight *cache, uint64_t version) {
+    BV_ASSERT(cfg, "bitlinear: cfg is NULL");
+    BV_ASSERT(cfg->weight_bits == 1 || cfg->weight_bits == 32, "bitlinear: weight_bits %d (expected 1 or 32)",
+              cfg->weight_bits);
+    BV_ASSERT(cfg->act_bits == 8 || cfg->act_bits == 32, "bitlinear: act_bits %d (expected 8 or 32)", cfg->act_bits);
+    check_float_same(x, w);
+    BV_ASSERT(w->val.ndim == 2, "bitlinear: weight must be (OC, C), got rank %d", w->val.ndim);
+    int64_t OC = w->val.shape[0], C = w->val.shape[1];
+    BV_ASSERT(x->val.ndim >= 1 && x->val.shape[x->val.ndim - 1] == C,
+              "bitlinear: input last dim %lld != weight in_features %lld",
+              (long long)(x->val.ndim ? x->val.shape[x->val.ndim - 1] : -1), (long long)C);
+    if (b) {
+        check_float_same(x, b);
+        BV_ASSERT(bv_var_numel(b) == OC, "bitlinear: bias has %lld elements, expected %lld",
+                  (long long)bv_var_numel(b), (long long)OC);
+    }
+    int64_t N = C ? bv_var_numel(x) / C : 0;
+    bool f64 = bv_var_is_f64(x);
+    size_t esz = f64 ? sizeof(double) : sizeof(float);
+    bool qa = cfg->act_bits == 8, qw = cfg->weight_bits == 1;
+    bool own_wq = qw && (f64 || !cache); /* Wq computed into graph memory */
+    bv_var *in[3] = {x, w, b};
+    bool record = bv_graph_should_record(g, 3, in);
+
+    /* buffers for xq and an uncached Wq: arena when backward needs them, scratch otherwise */
+    size_t xq_bytes = qa ? (((size_t)(N * C) * esz + 63) & ~(size_t)63) : 0;
+    size_t wq_bytes = own_wq ? (size_t)(OC * C) * esz : 0;
+    char *buf = NULL;
+    if (xq_bytes + wq_bytes)
+        buf = record ? bv_graph_alloc(g, xq_bytes + wq_bytes) : bv_graph_scratch(g, xq_bytes + wq_bytes);
+    const void *xq = qa ? (const void *)buf : bv_tensor_ptr(&x->val);
+    const void *wq = own_wq ? (const void *)(buf + xq_bytes) : bv_tensor_ptr(&w->val);
+
+    if (f64) {
+        if (qw) bv_k_quant_weight_fwd_ref(NULL, (double *)wq, bv_var_f64(w), OC * C);
+        if (qa) bv_k_quant_act_fwd_ref((double *)xq, NULL, NULL, bv_var_f64(x), N, C);
+    } else {
+        if (qw && cache) {
+            qweight_update(cache, bv_var_f32(w), OC * C, version);
+            wq = cache->wq;
+        } else if (qw) {
+            bv_k_quant_weight_fwd(NULL, (float *)wq, bv_var_f32(w), OC * C);
+        }
+        if (qa) bv_k_quant_act_fwd((float *)xq, NULL, NULL, bv_var_f32(x), N, C);
+    }
+
+    int64_t shape[BV_MAX_DIMS];
+    memcpy(shape, x->val.shape, sizeof shape);
+    shape[x->val.ndim - 1] = OC;
+    bv_var *y = bv_var_new(g, x->val.dtype, x->val.ndim, shape);
+    if (f64)
+        bv_k_linear_fwd_ref(bv_var_f64(y), xq, wq, b ? bv_var_f64(b) : NULL, N, C, OC);
+    else
+        bv_k_linear_fwd(bv_var_f32(y), xq, wq, b ? bv_var_f32(b) : NULL, N, C, OC);
+
+    if (record) {
+        bitlinear_saved *s = bv_graph_alloc(g, sizeof *s);
+        s->xq = xq;
+        s->wq = wq;
+        s->cache = (qw && !f64 && cache) ? cache : NULL;
+        s->version = version;
+        s->N = N, s->C = C, s->OC = OC;
+        bv_graph_record(g, "bitlinear", bitlinear_bwd, y, 3, in, s);
+    }
+    return y;
+}
