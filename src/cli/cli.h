@@ -13,5 +13,11 @@ int bv_cli_wants_help(int argc, char **argv);
 
 int bv_cmd_version(int argc, char **argv);
 int bv_cmd_bench(int argc, char **argv);
+int bv_cmd_convert(int argc, char **argv);
+int bv_cmd_synth(int argc, char **argv);
+int bv_cmd_forward(int argc, char **argv);
+int bv_cmd_info(int argc, char **argv);
+int bv_cmd_tokenize(int argc, char **argv);
+int bv_cmd_tokenizer(int argc, char **argv);
 
 #endif

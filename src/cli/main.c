@@ -13,6 +13,12 @@
 static const bv_cli_command k_commands[] = {
     {"version", "print the version and the build's libraries", bv_cmd_version},
     {"bench", "run a built-in benchmark (matmul, encoder)", bv_cmd_bench},
+    {"convert", "convert a robot dataset (RLDS, LIBERO HDF5) into shards", bv_cmd_convert},
+    {"synth", "write demonstrations of the built-in tabletop task as an RLDS dataset", bv_cmd_synth},
+    {"forward", "run the model once on given inputs (parity harness)", bv_cmd_forward},
+    {"info", "parameters and memory per module of a model config (training and deployment)", bv_cmd_info},
+    {"tokenize", "text <-> token ids with a tokenizer.json (chat template, action prompt)", bv_cmd_tokenize},
+    {"tokenizer", "train a small byte-level BPE tokenizer, or convert/edit a tokenizer.json", bv_cmd_tokenizer},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,248 @@
+#include "harness.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../safetensors.h"
+#include "weights.h"
+
+static const struct {
+    const char *name;
+    bv_dtype dt;
+} k_inputs[] = {
+    {"input_ids", BV_DTYPE_I64}, {"attention_mask", BV_DTYPE_U8}, {"pixel_values", BV_DTYPE_F32},
+    {"proprio", BV_DTYPE_F32},   {"action_mask", BV_DTYPE_U8},    {"actions", BV_DTYPE_F32},
+    {"labels", BV_DTYPE_I64},
+};
+enum { N_INPUTS = sizeof k_inputs / sizeof k_inputs[0] };
+
+typedef struct {
+    bv_tensor t[N_INPUTS];
+    bool have[N_INPUTS];
+} inputs;
+
+static void inputs_free(inputs *in) {
+    for (int i = 0; i < N_INPUTS; i++)
+        if (in->have[i]) bv_aligned_free(in->t[i].data);
+    memset(in, 0, sizeof *in);
+}
+
+static bv_status inputs_read(inputs *in, const char *path) {
+    memset(in, 0, sizeof *in);
+    bv_st_file f;
+    bv_status st = bv_st_open(&f, path);
+    if (st) return st;
+    for (int i = 0; i < f.n && !st; i++) {
+        const bv_st_entry *e = &f.entries[i];
+        int k = 0;
+        while (k < N_INPUTS && strcmp(k_inputs[k].name, e->name)) k++;
+        if (k == N_INPUTS) {
+            st = bv_error_set(BV_ERR_FORMAT,
+                              "%s: unknown tensor '%.200s' (expected input_ids, attention_mask, pixel_values, proprio, "
+                              "action_mask, actions, labels)",
+                              path, e->name);
+            break;
+        }
+        if (e->dtype != k_inputs[k].dt) {
+            st = bv_error_set(BV_ERR_SHAPE, "%s: tensor '%s': expected dtype %s, found %s", path, e->name,
+                              bv_dtype_name(k_inputs[k].dt), bv_dtype_name(e->dtype));
+            break;
+        }
+        int64_t n = 1;
+        for (int d = 0; d < e->ndim; d++) n *= e->shape[d];
+        void *buf = bv_aligned_alloc((size_t)(n ? n : 1) * bv_dtype_size(e->dtype));
+        st = bv_st_read(&f, e->name, e->dtype, e->ndim, e->shape, n, buf);
+        in->t[k] = bv_tensor_make(buf, e->dtype, e->ndim, e->shape);
+        in->have[k] = true;
+    }
+    bv_st_close(&f);
+    if (st) inputs_free(in);
+    return st;
+}
+
+static const bv_tensor *get(const inputs *in, const char *name) {
+    for (int k = 0; k < N_INPUTS; k++)
+        if (!strcmp(k_inputs[k].name, name)) return in->have[k] ? &in->t[k] : NULL;
+    return NULL;
+}
+
+/* ---- comparison ---- */
+
+typedef struct {
+    char *name;
+    bv_tensor t; /* F32 contiguous */
+} out_item;
+
+static bv_status compare(const bv_harness_opts *o, const out_item *outs, int n, bv_harness_result *res) {
+    bv_st_file f;
+    bv_status st = bv_st_open(&f, o->compare);
+    if (st) return st;
+    double rtol = o->rtol > 0 ? o->rtol : BV_HARNESS_RTOL, grtol = o->grad_rtol > 0 ? o->grad_rtol : BV_HARNESS_GRAD_RTOL;
+    FILE *log = o->log;
+    if (log)
+        fprintf(log, "comparison with %s (error ||got - want|| / (||want|| + atol/tol*sqrt(n)), atol %.0e):\n",
+                o->compare, o->atol > 0 ? o->atol : BV_HARNESS_ATOL);
+    for (int i = 0; i < f.n; i++) {
+        const bv_st_entry *e = &f.entries[i];
+        bool is_grad = strncmp(e->name, "grad.", 5) == 0;
+        double tol = is_grad ? grtol : rtol;
+        res->n_compared++;
+        int k = 0;
+        while (k < n && strcmp(outs[k].name, e->name)) k++;
+        char s1[128], s2[128];
+        if (k == n) {
+            res->n_mismatch++;
+            if (log) fprintf(log, "  MISSING  %s: in the reference but not among the outputs\n", e->name);
+            continue;
+        }
+        const bv_tensor *g = &outs[k].t;
+        int64_t nel = bv_tensor_numel(g), en = 1;
+        for (int d = 0; d < e->ndim; d++) en *= e->shape[d];
+        bool same = e->ndim == g->ndim;
+        for (int d = 0; same && d < e->ndim; d++) same = e->shape[d] == g->shape[d];
+        if (!same) {
+            res->n_mismatch++;
+            bv_tensor et = bv_tensor_make(NULL, e->dtype, e->ndim, e->shape);
+            if (log)
+                fprintf(log, "  SHAPE    %s: output %s, reference %s\n", e->name, bv_tensor_shape_str(g, s1, sizeof s1),
+                        bv_tensor_shape_str(&et, s2, sizeof s2));
+            continue;
+        }
+        double *want = bv_xmalloc((size_t)(en ? en : 1) * sizeof *want);
+        if ((st = bv_st_read(&f, e->name, BV_DTYPE_F64, e->ndim, e->shape, en, want))) {
+            free(want);
+            break;
+        }
+        const float *got = bv_tensor_ptr(g);
+        double dn = 0, wn = 0, worst = -1;
+        int64_t wi = 0;
+        for (int64_t j = 0; j < nel; j++) {
+            double d = (double)got[j] - want[j];
+            dn += d * d, wn += want[j] * want[j];
+            if (!(fabs(d) <= worst)) worst = fabs(d), wi = j; /* NaN sticks */
+        }
+        /* pass iff ||got - want|| <= tol*||want|| + atol*sqrt(n), reported as err <= tol */
+        double atol = o->atol > 0 ? o->atol : BV_HARNESS_ATOL;
+        double err = sqrt(dn) / (sqrt(wn) + atol / tol * sqrt((double)nel));
+        if (!(err <= tol)) res->n_mismatch++;
+        if (is_grad)
+            res->worst_grad = BV_MAX(res->worst_grad, err);
+        else
+            res->worst_out = BV_MAX(res->worst_out, err);
+        if (log && (!(err <= tol) || !is_grad))
+            fprintf(log, "  %-8s %s: %.2e (tol %.0e)%s; largest difference at flat index %lld: got %.9g, want %.9g\n",
+                    err <= tol ? "ok" : "MISMATCH", e->name, err, tol, wn > 0 ? "" : " [reference all zero]",
+                    (long long)wi, nel ? (double)got[wi] : 0.0, nel ? want[wi] : 0.0);
+        free(want);
+    }
+    if (log && !st)
+        fprintf(log, "  %d tensors compared, %d outside tolerance; worst output %.2e, worst gradient %.2e\n",
+                res->n_compared, res->n_mismatch, res->worst_out, res->worst_grad);
+    bv_st_close(&f);
+    return st;
+}
+
+/* ---- run ---- */
+
+bv_status bv_harness_run(const bv_harness_opts *o, bv_harness_result *res) {
+    memset(res, 0, sizeof *res);
+    bv_vla_config cfg;
+    bv_status st = bv_config_load(o->config, false, &cfg);
+    if (st) return st;
+    inputs in;
+    if ((st = inputs_read(&in, o->inputs))) return st;
+    bv_vla_batch b = {get(&in, "input_ids"), get(&in, "attention_mask"), get(&in, "pixel_values"), get(&in, "proprio"),
+                      get(&in, "action_mask"), get(&in, "actions"),      get(&in, "labels")};
+
+    /* LM mode builds the vision-language model plus the proprio projector and action head when the
+     * checkpoint has them (an action checkpoint), so every parameter of the file gets a gradient */
+    unsigned parts = BV_VLA_ALL;
+    if (o->mode == BV_VLA_MODE_LM) {
+        bool has_proprio = false, has_head = false;
+        if ((st = bv_weights_has_prefix(o->weights, NULL, "proprio_projector.", &has_proprio)) ||
+            (st = bv_weights_has_prefix(o->weights, NULL, "action_head.", &has_head))) {
+            inputs_free(&in);
+            return st;
+        }
+        parts = BV_VLA_VLM | (has_proprio || b.proprio ? BV_VLA_PROPRIO : 0) | (has_head ? BV_VLA_ACTION_HEAD : 0);
+    }
+    bv_params p;
+    bv_params_init(&p);
+    bv_vla m;
+    if ((st = bv_vla_init(&m, &cfg, parts, &p))) {
+        bv_params_free(&p);
+        inputs_free(&in);
+        return st;
+    }
+    bv_graph g;
+    memset(&g, 0, sizeof g);
+    out_item *outs = NULL;
+    int n_out = 0;
+    if ((st = bv_vla_batch_check(&m, &b, o->mode, o->inputs))) goto done;
+    if (o->backward && !(o->mode == BV_VLA_MODE_ACTION ? b.actions : b.labels)) {
+        st = bv_error_set(BV_ERR_ARG, "%s: --backward differentiates the loss, which needs '%s' in the inputs",
+                          o->inputs, o->mode == BV_VLA_MODE_ACTION ? "actions" : "labels");
+        goto done;
+    }
+    if (!o->backward) bv_params_set_trainable(&p, "", false); /* no gradient buffers */
+    bv_params_finalize(&p);
+    bv_vla_init_weights(&m, &p, 0);
+    bv_weights_opts wo = {.allow_missing = o->allow_missing};
+    bv_weights_report rep;
+    st = bv_weights_load(&p, o->weights, &wo, &rep);
+    if (o->log && !st && rep.n_missing)
+        fprintf(o->log, "warning: %lld parameters missing from %s keep their random initialisation:\n%s",
+                (long long)rep.n_missing, o->weights, rep.details);
+    if (o->log && st && rep.details && strlen(rep.details) > 1500) /* the error message is truncated */
+        fprintf(o->log, "all problems with %s:\n%s", o->weights, rep.details);
+    bv_weights_report_free(&rep);
+    if (st) goto done;
+
+    bv_graph_init(&g, (size_t)64 << 20);
+    double t0 = bv_time_now();
+    bv_vla_out y = bv_vla_forward(&g, &p, &m, &b, o->mode);
+    res->forward_s = bv_time_now() - t0;
+    if (o->backward) {
+        t0 = bv_time_now();
+        bv_graph_backward(&g, y.loss);
+        res->backward_s = bv_time_now() - t0;
+    }
+    if (o->log)
+        fprintf(o->log, "forward %.3f s%s%.3f s, %zu MiB of activations\n", res->forward_s,
+                o->backward ? ", backward " : "", o->backward ? res->backward_s : 0.0,
+                bv_arena_high_water(&g.arena) >> 20);
+
+    outs = bv_xcalloc((size_t)p.n + 8, sizeof *outs);
+    struct {
+        const char *name;
+        bv_var *v;
+    } named[] = {{"actions_pred", y.actions_pred}, {"logits", y.logits}, {"loss", y.loss},
+                 {"last_hidden_state", y.last_hidden_state}, {"image_features", y.image_features}};
+    for (size_t i = 0; i < BV_ARRAY_LEN(named); i++)
+        if (named[i].v) outs[n_out++] = (out_item){bv_xstrdup(named[i].name), named[i].v->val};
+    if (o->backward)
+        for (int i = 0; i < p.n; i++) {
+            size_t len = strlen(p.items[i].name) + 6;
+            char *nm = bv_xmalloc(len);
+            snprintf(nm, len, "grad.%s", p.items[i].name);
+            outs[n_out++] = (out_item){nm, bv_tensor_make(bv_params_grad(&p, i), BV_DTYPE_F32, p.items[i].ndim,
+                                                          p.items[i].shape)};
+        }
+    res->n_outputs = n_out;
+    if (o->out) {
+        bv_st_item *items = bv_xcalloc((size_t)n_out, sizeof *items);
+        for (int i = 0; i < n_out; i++) items[i] = (bv_st_item){outs[i].name, outs[i].t};
+        st = bv_st_save(o->out, n_out, items, 0, NULL);
+        free(items);
+        if (st) goto done;
+    }
+    if (o->compare) st = compare(o, outs, n_out, res);
+done:
+    for (int i = 0; i < n_out; i++) free(outs[i].name);
+    free(outs);
+    if (g.tape) bv_graph_free(&g);
+    bv_vla_free(&m);
+    bv_params_free(&p);
+    inputs_free(&in);
+    return st;
+}

@@ -1,0 +1,316 @@
+#include "vla.h"
+
+#include <math.h>
+#include <string.h>
+
+bv_status bv_vla_init(bv_vla *m, const bv_vla_config *c, unsigned parts, bv_params *p) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    m->parts = parts;
+    bv_status st = BV_OK;
+    if (!st && (parts & BV_VLA_VISION))
+        st = bv_siglip_init(&m->vision, &c->vision, c->vision_feature_layer, p, "vision_tower.vision_model.");
+    if (!st && (parts & BV_VLA_CONNECTOR)) st = bv_connector_init(&m->connector, c, p, "multi_modal_projector.");
+    if (!st && (parts & BV_VLA_LLM)) st = bv_bitnet_init(&m->llm, &c->text, p, "language_model.");
+    if (!st && (parts & BV_VLA_PROPRIO)) st = bv_proprio_init(&m->proprio, c, p, "proprio_projector.");
+    if (!st && (parts & BV_VLA_ACTION_HEAD)) st = bv_action_head_init(&m->head, c, p, "action_head.");
+    if (st) bv_vla_free(m);
+    return st;
+}
+
+void bv_vla_free(bv_vla *m) {
+    bv_siglip_free(&m->vision);
+    bv_mlp2_free(&m->connector);
+    bv_bitnet_free(&m->llm);
+    bv_mlp2_free(&m->proprio);
+    bv_action_head_free(&m->head);
+    memset(m, 0, sizeof *m);
+}
+
+void bv_vla_init_weights(const bv_vla *m, bv_params *p, uint64_t seed) {
+    if (m->parts & BV_VLA_VISION) bv_siglip_init_weights(&m->vision, p, seed);
+    if (m->parts & BV_VLA_CONNECTOR) bv_mlp2_init_weights(&m->connector, p, seed);
+    if (m->parts & BV_VLA_LLM) bv_bitnet_init_weights(&m->llm, p, seed);
+    if (m->parts & BV_VLA_PROPRIO) bv_mlp2_init_weights(&m->proprio, p, seed);
+    if (m->parts & BV_VLA_ACTION_HEAD) bv_action_head_init_weights(&m->head, p, seed);
+    bv_params_mark_updated(p);
+}
+
+/* ---- batch validation ---- */
+
+static bv_status check_tensor(const char *label, const char *name, const bv_tensor *t, bv_dtype dt, int ndim,
+                              const int64_t *shape) {
+    char got[128], want[128];
+    if (t->dtype != dt)
+        return bv_error_set(BV_ERR_SHAPE, "%s: tensor '%s': expected dtype %s, found %s", label, name,
+                            bv_dtype_name(dt), bv_dtype_name(t->dtype));
+    bool ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = shape[i] < 0 || t->shape[i] == shape[i];
+    if (!ok) {
+        int n = snprintf(want, sizeof want, "[");
+        for (int i = 0; i < ndim; i++)
+            n += shape[i] < 0 ? snprintf(want + n, sizeof want - (size_t)n, "%s?", i ? ", " : "")
+                              : snprintf(want + n, sizeof want - (size_t)n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+        snprintf(want + n, sizeof want - (size_t)n, "]");
+        return bv_error_set(BV_ERR_SHAPE, "%s: tensor '%s': expected shape %s, found %s", label, name, want,
+                            bv_tensor_shape_str(t, got, sizeof got));
+    }
+    BV_ASSERT(bv_tensor_is_contiguous(t), "%s: tensor '%s' must be contiguous", label, name);
+    return BV_OK;
+}
+
+static bv_status check_01(const char *label, const char *name, const bv_tensor *t) {
+    const uint8_t *v = bv_tensor_ptr(t);
+    int64_t T = t->shape[1];
+    for (int64_t i = 0; i < bv_tensor_numel(t); i++)
+        if (v[i] > 1)
+            return bv_error_set(BV_ERR_SHAPE, "%s: tensor '%s': value %u at [%lld, %lld], expected 0 or 1", label, name,
+                                v[i], (long long)(i / T), (long long)(i % T));
+    return BV_OK;
+}
+
+static bv_status check_finite(const char *label, const char *name, const bv_tensor *t) {
+    const float *v = bv_tensor_ptr(t);
+    for (int64_t i = 0; i < bv_tensor_numel(t); i++)
+        if (!isfinite(v[i]))
+            return bv_error_set(BV_ERR_SHAPE, "%s: tensor '%s': non-finite value %g at flat index %lld", label, name,
+                                (double)v[i], (long long)i);
+    return BV_OK;
+}
+
+#define TRY(x)                                                                                                         \
+    do {                                                                                                               \
+        bv_status st_ = (x);                                                                                           \
+        if (st_ != BV_OK) return st_;                                                                                  \
+    } while (0)
+
+bv_status bv_vla_batch_check(const bv_vla *m, const bv_vla_batch *b, bv_vla_mode mode, const char *label) {
+    const bv_vla_config *c = &m->cfg;
+    if (!b->input_ids) return bv_error_set(BV_ERR_SHAPE, "%s: missing tensor 'input_ids' (I64 [B, T])", label);
+    if (!b->attention_mask)
+        return bv_error_set(BV_ERR_SHAPE, "%s: missing tensor 'attention_mask' (U8 [B, T])", label);
+    int64_t any2[2] = {-1, -1};
+    TRY(check_tensor(label, "input_ids", b->input_ids, BV_DTYPE_I64, 2, any2));
+    const int64_t B = b->input_ids->shape[0], T = b->input_ids->shape[1], BT[2] = {B, T};
+    if (B < 1 || T < 1)
+        return bv_error_set(BV_ERR_SHAPE, "%s: tensor 'input_ids': empty batch [%lld, %lld]", label, (long long)B,
+                            (long long)T);
+    TRY(check_tensor(label, "attention_mask", b->attention_mask, BV_DTYPE_U8, 2, BT));
+    TRY(check_01(label, "attention_mask", b->attention_mask));
+    const int64_t *ids = bv_tensor_ptr(b->input_ids);
+    const uint8_t *am = bv_tensor_ptr(b->attention_mask);
+    for (int64_t i = 0; i < B * T; i++)
+        if (ids[i] < 0 || ids[i] >= c->text.vocab_size)
+            return bv_error_set(BV_ERR_SHAPE, "%s: tensor 'input_ids': id %lld at [%lld, %lld] outside the vocabulary [0, %lld)",
+                                label, (long long)ids[i], (long long)(i / T), (long long)(i % T),
+                                (long long)c->text.vocab_size);
+    if (!(m->parts & BV_VLA_LLM))
+        return bv_error_set(BV_ERR_ARG, "%s: the model was built without its language model", label);
+
+    /* images */
+    int64_t n_img = 0;
+    const int64_t P = bv_config_vision_patches(c);
+    if (b->pixel_values) {
+        if ((m->parts & (BV_VLA_VISION | BV_VLA_CONNECTOR)) != (BV_VLA_VISION | BV_VLA_CONNECTOR))
+            return bv_error_set(BV_ERR_ARG, "%s: 'pixel_values' given but the model has no vision tower and connector",
+                                label);
+        int64_t ps[5] = {B, -1, c->vision.num_channels, c->vision.image_size, c->vision.image_size};
+        TRY(check_tensor(label, "pixel_values", b->pixel_values, BV_DTYPE_F32, 5, ps));
+        n_img = b->pixel_values->shape[1];
+        if (n_img < 1)
+            return bv_error_set(BV_ERR_SHAPE, "%s: tensor 'pixel_values': no images (dimension 1 is 0)", label);
+        TRY(check_finite(label, "pixel_values", b->pixel_values));
+    }
+    for (int64_t r = 0; r < B; r++) {
+        int64_t n = 0;
+        for (int64_t t = 0; t < T; t++) {
+            if (ids[r * T + t] != c->image_token_index) continue;
+            n++;
+            if (!am[r * T + t])
+                return bv_error_set(BV_ERR_SHAPE, "%s: row %lld: image token at position %lld is padding (attention_mask 0)",
+                                    label, (long long)r, (long long)t);
+        }
+        if (n != n_img * P)
+            return bv_error_set(BV_ERR_SHAPE,
+                                "%s: tensor 'input_ids' row %lld: %lld image tokens (id %lld), expected n_images*P = "
+                                "%lld*%lld = %lld (n_images from 'pixel_values'%s)",
+                                label, (long long)r, (long long)n, (long long)c->image_token_index, (long long)n_img,
+                                (long long)P, (long long)(n_img * P), b->pixel_values ? "" : ", which is absent");
+    }
+
+    /* proprio */
+    if (mode == BV_VLA_MODE_ACTION && !b->proprio)
+        return bv_error_set(BV_ERR_SHAPE, "%s: missing tensor 'proprio' (F32 [%lld, %d]) for action mode", label,
+                            (long long)B, c->proprio_dim);
+    if (b->proprio) {
+        if (!(m->parts & BV_VLA_PROPRIO))
+            return bv_error_set(BV_ERR_ARG, "%s: 'proprio' given but the model has no proprio projector", label);
+        int64_t ps[2] = {B, c->proprio_dim};
+        TRY(check_tensor(label, "proprio", b->proprio, BV_DTYPE_F32, 2, ps));
+        TRY(check_finite(label, "proprio", b->proprio));
+    }
+    for (int64_t r = 0; r < B; r++) {
+        int64_t n = 0;
+        for (int64_t t = 0; t < T; t++) {
+            if (ids[r * T + t] != c->proprio_token_index) continue;
+            n++;
+            if (!am[r * T + t])
+                return bv_error_set(BV_ERR_SHAPE, "%s: row %lld: proprio token at position %lld is padding", label,
+                                    (long long)r, (long long)t);
+        }
+        if (n != (b->proprio ? 1 : 0))
+            return bv_error_set(BV_ERR_SHAPE, "%s: tensor 'input_ids' row %lld: %lld proprio tokens (id %lld), expected %d%s",
+                                label, (long long)r, (long long)n, (long long)c->proprio_token_index,
+                                b->proprio ? 1 : 0, b->proprio ? "" : " (no 'proprio' tensor given)");
+    }
+
+    if (mode == BV_VLA_MODE_ACTION) {
+        if (b->labels) return bv_error_set(BV_ERR_SHAPE, "%s: tensor 'labels' is for LM mode, not action mode", label);
+        if (!(m->parts & BV_VLA_ACTION_HEAD))
+            return bv_error_set(BV_ERR_ARG, "%s: action mode needs the action head, which the model lacks", label);
+        if (!b->action_mask)
+            return bv_error_set(BV_ERR_SHAPE, "%s: missing tensor 'action_mask' (U8 [B, T], 1 at the action tokens)",
+                                label);
+        TRY(check_tensor(label, "action_mask", b->action_mask, BV_DTYPE_U8, 2, BT));
+        TRY(check_01(label, "action_mask", b->action_mask));
+        const uint8_t *a = bv_tensor_ptr(b->action_mask);
+        const int64_t A = bv_config_action_tokens(c);
+        for (int64_t r = 0; r < B; r++) {
+            int64_t n = 0;
+            for (int64_t t = 0; t < T; t++) {
+                if (!a[r * T + t]) continue;
+                n++;
+                if (t == 0)
+                    return bv_error_set(BV_ERR_SHAPE,
+                                        "%s: tensor 'action_mask' row %lld: action token at position 0 (its hidden "
+                                        "state is read at the position before it)",
+                                        label, (long long)r);
+                int64_t id = ids[r * T + t];
+                if (!am[r * T + t] || !am[r * T + t - 1])
+                    return bv_error_set(BV_ERR_SHAPE,
+                                        "%s: tensor 'action_mask' row %lld: action position %lld or the readout "
+                                        "position before it is padding (attention_mask 0)",
+                                        label, (long long)r, (long long)t);
+                if (id == c->image_token_index || id == c->proprio_token_index)
+                    return bv_error_set(BV_ERR_SHAPE,
+                                        "%s: tensor 'action_mask' row %lld: position %lld holds an image/proprio token",
+                                        label, (long long)r, (long long)t);
+            }
+            if (n != A)
+                return bv_error_set(BV_ERR_SHAPE,
+                                    "%s: tensor 'action_mask' row %lld: %lld action positions, expected "
+                                    "num_actions_chunk*action_dim = %d*%d = %lld",
+                                    label, (long long)r, (long long)n, c->num_actions_chunk, c->action_dim, (long long)A);
+        }
+        if (b->actions) {
+            int64_t as[3] = {B, c->num_actions_chunk, c->action_dim};
+            TRY(check_tensor(label, "actions", b->actions, BV_DTYPE_F32, 3, as));
+            TRY(check_finite(label, "actions", b->actions));
+        }
+    } else {
+        if (b->action_mask || b->actions)
+            return bv_error_set(BV_ERR_SHAPE, "%s: tensor '%s' is for action mode, not LM mode", label,
+                                b->action_mask ? "action_mask" : "actions");
+        if (b->labels) {
+            TRY(check_tensor(label, "labels", b->labels, BV_DTYPE_I64, 2, BT));
+            if (T < 2)
+                return bv_error_set(BV_ERR_SHAPE, "%s: tensor 'labels': sequences of length %lld have no next token to "
+                                    "predict (need T >= 2)", label, (long long)T);
+            const int64_t *lb = bv_tensor_ptr(b->labels);
+            for (int64_t i = 0; i < B * T; i++)
+                if (lb[i] != -100 && (lb[i] < 0 || lb[i] >= c->text.vocab_size))
+                    return bv_error_set(BV_ERR_SHAPE,
+                                        "%s: tensor 'labels': %lld at [%lld, %lld] is neither -100 nor in [0, %lld)", label,
+                                        (long long)lb[i], (long long)(i / T), (long long)(i % T),
+                                        (long long)c->text.vocab_size);
+        }
+    }
+    return BV_OK;
+}
+
+/* ---- forward ---- */
+
+/* U8 (B, T) mask of ids == tok, in the graph's arena */
+static bv_tensor token_mask(bv_graph *g, const bv_tensor *ids, int64_t tok) {
+    const int64_t B = ids->shape[0], T = ids->shape[1];
+    uint8_t *m = bv_graph_alloc(g, (size_t)(B * T));
+    const int64_t *id = bv_tensor_ptr(ids);
+    for (int64_t i = 0; i < B * T; i++) m[i] = id[i] == tok;
+    return bv_tensor_make2(m, BV_DTYPE_U8, B, T);
+}
+
+/* A read-only F32 input as a graph leaf without a copy (the batch outlives the step). */
+static bv_var *input_var(bv_graph *g, const bv_tensor *t, int ndim, const int64_t *shape) {
+    bv_tensor v;
+    bv_status st = bv_tensor_reshape(t, ndim, shape, &v);
+    BV_ASSERT(st == BV_OK, "%s", bv_error_msg());
+    return bv_var_wrap(g, &v, false);
+}
+
+bv_vla_out bv_vla_forward(bv_graph *g, const bv_params *p, bv_vla *m, const bv_vla_batch *b, bv_vla_mode mode) {
+    const bv_vla_config *c = &m->cfg;
+    const int64_t B = b->input_ids->shape[0], T = b->input_ids->shape[1], D = c->text.hidden_size;
+    bv_vla_out out;
+    memset(&out, 0, sizeof out);
+    bv_var *x = bv_bitnet_embed(g, p, &m->llm, b->input_ids);
+
+    if (b->pixel_values) {
+        const bv_tensor *pv = b->pixel_values;
+        const int64_t n = pv->shape[1], P = bv_config_vision_patches(c);
+        int64_t s4[4] = {B * n, pv->shape[2], pv->shape[3], pv->shape[4]};
+        bv_var *f = bv_siglip_forward(g, p, &m->vision, input_var(g, pv, 4, s4), NULL);
+        f = bv_mlp2_forward(g, p, &m->connector, f); /* (B*n, P, D) */
+        int64_t so[3] = {B, n * P, D}, sr[2] = {B * n * P, D};
+        out.image_features = bv_op_reshape(g, f, 3, so);
+        bv_tensor im = token_mask(g, b->input_ids, c->image_token_index);
+        x = bv_op_masked_scatter(g, x, &im, bv_op_reshape(g, f, 2, sr));
+    }
+    if (b->proprio) {
+        int64_t s2[2] = {B, c->proprio_dim};
+        bv_var *pf = bv_mlp2_forward(g, p, &m->proprio, input_var(g, b->proprio, 2, s2)); /* (B, D) */
+        bv_tensor pm = token_mask(g, b->input_ids, c->proprio_token_index);
+        x = bv_op_masked_scatter(g, x, &pm, pf);
+    }
+    const uint8_t *am = bv_tensor_ptr(b->attention_mask);
+
+    if (mode == BV_VLA_MODE_ACTION) {
+        const int64_t A = bv_config_action_tokens(c);
+        int64_t zs[2] = {B * A, D};
+        bv_tensor z = bv_tensor_arena_zeros(&g->arena, BV_DTYPE_F32, 2, zs);
+        x = bv_op_masked_scatter(g, x, b->action_mask, bv_var_wrap(g, &z, false));
+        bv_var *h = bv_bitnet_forward(g, p, &m->llm, x, am, false, -1);
+        out.last_hidden_state = h;
+        /* readout: for the action token at p, the hidden state at p-1, in row-major order */
+        int64_t *idx = bv_graph_alloc(g, (size_t)(B * A) * sizeof *idx), k = 0;
+        const uint8_t *a = bv_tensor_ptr(b->action_mask);
+        for (int64_t i = 0; i < B * T; i++)
+            if (a[i]) idx[k++] = i - 1;
+        BV_ASSERT(k == B * A, "vla: %lld action positions, expected %lld (unchecked batch?)", (long long)k,
+                  (long long)(B * A));
+        bv_tensor it = bv_tensor_make1(idx, BV_DTYPE_I64, B * A);
+        int64_t sf[2] = {B * T, D}, sh[3] = {B, c->num_actions_chunk, (int64_t)c->action_dim * D};
+        bv_var *feat = bv_op_index_select(g, bv_op_reshape(g, h, 2, sf), 0, &it);
+        out.actions_pred = bv_action_head_forward(g, p, &m->head, bv_op_reshape(g, feat, 3, sh));
+        if (b->actions) {
+            int64_t sa[3] = {B, c->num_actions_chunk, c->action_dim};
+            out.loss = bv_op_l1_loss(g, out.actions_pred, input_var(g, b->actions, 3, sa));
+        }
+    } else {
+        bv_var *h = bv_bitnet_forward(g, p, &m->llm, x, am, true, -1);
+        out.last_hidden_state = h;
+        out.logits = bv_bitnet_logits(g, p, &m->llm, h);
+        if (b->labels) {
+            const int64_t V = c->text.vocab_size;
+            /* logits at t are scored against the label at t+1 */
+            int64_t *tg = bv_graph_alloc(g, (size_t)(B * (T - 1) + 1) * sizeof *tg);
+            const int64_t *lb = bv_tensor_ptr(b->labels);
+            for (int64_t r = 0; r < B; r++)
+                for (int64_t t = 0; t + 1 < T; t++) tg[r * (T - 1) + t] = lb[r * T + t + 1];
+            bv_tensor tt = bv_tensor_make1(tg, BV_DTYPE_I64, B * (T - 1));
+            int64_t sl[2] = {B * (T - 1), V};
+            bv_var *lg = bv_op_reshape(g, bv_op_narrow(g, out.logits, 1, 0, T - 1), 2, sl);
+            out.loss = bv_op_cross_entropy(g, lg, &tt, -100);
+        }
+    }
+    return out;
+}
