@@ -186,7 +186,7 @@ void bv_qweight_free(bv_qweight *q);
 /* x (..., C), w (OC, C), b (OC) or NULL -> (..., OC) = quant_act(x) @ quant_weight(w)^T + b, with
  * straight-through gradients (dx = dy @ Wq, dW = dy^T @ xq, db = sum dy). cache may be NULL
  * (quantize on every call); version is the weight's bv_params version (ignored when cache is NULL).
- * F64 inputs run the double reference quantizers (quantization itself is fp32 math as in the spec). */
+ * F64 inputs run the same formulas in double (the reference path); the cache is not used there. */
 bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_bitlinear_cfg *cfg,
                         bv_qweight *cache, uint64_t version);
 

@@ -24,6 +24,7 @@
 #include "bench_util.h"
 #include "src/common.h"
 #include "src/cpu.h"
+#include "src/kernels/bitlinear.h"
 #include "src/kernels/ternary_gemm.h"
 
 #define POOL_BYTES ((int64_t)1 << 30) /* >> any cache of the machines this runs on */
@@ -207,7 +208,7 @@ int bv_bench_ternary(int argc, char **argv) {
         bv_bench_fill(xf, N * C, 10 + si);
         bv_bench_fill(wf, OC * C, 20 + si);
         for (int64_t i = 0; i < OC * C; i++) codes[i] = wf[i] < -0.33f ? -1 : wf[i] > 0.33f ? 1 : 0;
-        bv_k_ternary_act_quant(x8, sx, xf, N, C);
+        bv_k_quant_act_fwd(NULL, x8, sx, xf, N, C);
         bv_ternary_mat m;
         if (bv_ternary_mat_pack(&m, codes, OC, C, 1.5f) != BV_OK) {
             fprintf(stderr, "bitvla bench ternary: %s\n", bv_error_msg());

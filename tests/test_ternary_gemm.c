@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "src/cpu.h"
+#include "src/kernels/bitlinear.h"
 #include "src/kernels/ternary_gemm.h"
 #include "testutil.h"
 
@@ -279,11 +280,11 @@ static void test_act_quant(void **state) {
     memcpy(x + C, ties, sizeof ties);
     for (int64_t c = 0; c < C; c++) x[2 * C + c] = 0.0f; /* row 2: all zero (s from the 1e-5 floor) */
     x[3 * C + 5] = 1e30f;                                /* row 3: one huge value */
-    bv_k_ternary_act_quant(q, s, x, N, C);
+    bv_k_quant_act_fwd(NULL, q, s, x, N, C);
     for (int64_t n = 0; n < N; n++) {
         float m = 0.0f;
         for (int64_t c = 0; c < C; c++) m = fmaxf(m, fabsf(x[n * C + c]));
-        float sw = 127.0f / fmaxf(m, 1e-5f);
+        float sw = (1.0f / fmaxf(m, 1e-5f)) * 127.0f; /* as torch: reciprocal, then * 127 */
         assert_true(s[n] == sw);
         for (int64_t c = 0; c < C; c++) {
             float v = nearbyintf(x[n * C + c] * sw);
@@ -294,7 +295,7 @@ static void test_act_quant(void **state) {
     }
     assert_true(s[1] == 1.0f);
     for (size_t i = 0; i < BV_ARRAY_LEN(tie_codes); i++) assert_int_equal(q[C + i], tie_codes[i]);
-    assert_true(s[2] == 127.0f / 1e-5f);
+    assert_true(s[2] == (1.0f / 1e-5f) * 127.0f);
     for (int64_t c = 0; c < C; c++) assert_int_equal(q[2 * C + c], 0);
     free(x), free(s), free(q);
 }
@@ -312,7 +313,7 @@ static void test_fused_vs_fake_quant(void **state) {
         bv_rng_fill_normal_f32(&r, x, N * C, 1.0);
         bv_rng_fill_normal_f32(&r, wf, OC * C, 0.02);
         bv_rng_fill_f32(&r, b, OC, -0.5, 0.5);
-        bv_k_ternary_act_quant(xq, sx, x, N, C);
+        bv_k_quant_act_fwd(NULL, xq, sx, x, N, C);
         float sw = quant_weight(wq, wf, OC * C);
         bv_ternary_mat m;
         assert_int_equal(bv_ternary_mat_pack(&m, wq, OC, C, sw), BV_OK);

@@ -269,21 +269,3 @@ void bv_k_ternary_linear_fwd_ref(double *y, const int8_t *x, const float *s_x, c
         }
 }
 
-/* ---- activation quantizer ---- */
-
-void bv_k_ternary_act_quant(int8_t *codes, float *s_x, const float *x, int64_t N, int64_t C) {
-#pragma omp parallel for schedule(static) if (N * C >= 65536)
-    for (int64_t n = 0; n < N; n++) {
-        const float *xr = x + n * C;
-        float m = 0.0f;
-        for (int64_t c = 0; c < C; c++) m = fmaxf(m, fabsf(xr[c]));
-        float s = 127.0f / fmaxf(m, 1e-5f);
-        s_x[n] = s;
-        for (int64_t c = 0; c < C; c++) {
-            /* clamp, then round half to even with the 1.5 * 2^23 trick (exact for |v| < 2^22; the
-             * same as rintf in the default rounding mode, without a libm call per element) */
-            float v = fminf(fmaxf(xr[c] * s, -128.0f), 127.0f);
-            codes[n * C + c] = (int8_t)((v + 12582912.0f) - 12582912.0f);
-        }
-    }
-}

@@ -99,9 +99,7 @@ void bv_k_ternary_gemm_fwd_ref(int32_t *out, const int8_t *x, const int8_t *code
 void bv_k_ternary_linear_fwd_ref(double *y, const int8_t *x, const float *s_x, const int8_t *codes, float s_w,
                                  const float *bias, int64_t N, int64_t C, int64_t OC);
 
-/* Activation quantizer of the integer path (spec section 2, fp32 math):
- * x (N, C) -> s_x (N) = 127 / max(max_c |x[n,c]|, 1e-5), codes (N, C) = clamp(rint(x * s_x), -128, 127)
- * (round half to even, as torch.round). OpenMP over rows. */
-void bv_k_ternary_act_quant(int8_t *codes, float *s_x, const float *x, int64_t N, int64_t C);
+/* Activations are quantized by bv_k_quant_act_fwd (kernels/bitlinear.h): codes (N, C) and the per-row
+ * scales s_x (N) this path takes, bit-identical to PyTorch's BitLinear. */
 
 #endif
