@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
+
 /* ------------------------------------------------------------------------------------------ */
 /* small helpers                                                                               */
 
@@ -1894,43 +1896,18 @@ static int dump_cb(const char *buf, size_t size, void *data) { return fwrite(buf
 bv_status bv_tok_save(const bv_tok *t, const char *path) {
     json_t *root = build_json(t);
     if (!root) return TOK_OOM(path);
-    size_t tl = strlen(path) + 32;
-    char *tmp = malloc(tl);
-    if (!tmp) {
+    bv_atomic_file f;
+    bv_status st = bv_atomic_open(&f, path);
+    if (st) {
         json_decref(root);
-        return TOK_OOM(path);
+        return st;
     }
-    snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
-    bv_status st = BV_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = bv_error_set(BV_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
-        goto out;
+    if (json_dump_callback(root, dump_cb, f.fp, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || fputc('\n', f.fp) == EOF) {
+        st = bv_error_set(BV_ERR_IO, "%s: writing %s failed: %s", path, f.tmp, strerror(errno));
+        bv_atomic_abort(&f);
+    } else {
+        st = bv_atomic_commit(&f);
     }
-    if (json_dump_callback(root, dump_cb, f, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || fputc('\n', f) == EOF ||
-        fflush(f) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: writing %s failed: %s", path, tmp, strerror(errno));
-        fclose(f);
-        unlink(tmp);
-        goto out;
-    }
-    if (fsync(fileno(f)) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: fsync of %s failed: %s", path, tmp, strerror(errno));
-        fclose(f);
-        unlink(tmp);
-        goto out;
-    }
-    if (fclose(f) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: closing %s failed: %s", path, tmp, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: renaming %s to it failed: %s", path, tmp, strerror(errno));
-        unlink(tmp);
-    }
-out:
-    free(tmp);
     json_decref(root);
     return st;
 }
