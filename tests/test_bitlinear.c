@@ -12,9 +12,7 @@
  */
 #include <math.h>
 #include <omp.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "src/kernels/bitlinear.h"
@@ -664,33 +662,6 @@ static void test_cache(void **state) {
 
 /* ================= programmer errors ================= */
 
-static void expect_abort(const char *what, void (*fn)(void), const char *n1) {
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 2);
-        bv_set_num_threads(1);
-        fn();
-        _exit(0);
-    }
-    close(pfd[1]);
-    char buf[4096];
-    size_t len = 0;
-    ssize_t k;
-    while (len < sizeof buf - 1 && (k = read(pfd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)k;
-    buf[len] = 0;
-    close(pfd[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT))
-        fail_msg("%s: expected an abort (SIGABRT), child status %d; stderr: %s", what, status, buf);
-    if (!strstr(buf, n1)) fail_msg("%s: message lacks '%s': %s", what, n1, buf);
-}
-
 static void run_with_cfg(int wbits, int abits) {
     bv_graph g;
     bv_graph_init(&g, 1 << 16);
@@ -720,9 +691,9 @@ static void die_stale_cache(void) {
 }
 
 static void test_programmer_errors(void **state) {
-    expect_abort("weight_bits 2", die_weight_bits, "weight_bits 2");
-    expect_abort("act_bits 4", die_act_bits, "act_bits 4");
-    expect_abort("cache re-quantized before backward", die_stale_cache, "re-quantized (version 1 -> 2)");
+    bv_test_expect_abort("weight_bits 2", die_weight_bits, "weight_bits 2", NULL);
+    bv_test_expect_abort("act_bits 4", die_act_bits, "act_bits 4", NULL);
+    bv_test_expect_abort("cache re-quantized before backward", die_stale_cache, "re-quantized (version 1 -> 2)", NULL);
 }
 
 /* The integer forward (int8 x ternary GEMM, int32 sums, scaled after) against the fp32 fake-quant
