@@ -17,5 +17,7 @@ int bv_cmd_convert(int argc, char **argv);
 int bv_cmd_synth(int argc, char **argv);
 int bv_cmd_forward(int argc, char **argv);
 int bv_cmd_info(int argc, char **argv);
+int bv_cmd_tokenize(int argc, char **argv);
+int bv_cmd_tokenizer(int argc, char **argv);
 
 #endif

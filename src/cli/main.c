@@ -17,6 +17,8 @@ static const bv_cli_command k_commands[] = {
     {"synth", "write demonstrations of the built-in tabletop task as an RLDS dataset", bv_cmd_synth},
     {"forward", "run the model once on given inputs (parity harness)", bv_cmd_forward},
     {"info", "parameters and memory per module of a model config (training and deployment)", bv_cmd_info},
+    {"tokenize", "text <-> token ids with a tokenizer.json (chat template, action prompt)", bv_cmd_tokenize},
+    {"tokenizer", "train a small byte-level BPE tokenizer, or convert/edit a tokenizer.json", bv_cmd_tokenizer},
 };
 
 static void usage(FILE *f) {
