@@ -14,6 +14,7 @@ int bv_cmd_bench(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "matmul")) return bv_bench_matmul(argc - 1, argv + 1);
     if (!strcmp(argv[1], "encoder")) return bv_bench_encoder(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "loader")) return bv_bench_loader(argc - 1, argv + 1);
     fprintf(stderr, "bitvla bench: unknown benchmark '%s' (expected matmul or encoder)\n", argv[1]);
     return 2;
 }
