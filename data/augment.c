@@ -194,8 +194,8 @@ void bv_aug_resize_bicubic(const uint8_t *rgb, int w, int h, double bx0, double 
         }
         /* vertical: (oh, cols) */
         for (int i = 0; i < oh; i++)
-            vpass(in + (size_t)(s->by[i] - r0) * cols, (size_t)cols, s->ky + (size_t)i * kys, BV_MIN(kys, r1 - s->by[i]),
-                  cols, v + (size_t)i * cols);
+            vpass(in + (size_t)(s->by[i] - r0) * cols, (size_t)cols, s->ky + (size_t)i * kys,
+                  BV_MIN(kys, r1 - s->by[i]), cols, v + (size_t)i * cols);
         /* horizontal, on the transpose: (cols, oh) -> (ow, oh) */
         transpose(v, oh, cols, vt);
         for (int i = 0; i < ow; i++)

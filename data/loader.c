@@ -15,8 +15,7 @@
 
 static bv_status read_vec(json_t *obj, const char *path, const char *key, const char *field, int *dim, double *out) {
     json_t *a = json_object_get(obj, field);
-    if (!json_is_array(a))
-        return bv_error_set(BV_ERR_FORMAT, "%s: '%s.%s' missing or not an array", path, key, field);
+    if (!json_is_array(a)) return bv_error_set(BV_ERR_FORMAT, "%s: '%s.%s' missing or not an array", path, key, field);
     size_t n = json_array_size(a);
     if (n == 0 || n > BV_LOADER_MAX_DIM)
         return bv_error_set(BV_ERR_FORMAT, "%s: '%s.%s' has %zu values (expected 1..%d)", path, key, field, n,
@@ -181,7 +180,6 @@ void bv_loader_opts_default(bv_loader_opts *o) {
     o->n_images = 2;
     o->image_tokens = 256;
     o->chunk = 8;
-    o->predict_stop = 1;
     o->threads = 2;
     bv_aug_cfg_default(&o->aug);
 }
@@ -226,8 +224,10 @@ void bv_loader_sample_info(const bv_loader *l, int64_t sample, int64_t *episode,
     int64_t lo = 0, hi = l->n_eps; /* last e with sample_off[e] <= sample */
     while (hi - lo > 1) {
         int64_t mid = (lo + hi) / 2;
-        if (l->sample_off[mid] <= sample) lo = mid;
-        else hi = mid;
+        if (l->sample_off[mid] <= sample)
+            lo = mid;
+        else
+            hi = mid;
     }
     *episode = lo;
     *step = sample - l->sample_off[lo];
@@ -273,8 +273,8 @@ static bv_status build_batch(bv_loader *l, worker_ctx *w, int64_t seq, bv_loader
         memcpy(b->act_buf + i * o->chunk * l->A, l->nact + row * l->A, (size_t)o->chunk * l->A * sizeof(float));
         const bv_shard *sh = &l->shards[l->ep_shard[e]];
         for (int c = 0; c < o->n_images; c++) {
-            bv_status st = bv_shard_read_rgb(sh, l->cams[l->ep_shard[e]][c], l->ep_local[e] + t, &w->img, &w->jpeg,
-                                             &w->jpeg_cap);
+            bv_status st =
+                bv_shard_read_rgb(sh, l->cams[l->ep_shard[e]][c], l->ep_local[e] + t, &w->img, &w->jpeg, &w->jpeg_cap);
             if (st) return fail_sample(st, l, e, t, epoch, k);
             bv_aug_params ap;
             if (o->train)
@@ -315,8 +315,7 @@ static void *worker_main(void *arg) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* HDF5's error printing is per thread: errors come back as messages */
     pthread_mutex_lock(&l->mu);
     for (;;) {
-        while (!l->stop &&
-               !(l->claim < l->end_seq && l->claim < l->released + l->n_slots && l->claim <= l->err_seq))
+        while (!l->stop && !(l->claim < l->end_seq && l->claim < l->released + l->n_slots && l->claim <= l->err_seq))
             pthread_cond_wait(&l->cv_work, &l->mu);
         if (l->stop) break;
         int64_t seq = l->claim++;
@@ -394,15 +393,18 @@ static bv_status json_int(json_t *obj, const char *path, const char *key, int64_
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static bv_status check_opts(const bv_loader_opts *o) {
-    if (!o->dir || !o->tok) return bv_error_set(BV_ERR_ARG, "loader: the shard directory and the tokenizer are required");
+    if (!o->dir || !o->tok)
+        return bv_error_set(BV_ERR_ARG, "loader: the shard directory and the tokenizer are required");
     if (o->batch_size < 1) return bv_error_set(BV_ERR_ARG, "loader: batch_size must be >= 1, got %d", o->batch_size);
     if (o->world_size < 1 || o->rank < 0 || o->rank >= o->world_size)
         return bv_error_set(BV_ERR_ARG, "loader: rank %d of world size %d", o->rank, o->world_size);
     if (o->image_size < 1 || o->image_size > 4096)
         return bv_error_set(BV_ERR_ARG, "loader: image_size must be in [1, 4096], got %d", o->image_size);
     if (o->n_images < 1 || o->n_images > 2)
-        return bv_error_set(BV_ERR_ARG, "loader: n_images must be 1 (primary) or 2 (primary, wrist), got %d", o->n_images);
-    if (o->image_tokens < 1) return bv_error_set(BV_ERR_ARG, "loader: image_tokens must be >= 1, got %d", o->image_tokens);
+        return bv_error_set(BV_ERR_ARG, "loader: n_images must be 1 (primary) or 2 (primary, wrist), got %d",
+                            o->n_images);
+    if (o->image_tokens < 1)
+        return bv_error_set(BV_ERR_ARG, "loader: image_tokens must be >= 1, got %d", o->image_tokens);
     if (o->chunk < 1) return bv_error_set(BV_ERR_ARG, "loader: chunk must be >= 1, got %d", o->chunk);
     if (o->threads < 0 || o->threads > 256)
         return bv_error_set(BV_ERR_ARG, "loader: threads must be in [0, 256], got %d", o->threads);
@@ -421,20 +423,22 @@ static bv_status open_dataset(bv_loader *l) {
     bv_status st = BV_OK;
     char *spath = NULL;
     int64_t *lens = NULL;
-#define FAIL(...)                          \
-    do {                                   \
-        st = bv_error_set(__VA_ARGS__);    \
-        goto done;                         \
+#define FAIL(...)                                                                                                      \
+    do {                                                                                                               \
+        st = bv_error_set(__VA_ARGS__);                                                                                \
+        goto done;                                                                                                     \
     } while (0)
-#define TRY(x)                             \
-    do {                                   \
-        if ((st = (x))) goto done;         \
+#define TRY(x)                                                                                                         \
+    do {                                                                                                               \
+        if ((st = (x))) goto done;                                                                                     \
     } while (0)
     if (!m) {
         FILE *f = fopen(mpath, "rb");
         if (!f)
-            FAIL(BV_ERR_IO, "%s: no manifest.json (not a shard directory written by `bitvla convert`, or a conversion "
-                 "that did not finish)", l->dir);
+            FAIL(BV_ERR_IO,
+                 "%s: no manifest.json (not a shard directory written by `bitvla convert`, or a conversion "
+                 "that did not finish)",
+                 l->dir);
         fclose(f);
         FAIL(BV_ERR_FORMAT, "%s: line %d: %s", mpath, je.line, je.text);
     }
@@ -455,7 +459,7 @@ static bv_status open_dataset(bv_loader *l) {
     l->A = (int)A, l->P = (int)P, l->n_eps = n_eps;
     json_t *dn = json_object_get(m, "dataset_name");
     if (!json_is_string(dn)) FAIL(BV_ERR_FORMAT, "%s: 'dataset_name' missing", mpath);
-    l->dataset_name = bv_xstrdup(o->dataset_name ? o->dataset_name : json_string_value(dn));
+    if (!l->dataset_name) l->dataset_name = bv_xstrdup(json_string_value(dn));
     json_t *el = json_object_get(m, "episode_lengths"), *sh = json_object_get(m, "shards");
     if (!json_is_array(el) || json_array_size(el) != (size_t)n_eps)
         FAIL(BV_ERR_FORMAT, "%s: 'episode_lengths' must list the %lld episodes", mpath, (long long)n_eps);
@@ -498,8 +502,8 @@ static bv_status open_dataset(bv_loader *l) {
             FAIL(BV_ERR_FORMAT, "%s: %lld episodes and %lld steps; the manifest says %lld and %lld", bs->path,
                  (long long)bs->n_episodes, (long long)bs->n_steps, (long long)eps, (long long)tr);
         if (bs->action_dim != A || bs->proprio_dim != P)
-            FAIL(BV_ERR_FORMAT, "%s: action/proprio widths %d/%d; the manifest says %lld/%lld", bs->path, bs->action_dim,
-                 bs->proprio_dim, (long long)A, (long long)P);
+            FAIL(BV_ERR_FORMAT, "%s: action/proprio widths %d/%d; the manifest says %lld/%lld", bs->path,
+                 bs->action_dim, bs->proprio_dim, (long long)A, (long long)P);
         const char *names[2] = {"primary", "wrist"};
         for (int c = 0; c < o->n_images; c++) {
             l->cams[i][c] = bv_shard_find_camera(bs, names[c]);
@@ -582,7 +586,6 @@ static bv_status make_prompts(bv_loader *l) {
         tc.image_tokens = o->image_tokens;
         tc.num_actions_chunk = o->chunk;
         tc.action_dim = l->A;
-        tc.predict_stop = o->predict_stop;
         for (int i = 0; i < n && !st; i++) {
             bv_tok_action_seq seq;
             if ((st = bv_tok_action_prompt(o->tok, uniq[i], &tc, NULL, &seq))) {
@@ -605,8 +608,10 @@ static bv_status make_prompts(bv_loader *l) {
             int lo = 0, hi = n - 1;
             while (lo < hi) {
                 int mid = (lo + hi) / 2;
-                if (strcmp(uniq[mid], ins[e]) < 0) lo = mid + 1;
-                else hi = mid;
+                if (strcmp(uniq[mid], ins[e]) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
             }
             l->ep_prompt[e] = lo;
         }
@@ -651,7 +656,8 @@ bv_status bv_loader_open(bv_loader **out, const bv_loader_opts *o) {
     l->o = *o;
     l->dir = bv_xstrdup(o->dir);
     l->o.dir = l->dir;
-    l->o.dataset_name = NULL;
+    l->dataset_name = o->dataset_name ? bv_xstrdup(o->dataset_name) : NULL;
+    l->o.dataset_name = NULL; /* the caller's strings are not kept */
     if ((st = open_dataset(l)) || (st = make_prompts(l))) goto fail;
 
     /* samples: start steps whose chunk stays inside the episode */
@@ -668,8 +674,9 @@ bv_status bv_loader_open(bv_loader **out, const bv_loader_opts *o) {
     l->G = (int64_t)o->batch_size * o->world_size;
     l->nb = o->drop_last ? l->n_samples / l->G : (l->n_samples + l->G - 1) / l->G;
     if (l->nb == 0) {
-        st = bv_error_set(BV_ERR_ARG, "%s: %lld samples make no global batch of %lld (batch %d x %d ranks) with drop_last",
-                          l->dir, (long long)l->n_samples, (long long)l->G, o->batch_size, o->world_size);
+        st = bv_error_set(BV_ERR_ARG,
+                          "%s: %lld samples make no global batch of %lld (batch %d x %d ranks) with drop_last", l->dir,
+                          (long long)l->n_samples, (long long)l->G, o->batch_size, o->world_size);
         goto fail;
     }
     l->base = o->start_epoch * l->nb + o->start_batch;

@@ -74,36 +74,36 @@ void bv_loader_norm_invert(const bv_loader_norm *n, const float *a, int64_t rows
 
 /* ---- the loader ---- */
 typedef struct {
-    const char *dir;    /* shard directory (manifest.json, shards, statistics) */
-    const bv_tok *tok;  /* BitVLA-edited tokenizer (bv_tok_bitvla_edit); borrowed */
-    int batch_size;     /* rows per rank (B) */
+    const char *dir;   /* shard directory (manifest.json, shards, statistics) */
+    const bv_tok *tok; /* BitVLA-edited tokenizer (bv_tok_bitvla_edit); borrowed */
+    int batch_size;    /* rows per rank (B) */
     int rank, world_size;
     uint64_t seed;
-    bool train;         /* random crop + colour jitter; else the evaluation centre crop */
-    bool shuffle;       /* permute the samples each epoch (default on) */
-    bool drop_last;     /* floor(N / G) batches per epoch (default on); else wrap around */
-    int64_t epochs;     /* stop after this epoch count (0: endless) */
+    bool train;                       /* random crop + colour jitter; else the evaluation centre crop */
+    bool shuffle;                     /* permute the samples each epoch (default on) */
+    bool drop_last;                   /* floor(N / G) batches per epoch (default on); else wrap around */
+    int64_t epochs;                   /* stop after this epoch count (0: endless) */
     int64_t start_epoch, start_batch; /* resume position */
-    int image_size;     /* model resolution S (224; the tiny preset 56) */
-    int n_images;       /* 1 (primary) or 2 (primary, wrist) */
-    int image_tokens;   /* <|image_pad|> per image (256; (S / patch)^2) */
-    int chunk;          /* actions per sample (8) */
-    int predict_stop;   /* passed to the prompt builder (labels only; 1) */
-    int threads;        /* prefetch threads (0: build batches on the caller's thread) */
-    int prefetch;       /* batches kept ready ahead (0: 2 per thread) */
-    const char *dataset_name; /* statistics entry; NULL: the manifest's dataset_name */
+    int image_size;                   /* model resolution S (224; the tiny preset 56) */
+    int n_images;                     /* 1 (primary) or 2 (primary, wrist) */
+    int image_tokens;                 /* <|image_pad|> per image (256; (S / patch)^2) */
+    int chunk;                        /* actions per sample (8) */
+    int threads;                      /* prefetch threads (0: build batches on the caller's thread) */
+    int prefetch;                     /* batches kept ready ahead (0: 2 per thread) */
+    const char *dataset_name;         /* statistics entry; NULL: the manifest's dataset_name */
     bv_aug_cfg aug;
 } bv_loader_opts;
 
 /* Defaults: batch 8, rank 0 of 1, seed 0, train, shuffle, drop_last, endless, 224, 2 images of
- * 256 tokens, chunk 8, predict_stop 1, 2 threads, OFT's augmentation. dir and tok unset. */
+ * 256 tokens, chunk 8, 2 threads, OFT's augmentation. dir and tok unset. */
 void bv_loader_opts_default(bv_loader_opts *o);
 
 typedef struct {
-    int64_t B, T;           /* rows, longest prompt of the batch */
-    int64_t epoch, index;   /* which batch of which epoch */
-    bv_tensor input_ids, attention_mask, action_mask, pixel_values, proprio, actions; /* see above */
-    int64_t *sample;        /* (B) sample ids */
+    int64_t B, T;         /* rows, longest prompt of the batch */
+    int64_t epoch, index; /* which batch of which epoch */
+    /* the model's inputs (layout at the top of this file) */
+    bv_tensor input_ids, attention_mask, action_mask, pixel_values, proprio, actions;
+    int64_t *sample;         /* (B) sample ids */
     int64_t *episode, *step; /* (B) episode (0-based, manifest order) and start step of each row */
     /* storage (the tensors view these) */
     int64_t *ids_buf;

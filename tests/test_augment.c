@@ -99,7 +99,8 @@ static void test_eval_center_crop(void **state) {
         /* the box the loader uses is the generator's centre box */
         double exp_box[4] = {p.x0 * w, p.y0 * h, (p.x0 + p.w) * w, (p.y0 + p.h) * h};
         bv_check_close_f64("centre box", exp_box, box, 4, 1e-12, 1e-12);
-        float *got = bv_xmalloc((size_t)3 * S * S * sizeof(float)), *ref = bv_xmalloc((size_t)3 * S * S * sizeof(float));
+        float *got = bv_xmalloc((size_t)3 * S * S * sizeof(float)),
+              *ref = bv_xmalloc((size_t)3 * S * S * sizeof(float));
         const float *wv = want.data;
         for (int c = 0; c < 3; c++)
             for (int i = 0; i < S * S; i++) {
@@ -161,7 +162,7 @@ static void test_colour_vs_colorsys(void **state) {
 
 static void test_colour_edge_cases(void **state) {
     (void)state;
-    const float pix[6 * 3] = {0.3f, 0.3f, 0.3f, 1.0f, 0.0f, 0.0f, 0.2f, 0.5f, 0.9f,
+    const float pix[6 * 3] = {0.3f, 0.3f, 0.3f, 1.0f, 0.0f, 0.0f, 0.2f,  0.5f, 0.9f,
                               0.0f, 0.0f, 0.0f, 1.0f, 1.0f, 1.0f, 0.95f, 0.9f, 0.05f};
     float px[18], y[18]; /* planes: px[c * 6 + i] */
     to_planes(pix, 6, px);
@@ -208,7 +209,7 @@ static void test_colour_edge_cases(void **state) {
     const int n = 1003;
     float *a = bv_test_rand_f32(&rg, 3 * n, 0, 1), *one = bv_xmalloc(3 * sizeof(float));
     for (int i = 0; i < 40; i++) a[i] = a[n + i] = a[2 * n + i]; /* greys */
-    for (int i = 40; i < 80; i++) a[n + i] = a[i];                 /* two equal channels */
+    for (int i = 40; i < 80; i++) a[n + i] = a[i];               /* two equal channels */
     float *v = bv_test_copy_f32(a, 3 * n);
     bv_aug_saturation_hue(v, n, 1.13f, -0.037f);
     for (int i = 0; i < n; i++) {
@@ -335,7 +336,8 @@ static void test_apply_train(void **state) {
         bv_aug_apply(img.data, w, h, &q, S, b, &s2);
         double diff = 0;
         for (int j = 0; j < 3 * S * S; j++) diff += fabs(a[j] - b[j]);
-        if (diff / (3 * S * S) < 1e-3) fail_msg("draw %d: jitter changed nothing (mean |diff| %g)", i, diff / (3 * S * S));
+        if (diff / (3 * S * S) < 1e-3)
+            fail_msg("draw %d: jitter changed nothing (mean |diff| %g)", i, diff / (3 * S * S));
     }
     bv_aug_scratch_free(&s1);
     bv_aug_scratch_free(&s2);

@@ -190,7 +190,8 @@ static void test_samples_and_chunks(void **state) {
             /* the chunk t .. t+7 stays inside the episode */
             if (t < 0 || t + 8 > L)
                 fail_msg("batch %lld row %lld: episode %lld step %lld: chunk ends at %lld, episode has %lld steps",
-                         (long long)b->index, (long long)i, (long long)e, (long long)t, (long long)(t + 7), (long long)L);
+                         (long long)b->index, (long long)i, (long long)e, (long long)t, (long long)(t + 7),
+                         (long long)L);
             int64_t e2, t2;
             bv_loader_sample_info(l, b->sample[i], &e2, &t2);
             assert_true(e2 == e && t2 == t);
@@ -330,8 +331,9 @@ static void test_prompt_layout(void **state) {
                 if (real && row[j] != want.ids[j])
                     fail_msg("row %lld (\"%s\") position %lld: id %lld, tokenizer %d", (long long)i, ins, (long long)j,
                              (long long)row[j], want.ids[j]);
-                if (!real && row[j] != pad) fail_msg("row %lld position %lld: padding id %lld, want <|pad|> %d",
-                                                     (long long)i, (long long)j, (long long)row[j], pad);
+                if (!real && row[j] != pad)
+                    fail_msg("row %lld position %lld: padding id %lld, want <|pad|> %d", (long long)i, (long long)j,
+                             (long long)row[j], pad);
                 assert_int_equal(am[i * b->T + j], real);
                 assert_int_equal(xm[i * b->T + j], real && row[j] >= act0 && row[j] < act0 + 256);
                 n_img += row[j] == img, n_prop += row[j] == prop;
@@ -601,7 +603,8 @@ static void test_eval_mode(void **state) {
         if (bv_shard_read_rgb(&s, bv_shard_find_camera(&s, cams[c]), 0, &img, &scratch, &cap))
             fail_msg("%s", bv_error_msg());
         bv_aug_apply(img.rgb, img.w, img.h, &ap, IMG, want, &as);
-        if (memcmp(want, (const float *)b->pixel_values.data + (size_t)c * 3 * IMG * IMG, 3 * IMG * IMG * sizeof(float)))
+        if (memcmp(want, (const float *)b->pixel_values.data + (size_t)c * 3 * IMG * IMG,
+                   3 * IMG * IMG * sizeof(float)))
             fail_msg("eval batch: camera %s of episode 0 step 0 is not its centre crop", cams[c]);
     }
     uint64_t h0 = batch_hash(b);
@@ -712,7 +715,8 @@ static void test_errors(void **state) {
     /* the same without threads */
     o.threads = 0;
     l = open_ok(&o);
-    while ((st = bv_loader_next(l, &b)) == BV_OK && b) {}
+    while ((st = bv_loader_next(l, &b)) == BV_OK && b) {
+    }
     assert_int_equal(st, BV_ERR_FORMAT);
     expect_in(bv_error_msg(), "episode 0, step 0");
     bv_loader_free(l);
@@ -727,6 +731,16 @@ static void test_errors(void **state) {
     assert_int_not_equal(bv_loader_open(&l, &o), BV_OK);
     expect_in(bv_error_msg(), "<|pad|>");
     bv_tok_free(plain);
+
+    /* statistics of another dataset than the one asked for */
+    o = base_opts(f, f->jpeg);
+    o.dataset_name = "libero_spatial_no_noops";
+    assert_int_equal(bv_loader_open(&l, &o), BV_ERR_FORMAT);
+    expect_in(bv_error_msg(), "libero_spatial_no_noops");
+    expect_in(bv_error_msg(), "dataset_statistics.json");
+    o.dataset_name = "bitvla_synth";
+    l = open_ok(&o);
+    bv_loader_free(l);
 
     /* a batch larger than the epoch, bad options */
     o = base_opts(f, f->jpeg);
