@@ -1,0 +1,150 @@
+/* loader.h - the training and evaluation data loader: batches of the model's action-mode input
+ * (models/vla.h bv_vla_batch) from a shard directory written by `bitvla convert` (docs/data.md).
+ *
+ * Samples. A sample is a step t of an episode whose action chunk t .. t + chunk - 1 lies inside
+ * the episode (start steps whose chunk would run past the end are not used; spec section 6).
+ * Samples are numbered episode by episode in dataset order (the sample id).
+ *
+ * One sample becomes one row of the batch:
+ *   input_ids      I64 (B, T)  the action prompt of the episode's instruction (src/tokenizer.h,
+ *                              bv_tok_action_prompt: instruction lower-cased, n_images *
+ *                              image_tokens <|image_pad|>, <proprio_pad>, chunk * action_dim
+ *                              action tokens, <|end_of_text|>), right-padded with <|pad|> to the
+ *                              longest row of the batch
+ *   attention_mask U8  (B, T)  1 on the prompt, 0 on the padding
+ *   action_mask    U8  (B, T)  1 at the action tokens
+ *   pixel_values   F32 (B, n_images, 3, S, S)  camera "primary" then "wrist", each decoded and
+ *                              put through data/augment.h (training: random crop + colour jitter;
+ *                              evaluation: centre crop), SigLIP-normalised to [-1, 1]
+ *   proprio        F32 (B, P)  the proprio of step t, normalised
+ *   actions        F32 (B, chunk, A)  actions t .. t + chunk - 1, normalised
+ * Normalisation is OFT's BOUNDS_Q99 with dataset_statistics.json (bv_loader_norm_apply).
+ *
+ * Order. Epoch e visits the samples in a pseudo-random permutation of the sample ids keyed by
+ * (seed, e) (identity when shuffle is off). The global batch k of an epoch is positions
+ * [k*G, (k+1)*G) of the permutation, G = batch_size * world_size; rank r takes the slice
+ * [k*G + r*B, k*G + (r+1)*B). An epoch has floor(N / G) batches with drop_last, else ceil(N / G),
+ * the last one completed by wrapping around to the start of the permutation (as PyTorch's
+ * DistributedSampler pads). Augmentation draws are keyed by (seed, epoch, sample id, camera).
+ * So a batch depends only on (opts, epoch, batch index): not on the number of threads, their
+ * timing, or (for a given sample) the rank that loads it.
+ *
+ * Threads. With threads > 0, that many pthreads build whole batches ahead of the consumer into a
+ * ring of prefetch + 1 batch buffers (the consumer holds one); bv_loader_next hands them out in
+ * order. A worker's error (a corrupt frame, an unreadable shard) is passed to the consumer at
+ * that batch's turn, with the file, the episode and the step named; later calls return it again.
+ * bv_loader_free stops and joins the workers. With threads = 0, bv_loader_next builds the batch
+ * on the caller's thread; the batches are identical.
+ *
+ * Owns: the shard readers (HDF5 handles), the normalised actions and proprio of every step, the
+ * tokenized prompts, the batch buffers, the worker threads. Borrows the tokenizer (read-only,
+ * must outlive the loader).
+ * Must not: know about the model beyond the bv_vla_batch layout, or train.
+ */
+#ifndef BV_DATA_LOADER_H
+#define BV_DATA_LOADER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "data/augment.h"
+#include "src/common.h"
+#include "src/models/vla.h"
+#include "src/tensor.h"
+#include "src/tokenizer.h"
+
+#define BV_LOADER_MAX_DIM 64
+
+/* ---- BOUNDS_Q99 normalisation (OFT normalize_action_and_proprio; spec section 6) ---- */
+typedef struct {
+    int dim;
+    float q01[BV_LOADER_MAX_DIM], q99[BV_LOADER_MAX_DIM], min[BV_LOADER_MAX_DIM], max[BV_LOADER_MAX_DIM];
+    bool mask[BV_LOADER_MAX_DIM];
+} bv_loader_norm;
+
+/* Read the "action" or "proprio" entry of dataset `dataset_name` from a dataset_statistics.json
+ * (NULL name: the file must hold exactly one dataset). Errors name the file and the key. */
+bv_status bv_loader_norm_read(const char *path, const char *dataset_name, const char *key, bv_loader_norm *out);
+/* rows x dim values: where mask, clip(2 (x - q01) / (q99 - q01 + 1e-8) - 1, -1, 1), in float32 as
+ * TensorFlow computes it; then every dimension with min == max becomes 0. In place is fine. */
+void bv_loader_norm_apply(const bv_loader_norm *n, const float *x, int64_t rows, float *out);
+/* The inverse, for inference: where mask, 0.5 (a + 1) (q99 - q01 + 1e-8) + q01 (in double, as
+ * OFT's numpy); other dimensions unchanged. In place is fine. */
+void bv_loader_norm_invert(const bv_loader_norm *n, const float *a, int64_t rows, float *out);
+
+/* ---- the loader ---- */
+typedef struct {
+    const char *dir;   /* shard directory (manifest.json, shards, statistics) */
+    const bv_tok *tok; /* BitVLA-edited tokenizer (bv_tok_bitvla_edit); borrowed */
+    int batch_size;    /* rows per rank (B) */
+    int rank, world_size;
+    uint64_t seed;
+    bool train;                       /* random crop + colour jitter; else the evaluation centre crop */
+    bool shuffle;                     /* permute the samples each epoch (default on) */
+    bool drop_last;                   /* floor(N / G) batches per epoch (default on); else wrap around */
+    int64_t epochs;                   /* stop after this epoch count (0: endless) */
+    int64_t start_epoch, start_batch; /* resume position */
+    int image_size;                   /* model resolution S (224; the tiny preset 56) */
+    int n_images;                     /* 1 (primary) or 2 (primary, wrist) */
+    int image_tokens;                 /* <|image_pad|> per image (256; (S / patch)^2) */
+    int chunk;                        /* actions per sample (8) */
+    int threads;                      /* prefetch threads (0: build batches on the caller's thread) */
+    int prefetch;                     /* batches kept ready ahead (0: 2 per thread) */
+    const char *dataset_name;         /* statistics entry; NULL: the manifest's dataset_name */
+    bv_aug_cfg aug;
+} bv_loader_opts;
+
+/* Defaults: batch 8, rank 0 of 1, seed 0, train, shuffle, drop_last, endless, 224, 2 images of
+ * 256 tokens, chunk 8, 2 threads, OFT's augmentation. dir and tok unset. */
+void bv_loader_opts_default(bv_loader_opts *o);
+
+typedef struct {
+    int64_t B, T;         /* rows, longest prompt of the batch */
+    int64_t epoch, index; /* which batch of which epoch */
+    /* the model's inputs (layout at the top of this file) */
+    bv_tensor input_ids, attention_mask, action_mask, pixel_values, proprio, actions;
+    int64_t *sample;         /* (B) sample ids */
+    int64_t *episode, *step; /* (B) episode (0-based, manifest order) and start step of each row */
+    /* storage (the tensors view these) */
+    int64_t *ids_buf;
+    uint8_t *attn_buf, *amask_buf;
+    float *pix_buf, *prop_buf, *act_buf;
+} bv_loader_batch;
+
+typedef struct bv_loader bv_loader;
+
+/* Open a shard directory and start the workers. Errors (BV_ERR_IO / FORMAT / ARG / SHAPE) name
+ * the directory or file: a missing manifest.json (not a converted directory, or an unfinished
+ * conversion), a shard that does not open or disagrees with the manifest, a missing camera,
+ * statistics without the dataset or of the wrong width, no samples, a batch larger than an
+ * epoch, a tokenizer without the BitVLA tokens. */
+bv_status bv_loader_open(bv_loader **out, const bv_loader_opts *o);
+/* Stop and join the workers, free everything. Harmless on NULL. */
+void bv_loader_free(bv_loader *l);
+
+/* The next batch of the stream (borrowed: valid until the next call or bv_loader_free), or NULL
+ * at the end (opts.epochs reached). */
+bv_status bv_loader_next(bv_loader *l, const bv_loader_batch **out);
+
+/* The batch as the model takes it (views; labels NULL). */
+bv_vla_batch bv_loader_batch_vla(const bv_loader_batch *b);
+
+/* ---- what the loader holds ---- */
+int64_t bv_loader_num_samples(const bv_loader *l);
+int64_t bv_loader_num_episodes(const bv_loader *l);
+int64_t bv_loader_batches_per_epoch(const bv_loader *l);
+int bv_loader_action_dim(const bv_loader *l);
+int bv_loader_proprio_dim(const bv_loader *l);
+const char *bv_loader_dataset_name(const bv_loader *l);
+const bv_loader_norm *bv_loader_action_norm(const bv_loader *l);
+const bv_loader_norm *bv_loader_proprio_norm(const bv_loader *l);
+/* Episode and start step of a sample id. */
+void bv_loader_sample_info(const bv_loader *l, int64_t sample, int64_t *episode, int64_t *step);
+/* Sample id at position pos of epoch e's permutation (0 <= pos < num_samples). */
+int64_t bv_loader_permute(const bv_loader *l, int64_t epoch, int64_t pos);
+/* Steps of an episode, and its raw (un-normalised) actions and proprio (borrowed; rows of the
+ * episode, A and P wide). For tests and evaluation. */
+int64_t bv_loader_episode_length(const bv_loader *l, int64_t episode);
+void bv_loader_episode_raw(const bv_loader *l, int64_t episode, const float **action, const float **proprio);
+
+#endif
