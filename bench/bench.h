@@ -4,5 +4,6 @@
 
 int bv_bench_matmul(int argc, char **argv);
 int bv_bench_encoder(int argc, char **argv);
+int bv_bench_fullsize(int argc, char **argv);
 
 #endif
