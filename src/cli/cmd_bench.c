@@ -17,6 +17,8 @@ static const struct {
     {"bitlinear", "QAT overhead: BitLinear W1.58A8 vs full-precision linear at the SigLIP shapes", bv_bench_bitlinear},
     {"ternary", "int8 x ternary GEMV/GEMM at the BitNet 2B4T shapes vs sgemm and memory bandwidth", bv_bench_ternary},
     {"loader", "data loader samples/s (JPEG and raw shards) beside the model's time per sample", bv_bench_loader},
+    {"fullsize", "bitvla-2b: the 26-layer W1.58A8 tower on 2 images and one BitNet layer at T=600, fwd+bwd",
+     bv_bench_fullsize},
 };
 
 int bv_cmd_bench(int argc, char **argv) {
