@@ -11,6 +11,7 @@
  * xq (and Wq without a cache) live in the graph's arena when the op is recorded (backward needs
  * them), in its scratch buffer otherwise (no_grad: teacher forward, evaluation).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "../src/kernels/bitlinear.h"
@@ -25,15 +26,37 @@ typedef struct {
     int64_t N, C, OC;
 } bitlinear_saved;
 
+static int g_int_mode = -2; /* -2: not decided yet */
+
+bool bv_bitlinear_set_integer_forward(int mode) {
+    if (mode < 0) {
+        const char *e = getenv("BV_BITLINEAR_INT");
+        if (e && (!strcmp(e, "0") || !strcmp(e, "1"))) mode = e[0] - '0';
+        else mode = bv_ternary_kernel_active() == BV_TERNARY_KERNEL_AVX512VNNI;
+    }
+    g_int_mode = mode;
+    return mode == 1;
+}
+
+bool bv_bitlinear_integer_forward(void) {
+    if (g_int_mode == -2) bv_bitlinear_set_integer_forward(-1);
+    return g_int_mode == 1;
+}
+
 void bv_qweight_free(bv_qweight *q) {
+    bv_ternary_mat_free(&q->tmat);
     bv_aligned_free(q->codes);
     bv_aligned_free(q->wq);
     memset(q, 0, sizeof *q);
 }
 
 /* Bring the cache up to date with w (numel elements at src) at params version `version`. */
-static void qweight_update(bv_qweight *q, const float *src, int64_t numel, uint64_t version) {
-    if (q->version != 0 && q->version == version && q->src == src && q->numel == numel) return;
+static void qweight_update(bv_qweight *q, const float *src, int64_t OC, int64_t C, uint64_t version, bool packed) {
+    int64_t numel = OC * C;
+    if (q->version != 0 && q->version == version && q->src == src && q->numel == numel) {
+        if (packed && !q->tmat.packed) goto pack;
+        return;
+    }
     if (q->numel != numel || !q->wq) { /* first use or a weight of another size: new buffers */
         bv_aligned_free(q->codes);
         bv_aligned_free(q->wq);
@@ -45,6 +68,11 @@ static void qweight_update(bv_qweight *q, const float *src, int64_t numel, uint6
     q->numel = numel;
     q->src = src;
     q->version = version;
+    bv_ternary_mat_free(&q->tmat);
+    if (!packed) return;
+pack:
+    BV_ASSERT(bv_ternary_mat_pack(&q->tmat, q->codes, OC, C, q->scale) == BV_OK, "bitlinear: packing %lldx%lld: %s",
+              (long long)OC, (long long)C, bv_error_msg());
 }
 
 static void bitlinear_bwd(bv_graph *g, const bv_tape_entry *e) {
@@ -93,6 +121,9 @@ bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_b
     bool own_wq = qw && (f64 || !cache); /* Wq computed into graph memory */
     bv_var *in[3] = {x, w, b};
     bool record = bv_graph_should_record(g, 3, in);
+    /* integer forward (see autograd.h): xq is then only needed for the backward */
+    bool integer = !f64 && qw && qa && cache && bv_bitlinear_integer_forward();
+    if (integer && !record) qa = false; /* no fp32 xq at all */
 
     /* buffers for xq and an uncached Wq: arena when backward needs them, scratch otherwise */
     size_t xq_bytes = qa ? (((size_t)(N * C) * esz + 63) & ~(size_t)63) : 0;
@@ -108,22 +139,31 @@ bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_b
         if (qa) bv_k_quant_act_fwd_ref((double *)xq, NULL, NULL, bv_var_f64(x), N, C);
     } else {
         if (qw && cache) {
-            qweight_update(cache, bv_var_f32(w), OC * C, version);
+            qweight_update(cache, bv_var_f32(w), OC, C, version, integer);
             wq = cache->wq;
         } else if (qw) {
             bv_k_quant_weight_fwd(NULL, (float *)wq, bv_var_f32(w), OC * C);
         }
-        if (qa) bv_k_quant_act_fwd((float *)xq, NULL, NULL, bv_var_f32(x), N, C);
+        if (qa && !integer) bv_k_quant_act_fwd((float *)xq, NULL, NULL, bv_var_f32(x), N, C);
     }
 
     int64_t shape[BV_MAX_DIMS];
     memcpy(shape, x->val.shape, sizeof shape);
     shape[x->val.ndim - 1] = OC;
     bv_var *y = bv_var_new(g, x->val.dtype, x->val.ndim, shape);
-    if (f64)
+    if (f64) {
         bv_k_linear_fwd_ref(bv_var_f64(y), xq, wq, b ? bv_var_f64(b) : NULL, N, C, OC);
-    else
+    } else if (integer) {
+        /* int8 codes and row scales in the scratch buffer (xq, when recorded, is in the arena) */
+        size_t cb = ((size_t)(N * C) + 63) & ~(size_t)63;
+        char *tmp = bv_graph_scratch(g, cb + (size_t)(N ? N : 1) * sizeof(float));
+        int8_t *codes = (int8_t *)tmp;
+        float *sx = (float *)(tmp + cb);
+        bv_k_quant_act_fwd(record ? (float *)xq : NULL, codes, sx, bv_var_f32(x), N, C);
+        bv_k_ternary_linear_fwd(bv_var_f32(y), codes, sx, &cache->tmat, b ? bv_var_f32(b) : NULL, N);
+    } else {
         bv_k_linear_fwd(bv_var_f32(y), xq, wq, b ? bv_var_f32(b) : NULL, N, C, OC);
+    }
 
     if (record) {
         bitlinear_saved *s = bv_graph_alloc(g, sizeof *s);

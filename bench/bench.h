@@ -4,6 +4,8 @@
 
 int bv_bench_matmul(int argc, char **argv);
 int bv_bench_encoder(int argc, char **argv);
+int bv_bench_ternary(int argc, char **argv);
+int bv_bench_bitlinear(int argc, char **argv);
 int bv_bench_loader(int argc, char **argv);
 
 #endif

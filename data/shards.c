@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/atomic.h"
+#include "src/atomic_file.h"
 
 _Static_assert(sizeof(hid_t) == sizeof(int64_t), "bv_shard stores hid_t in int64_t");
 
@@ -175,6 +175,11 @@ static char *shard_name(const bv_shard_writer *w, int k) {
 static bv_status start_shard(bv_shard_writer *w) {
     char *final = shard_name(w, w->n_done);
     w->tmp = bv_atomic_tmp_path(final);
+    if (!w->tmp) {
+        bv_status st = bv_error_set(BV_ERR_NOMEM, "%s: out of memory", final);
+        free(final);
+        return st;
+    }
     free(final);
     w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->file < 0) {
@@ -381,7 +386,7 @@ bv_status bv_shards_finish(bv_shard_writer *w, int *n_shards, char ***files, int
     char **names = bv_xcalloc((size_t)(n ? n : 1), sizeof *names);
     for (int k = 0; k < n && !st; k++) {
         names[k] = shard_name(w, k);
-        st = bv_atomic_commit(w->tmps[k], names[k]);
+        st = bv_atomic_commit_tmp(w->tmps[k], names[k]);
         if (!st) {
             free(w->tmps[k]);
             w->tmps[k] = NULL;

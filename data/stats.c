@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "data/atomic.h"
+#include "src/atomic_file.h"
 
 double bv_quantile_linear(const float *v, int64_t n, double q) {
     double h = (double)(n - 1) * q;

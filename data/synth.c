@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "data/atomic.h"
+#include "src/atomic_file.h"
 #include "data/example.h"
 #include "data/tfrecord.h"
 

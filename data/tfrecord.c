@@ -5,8 +5,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/atomic.h"
-
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "tfrecord.c assumes a little-endian host"
 #endif
@@ -259,66 +257,34 @@ bv_status bv_tfr_count(const char *path, int64_t *count) {
 
 /* ---- writer ---- */
 
-static void writer_release(bv_tfr_writer *w) {
-    free(w->path);
-    free(w->tmp);
-    memset(w, 0, sizeof *w);
-}
-
 bv_status bv_tfr_writer_open(bv_tfr_writer *w, const char *path) {
     memset(w, 0, sizeof *w);
-    w->path = strdup(path);
-    w->tmp = bv_atomic_tmp_path(path);
-    if (!w->path || !w->tmp) {
-        writer_release(w);
-        return bv_error_set(BV_ERR_NOMEM, "%s: out of memory", path);
-    }
-    w->fp = fopen(w->tmp, "wb");
-    if (!w->fp) {
-        bv_status st = bv_error_set(BV_ERR_IO, "%s: cannot create temporary file %s: %s", path, w->tmp, strerror(errno));
-        writer_release(w);
-        return st;
-    }
-    return BV_OK;
+    return bv_atomic_open(&w->f, path);
 }
 
 bv_status bv_tfr_writer_write(bv_tfr_writer *w, const void *data, size_t n) {
-    BV_ASSERT(w->fp != NULL, "bv_tfr_writer_write on a closed writer");
+    BV_ASSERT(w->f.fp != NULL, "bv_tfr_writer_write on a closed writer");
     uint8_t h[12], c[4];
     uint64_t n64 = n;
     memcpy(h, &n64, 8);
     uint32_t lc = bv_crc32c_masked(h, 8), dc = bv_crc32c_masked(data, n);
     memcpy(h + 8, &lc, 4);
     memcpy(c, &dc, 4);
-    if (fwrite(h, 1, 12, w->fp) != 12 || (n && fwrite(data, 1, n, w->fp) != n) || fwrite(c, 1, 4, w->fp) != 4)
-        return bv_error_set(BV_ERR_IO, "%s: writing record %lld at byte offset %llu to %s failed: %s", w->path,
-                            (long long)w->index, (unsigned long long)w->offset, w->tmp, strerror(errno));
+    if (fwrite(h, 1, 12, w->f.fp) != 12 || (n && fwrite(data, 1, n, w->f.fp) != n) || fwrite(c, 1, 4, w->f.fp) != 4)
+        return bv_error_set(BV_ERR_IO, "%s: writing record %lld at byte offset %llu to %s failed: %s", w->f.path,
+                            (long long)w->index, (unsigned long long)w->offset, w->f.tmp, strerror(errno));
     w->index++;
     w->offset += 16 + n64;
     return BV_OK;
 }
 
 bv_status bv_tfr_writer_close(bv_tfr_writer *w) {
-    if (!w->fp) {
-        writer_release(w);
-        return BV_OK;
-    }
-    bv_status st = BV_OK;
-    if (fclose(w->fp) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: closing %s failed: %s", w->path, w->tmp, strerror(errno));
-        unlink(w->tmp);
-    } else {
-        st = bv_atomic_commit(w->tmp, w->path);
-    }
-    w->fp = NULL;
-    writer_release(w);
+    bv_status st = bv_atomic_commit(&w->f);
+    memset(w, 0, sizeof *w);
     return st;
 }
 
 void bv_tfr_writer_abort(bv_tfr_writer *w) {
-    if (w->fp) {
-        fclose(w->fp);
-        unlink(w->tmp);
-    }
-    writer_release(w);
+    bv_atomic_abort(&w->f);
+    memset(w, 0, sizeof *w);
 }

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "src/atomic_file.h"
 #include "src/common.h"
 
 /* CRC-32C of n bytes, continuing from `crc` (start with 0). */
@@ -72,9 +73,7 @@ bv_status bv_tfr_next_into(bv_tfr_reader *r, void *dst, size_t cap, size_t *len,
 bv_status bv_tfr_count(const char *path, int64_t *n);
 
 typedef struct {
-    FILE *fp;
-    char *path; /* destination */
-    char *tmp;  /* temporary file being written */
+    bv_atomic_file f; /* f.path: destination; f.tmp: the temporary file being written */
     int64_t index;
     uint64_t offset;
 } bv_tfr_writer;

@@ -35,6 +35,12 @@ bv_status bv_error_set(bv_status st, const char *fmt, ...) __attribute__((format
 const char *bv_error_msg(void);
 void bv_error_clear(void);
 const char *bv_status_name(bv_status st);
+/* Evaluate a bv_status expression; return it from the enclosing function unless it is BV_OK. */
+#define BV_TRY(x)                                                                                                      \
+    do {                                                                                                               \
+        bv_status bv_try_st_ = (x);                                                                                    \
+        if (bv_try_st_ != BV_OK) return bv_try_st_;                                                                    \
+    } while (0)
 
 void bv_assert_fail(const char *file, int line, const char *expr, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 4, 5)));

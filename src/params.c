@@ -82,10 +82,14 @@ void bv_params_finalize(bv_params *p) {
         memset(p->grads, 0, p->numel_trainable * sizeof(float));
     }
     p->finalized = true;
-    p->version = 1;
+    bv_params_mark_updated(p);
 }
 
-void bv_params_mark_updated(bv_params *p) { p->version++; }
+/* Versions come from one process-wide counter, so a cache that outlives its store can never take a
+ * new store (perhaps at the same address) for the one it was computed from. */
+static _Atomic uint64_t g_params_version;
+
+void bv_params_mark_updated(bv_params *p) { p->version = ++g_params_version; }
 
 bv_tensor bv_params_value(const bv_params *p, int i) {
     BV_ASSERT(p->finalized && i >= 0 && i < p->n, "parameter index %d (n=%d, finalized=%d)", i, p->n,

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "safetensors_impl.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -559,25 +560,6 @@ static bv_status write_tensor(FILE *fp, const bv_tensor *t, const char *tmp, con
     return st;
 }
 
-/* fsync the directory holding `path` so the rename itself is durable. */
-static int fsync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    errno = err;
-    return rc;
-}
-
 bv_status bv_st_save(const char *path, int n, const bv_st_item *items, int n_meta, const char *const *meta) {
     bv_status st = validate_items(path, n, items, n_meta, meta);
     if (st != BV_OK) return st;
@@ -585,63 +567,23 @@ bv_status bv_st_save(const char *path, int n, const bv_st_item *items, int n_met
     if (!hdr) return st;
     size_t hlen = strlen(hdr), padded = (hlen + 7) & ~(size_t)7;
 
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
+    bv_atomic_file f;
+    if ((st = bv_atomic_open(&f, path)) != BV_OK) {
         free(hdr);
-        return bv_error_set(BV_ERR_NOMEM, "%s: out of memory", path);
-    }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = NULL;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
-        goto out; /* nothing to unlink */
-    }
-    fp = fdopen(fd, "wb");
-    if (!fp) {
-        st = bv_error_set(BV_ERR_IO, "%s: fdopen of %s failed: %s", path, tmp, strerror(errno));
-        close(fd);
-        goto fail;
+        return st;
     }
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
     static const char spaces[8] = "        ";
-    if ((st = write_all(fp, len8, 8, tmp)) != BV_OK || (st = write_all(fp, hdr, hlen, tmp)) != BV_OK ||
-        (st = write_all(fp, spaces, padded - hlen, tmp)) != BV_OK)
+    if ((st = write_all(f.fp, len8, 8, f.tmp)) != BV_OK || (st = write_all(f.fp, hdr, hlen, f.tmp)) != BV_OK ||
+        (st = write_all(f.fp, spaces, padded - hlen, f.tmp)) != BV_OK)
         goto fail;
     for (int i = 0; i < n; i++)
-        if ((st = write_tensor(fp, &items[i].t, tmp, items[i].name)) != BV_OK) goto fail;
-    if (fflush(fp) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: flushing %s failed: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
-    if (fsync(fileno(fp)) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: fsync of %s failed: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
-    int rc = fclose(fp);
-    fp = NULL;
-    if (rc != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: closing %s failed: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
-    if (rename(tmp, path) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: renaming %s to it failed: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
-    if (fsync_parent_dir(path) != 0) {
-        /* The file is complete and in place; only the durability of the rename is in doubt. */
-        st = bv_error_set(BV_ERR_IO, "%s: written, but fsync of its directory failed: %s", path, strerror(errno));
-        goto out;
-    }
-    st = BV_OK;
-    goto out;
+        if ((st = write_tensor(f.fp, &items[i].t, f.tmp, items[i].name)) != BV_OK) goto fail;
+    free(hdr);
+    return bv_atomic_commit(&f);
 fail:
-    if (fp) fclose(fp);
-    unlink(tmp);
-out:
-    free(tmp);
+    bv_atomic_abort(&f);
     free(hdr);
     return st;
 }

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
+
 /* ------------------------------------------------------------------------------------------ */
 /* small helpers                                                                               */
 
@@ -1069,7 +1071,9 @@ static bv_status finish_added(bv_tok *t) {
     if (need_word && !t->re_word) {
         int err;
         PCRE2_SIZE eo;
-        t->re_word = pcre2_compile((PCRE2_SPTR) "[\\p{Alphabetic}\\p{N}]", PCRE2_ZERO_TERMINATED,
+        /* HF tests single_word with Rust regex's Unicode \w */
+        t->re_word = pcre2_compile((PCRE2_SPTR) "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]",
+                                   PCRE2_ZERO_TERMINATED,
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_ANCHORED, &err, &eo, NULL);
         if (!t->re_word) return bv_error_set(BV_ERR_INTERNAL, "%s: cannot compile the word-character class", t->name);
     }
@@ -1465,7 +1469,7 @@ static bv_status pretok(enc_ctx *c, int si, const uint8_t *s, size_t n) {
     return pretok_regex(c, si, s, n);
 }
 
-/* is the code point just before s+i (or at s+i) alphanumeric? for single_word */
+/* is the code point at s+i a word character (Rust regex \w)? for single_word */
 static bool word_char_at(const bv_tok *t, const uint8_t *s, size_t n, size_t i, pcre2_match_data *md) {
     if (i >= n) return false;
     return pcre2_match(t->re_word, s, n, i, PCRE2_NO_UTF_CHECK, md, NULL) >= 0;
@@ -1491,6 +1495,7 @@ static bv_status split_added(enc_ctx *c, const trie *tr, const uint8_t *s, size_
         const added_tok *a = &t->added[k];
         size_t ms = i, me = i + ml;
         if (a->single_word) {
+            if (!c->md && !(c->md = pcre2_match_data_create(4, NULL))) return TOK_OOM(t->name);
             bool ok = true;
             if (ms > 0) { /* char before */
                 size_t p = ms - 1;
@@ -1891,43 +1896,18 @@ static int dump_cb(const char *buf, size_t size, void *data) { return fwrite(buf
 bv_status bv_tok_save(const bv_tok *t, const char *path) {
     json_t *root = build_json(t);
     if (!root) return TOK_OOM(path);
-    size_t tl = strlen(path) + 32;
-    char *tmp = malloc(tl);
-    if (!tmp) {
+    bv_atomic_file f;
+    bv_status st = bv_atomic_open(&f, path);
+    if (st) {
         json_decref(root);
-        return TOK_OOM(path);
+        return st;
     }
-    snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
-    bv_status st = BV_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = bv_error_set(BV_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
-        goto out;
+    if (json_dump_callback(root, dump_cb, f.fp, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || fputc('\n', f.fp) == EOF) {
+        st = bv_error_set(BV_ERR_IO, "%s: writing %s failed: %s", path, f.tmp, strerror(errno));
+        bv_atomic_abort(&f);
+    } else {
+        st = bv_atomic_commit(&f);
     }
-    if (json_dump_callback(root, dump_cb, f, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || fputc('\n', f) == EOF ||
-        fflush(f) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: writing %s failed: %s", path, tmp, strerror(errno));
-        fclose(f);
-        unlink(tmp);
-        goto out;
-    }
-    if (fsync(fileno(f)) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: fsync of %s failed: %s", path, tmp, strerror(errno));
-        fclose(f);
-        unlink(tmp);
-        goto out;
-    }
-    if (fclose(f) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: closing %s failed: %s", path, tmp, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        st = bv_error_set(BV_ERR_IO, "%s: renaming %s to it failed: %s", path, tmp, strerror(errno));
-        unlink(tmp);
-    }
-out:
-    free(tmp);
     json_decref(root);
     return st;
 }

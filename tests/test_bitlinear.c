@@ -12,9 +12,7 @@
  */
 #include <math.h>
 #include <omp.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "src/kernels/bitlinear.h"
@@ -253,8 +251,8 @@ static void test_quant_threads_identical(void **state) {
     free(w), free(x);
 }
 
-/* NaN inputs propagate (no UB on the way, codes are junk): a NaN weight makes all of Wq NaN, a
- * NaN activation makes its row NaN, like PyTorch. */
+/* NaN and inf inputs propagate as in PyTorch (no UB on the way, codes are junk): a NaN or inf
+ * weight makes all of Wq NaN, a NaN or inf activation makes its row NaN. */
 static void test_quant_nan(void **state) {
     float w[5] = {0.1f, NAN, -0.2f, 0.3f, 0.0f}, wq[5], x[6] = {1, 2, NAN, 3, 4, 5}, xq[6];
     int8_t c[6];
@@ -263,6 +261,12 @@ static void test_quant_nan(void **state) {
     bv_k_quant_act_fwd(xq, c, NULL, x, 2, 3);
     for (int i = 0; i < 3; i++) assert_true(isnan(xq[i]));
     assert_true(xq[3] != 0.0f && !isnan(xq[3]));
+    /* an infinite weight makes mean|W| infinite and s = 0: every w*s / s is NaN in PyTorch */
+    float wi[3] = {1.0f, INFINITY, -2.0f}, xi[3] = {1.0f, -INFINITY, 0.5f};
+    bv_k_quant_weight_fwd(c, wq, wi, 3);
+    for (int i = 0; i < 3; i++) assert_true(isnan(wq[i]));
+    bv_k_quant_act_fwd(xq, c, NULL, xi, 1, 3);
+    for (int i = 0; i < 3; i++) assert_true(isnan(xq[i]));
 }
 
 /* ================= the op vs PyTorch ================= */
@@ -559,6 +563,10 @@ static void test_unquantized_equals_linear(void **state) {
 /* ================= the weight cache ================= */
 
 static void test_cache(void **state) {
+    /* the cache must not change a single bit of the fp32 forward; the integer forward (which rounds
+     * differently) is checked separately in test_integer_forward */
+    bool was = bv_bitlinear_integer_forward();
+    bv_bitlinear_set_integer_forward(0);
     bv_params p;
     bv_params_init(&p);
     int64_t ws[2] = {24, 40}, ws2[2] = {24, 40}, ws3[2] = {8, 40};
@@ -649,36 +657,10 @@ static void test_cache(void **state) {
     bv_qweight_free(&cache); /* freeing twice is harmless */
     bv_graph_free(&g);
     bv_params_free(&p);
+    bv_bitlinear_set_integer_forward(was);
 }
 
 /* ================= programmer errors ================= */
-
-static void expect_abort(const char *what, void (*fn)(void), const char *n1) {
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 2);
-        bv_set_num_threads(1);
-        fn();
-        _exit(0);
-    }
-    close(pfd[1]);
-    char buf[4096];
-    size_t len = 0;
-    ssize_t k;
-    while (len < sizeof buf - 1 && (k = read(pfd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)k;
-    buf[len] = 0;
-    close(pfd[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT))
-        fail_msg("%s: expected an abort (SIGABRT), child status %d; stderr: %s", what, status, buf);
-    if (!strstr(buf, n1)) fail_msg("%s: message lacks '%s': %s", what, n1, buf);
-}
 
 static void run_with_cfg(int wbits, int abits) {
     bv_graph g;
@@ -709,9 +691,67 @@ static void die_stale_cache(void) {
 }
 
 static void test_programmer_errors(void **state) {
-    expect_abort("weight_bits 2", die_weight_bits, "weight_bits 2");
-    expect_abort("act_bits 4", die_act_bits, "act_bits 4");
-    expect_abort("cache re-quantized before backward", die_stale_cache, "re-quantized (version 1 -> 2)");
+    bv_test_expect_abort("weight_bits 2", die_weight_bits, "weight_bits 2", NULL);
+    bv_test_expect_abort("act_bits 4", die_act_bits, "act_bits 4", NULL);
+    bv_test_expect_abort("cache re-quantized before backward", die_stale_cache, "re-quantized (version 1 -> 2)", NULL);
+}
+
+/* The integer forward (int8 x ternary GEMM, int32 sums, scaled after) against the fp32 fake-quant
+ * forward: outputs agree to float rounding of the dot products (bound: 2 * C * 2^-24 * sum |xq||wq|
+ * per output, plus an ulp of the result) and the backward is bit-identical (same xq, Wq). */
+static void test_integer_forward(void **state) {
+    bool was = bv_bitlinear_integer_forward();
+    const int64_t N = 37, C = 300, OC = 70;
+    bv_params p;
+    bv_params_init(&p);
+    int64_t ws[2] = {OC, C}, bs[1] = {OC};
+    int iw = bv_params_add(&p, "fc.weight", 2, ws, true), ib = bv_params_add(&p, "fc.bias", 1, bs, true);
+    bv_params_finalize(&p);
+    bv_rng r = {77};
+    bv_rng_fill_normal_f32(&r, p.values, (int64_t)p.numel_total, 0.05);
+    float *x = bv_test_rand_f32(&r, N * C, -2, 2), *dy = bv_test_rand_f32(&r, N * OC, -1, 1);
+    bv_bitlinear_cfg cfg = {1, 8};
+    float *y[2], *dx[2], *dw[2], *db[2];
+    for (int mode = 0; mode < 2; mode++) {
+        bv_bitlinear_set_integer_forward(mode);
+        bv_qweight q;
+        memset(&q, 0, sizeof q);
+        bv_graph g;
+        bv_graph_init(&g, 1 << 20);
+        bv_params_zero_grad(&p);
+        bv_tensor xt = bv_tensor_make2(x, BV_DTYPE_F32, N, C);
+        bv_var *xv = bv_var_wrap(&g, &xt, true);
+        bv_var *yv = bv_op_bitlinear(&g, xv, bv_var_param(&g, &p, iw), bv_var_param(&g, &p, ib), &cfg, &q, p.version);
+        bv_graph_backward_seed(&g, yv, dy);
+        y[mode] = bv_test_copy_f32(bv_var_f32(yv), N * OC);
+        dx[mode] = bv_test_copy_f32(xv->grad, N * C);
+        dw[mode] = bv_test_copy_f32(bv_params_grad(&p, iw), OC * C);
+        db[mode] = bv_test_copy_f32(bv_params_grad(&p, ib), OC);
+        if (mode == 1) assert_non_null(q.tmat.packed);
+        bv_qweight_free(&q);
+        bv_graph_free(&g);
+    }
+    /* error bound of the fp32 path's dot products */
+    float *xq = malloc(N * C * 4), *sx = malloc(N * 4), *wq = malloc(OC * C * 4);
+    bv_k_quant_act_fwd(xq, NULL, sx, x, N, C);
+    bv_k_quant_weight_fwd(NULL, wq, bv_params_value(&p, iw).data, OC * C);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < OC; o++) {
+            double mag = 0;
+            for (int64_t c = 0; c < C; c++) mag += fabs((double)xq[n * C + c] * wq[o * C + c]);
+            double tol = 2.0 * C * 5.96e-8 * mag + 1.2e-7 * fabs(y[0][n * OC + o]) + 1e-30;
+            double d = fabs((double)y[1][n * OC + o] - y[0][n * OC + o]);
+            if (d > tol)
+                fail_msg("integer vs fp32 forward at (%lld, %lld): %.9g vs %.9g, |diff| %.3g > bound %.3g", (long long)n,
+                         (long long)o, y[1][n * OC + o], y[0][n * OC + o], d, tol);
+        }
+    check_bits_f32("integer forward: dx", dx[1], dx[0], N * C);
+    check_bits_f32("integer forward: dW", dw[1], dw[0], OC * C);
+    check_bits_f32("integer forward: db", db[1], db[0], OC);
+    for (int m = 0; m < 2; m++) free(y[m]), free(dx[m]), free(dw[m]), free(db[m]);
+    free(x), free(dy), free(xq), free(sx), free(wq);
+    bv_params_free(&p);
+    bv_bitlinear_set_integer_forward(was);
 }
 
 int main(void) {
@@ -723,6 +763,7 @@ int main(void) {
         cmocka_unit_test(test_ste_identities),        cmocka_unit_test(test_op_fast_vs_ref),
         cmocka_unit_test(test_op_threads_identical),  cmocka_unit_test(test_gradcheck_unquantized),
         cmocka_unit_test(test_unquantized_equals_linear), cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_integer_forward),
         cmocka_unit_test(test_programmer_errors),
     };
     return cmocka_run_group_tests_name("bitlinear", tests, NULL, NULL);

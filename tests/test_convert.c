@@ -38,47 +38,9 @@
 
 #define BRIDGE "fixtures/rlds_bridge_debug/1.0.0"
 
-static char g_dir[128];
+static int setup(void **state) { return bv_test_dir_make("convert"); }
 
-static const char *tpath(const char *name) {
-    static char buf[8][600];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
-static void rm_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    char p[1024];
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int setup(void **state) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/bv_test_convert_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    rm_tree(g_dir);
-    return 0;
-}
-
-static void expect_in(const char *msg, const char *want) {
-    if (!strstr(msg, want)) fail_msg("message \"%s\" does not mention \"%s\"", msg, want);
-}
+static int teardown(void **state) { return bv_test_dir_remove(); }
 
 static json_t *load_json(const char *path) {
     json_error_t je;
@@ -182,7 +144,7 @@ static void test_bridge_jpeg(void **state) {
     json_t *exp = load_json(bv_fixture_path("bridge_expect.json"));
     bv_schema s;
     assert_int_equal(bv_schema_load(&s, "bridge"), BV_OK);
-    const char *out = tpath("bridge");
+    const char *out = bv_test_path("bridge");
     bv_convert_opts o = opts(out);
     o.episodes_per_shard = 10;
     bv_status st = bv_convert_rlds(bv_shared_path(BRIDGE), &s, &o);
@@ -288,8 +250,8 @@ static void test_bridge_jpeg(void **state) {
     bv_schema_load(&s, "bridge");
     o.max_episodes = 2;
     assert_int_equal(bv_convert_rlds(bv_shared_path(BRIDGE), &s, &o), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "already holds a converted dataset");
-    expect_in(bv_error_msg(), "--force");
+    bv_test_expect_in(bv_error_msg(), "already holds a converted dataset");
+    bv_test_expect_in(bv_error_msg(), "--force");
     o.force = true;
     assert_int_equal(bv_convert_rlds(bv_shared_path(BRIDGE), &s, &o), BV_OK);
     snprintf(p, sizeof p, "%s/manifest.json", out);
@@ -307,7 +269,7 @@ static void test_bridge_raw(void **state) {
     json_t *exp = load_json(bv_fixture_path("bridge_expect.json"));
     bv_schema s;
     assert_int_equal(bv_schema_load(&s, "bridge"), BV_OK);
-    const char *out = tpath("bridge_raw");
+    const char *out = bv_test_path("bridge_raw");
     bv_convert_opts o = opts(out);
     o.images = BV_IMAGES_RAW;
     o.max_episodes = 3;
@@ -465,7 +427,7 @@ static void make_libero(const char *dir, enum fault fault) {
 }
 
 static void test_libero_schema(void **state) {
-    const char *src = tpath("libero_src"), *out = tpath("libero_out");
+    const char *src = bv_test_path("libero_src"), *out = bv_test_path("libero_out");
     make_libero(src, F_NONE);
     bv_schema s;
     assert_int_equal(bv_schema_load(&s, "libero"), BV_OK);
@@ -527,7 +489,7 @@ static void test_libero_schema(void **state) {
  * output directory (which the conversion created) does not exist afterwards. */
 static void expect_fail(const char *src, const char *schema, bv_status want, const char *f1, const char *f2,
                         const char *f3) {
-    const char *out = tpath("out_fail");
+    const char *out = bv_test_path("out_fail");
     bv_schema s;
     assert_int_equal(bv_schema_load(&s, schema), BV_OK);
     bv_convert_opts o = opts(out);
@@ -538,9 +500,9 @@ static void expect_fail(const char *src, const char *schema, bv_status want, con
     const char *msg = bv_error_msg();
     if (getenv("BV_TEST_VERBOSE")) printf("    %s\n", msg);
     if (st != want) fail_msg("status %s, expected %s (message: %s)", bv_status_name(st), bv_status_name(want), msg);
-    expect_in(msg, f1);
-    if (f2) expect_in(msg, f2);
-    if (f3) expect_in(msg, f3);
+    bv_test_expect_in(msg, f1);
+    if (f2) bv_test_expect_in(msg, f2);
+    if (f3) bv_test_expect_in(msg, f3);
     struct stat sb;
     if (stat(out, &sb) == 0) {
         DIR *d = opendir(out);
@@ -556,7 +518,7 @@ static void test_bad_inputs(void **state) {
     char file[1024], src[512];
     /* corrupt copies of the Bridge file */
     const char *bsrc = bv_shared_path(BRIDGE);
-    snprintf(src, sizeof src, "%s", tpath("bridge_bad"));
+    snprintf(src, sizeof src, "%s", bv_test_path("bridge_bad"));
     mkdir(src, 0777);
     char p[1200];
     const char *names[] = {"features.json", "dataset_info.json", "bridge_dataset-train.tfrecord-00000-of-00001"};
@@ -616,25 +578,25 @@ static void test_bad_inputs(void **state) {
         {F_COUNT, BV_ERR_FORMAT, "3 episodes, but", "lists 4 for this shard"},
     };
     for (size_t i = 0; i < BV_ARRAY_LEN(cases); i++) {
-        snprintf(src, sizeof src, "%s/synth_%zu", g_dir, i);
+        snprintf(src, sizeof src, "%s/synth_%zu", bv_test_dir(), i);
         make_libero(src, cases[i].f);
         snprintf(file, sizeof file, "%s/libero_synth-train.tfrecord-00000-of-00001", src);
         const char *ep = cases[i].f == F_NAN ? "episode 2 (byte offset" : "episode 1 (byte offset";
         if (cases[i].f == F_EMPTY || cases[i].f == F_COUNT) ep = NULL;
         expect_fail(src, "libero", cases[i].st, cases[i].f == F_EMPTY ? cases[i].a : file, ep ? ep : cases[i].a,
                     ep ? cases[i].a : cases[i].b);
-        if (cases[i].b && ep) expect_in(bv_error_msg(), cases[i].b);
+        if (cases[i].b && ep) bv_test_expect_in(bv_error_msg(), cases[i].b);
     }
     /* a schema key the dataset lacks; a schema whose role has the wrong kind */
-    snprintf(src, sizeof src, "%s/synth_0", g_dir);
+    snprintf(src, sizeof src, "%s/synth_0", bv_test_dir());
     expect_fail(src, "bridge", BV_ERR_ARG, "schema bridge: role primary_image -> key 'steps/observation/image_0'",
                 "features.json", NULL);
-    snprintf(p, sizeof p, "%s/kind.json", g_dir);
+    snprintf(p, sizeof p, "%s/kind.json", bv_test_dir());
     write_file(p, "{\"name\": \"k\", \"keys\": {\"primary_image\": \"steps/observation/state\", \"proprio\": "
                   "\"steps/observation/state\", \"action\": \"steps/action\", \"instruction\": "
                   "\"steps/language_instruction\"}}");
     expect_fail(src, p, BV_ERR_SHAPE, "role primary_image -> key 'steps/observation/state' is a Tensor", "an Image", NULL);
-    snprintf(p, sizeof p, "%s/mask.json", g_dir);
+    snprintf(p, sizeof p, "%s/mask.json", bv_test_dir());
     write_file(p, "{\"name\": \"m\", \"keys\": {\"primary_image\": \"steps/observation/image\", \"proprio\": "
                   "\"steps/observation/state\", \"action\": \"steps/action\", \"instruction\": "
                   "\"steps/language_instruction\"}, \"action_mask\": [true, false]}");
@@ -643,27 +605,27 @@ static void test_bad_inputs(void **state) {
     /* unknown and malformed schemas */
     bv_schema s;
     assert_int_equal(bv_schema_load(&s, "libro"), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "unknown schema 'libro' (expected libero, bridge or the path of a JSON schema file)");
-    snprintf(p, sizeof p, "%s/bad.json", g_dir);
+    bv_test_expect_in(bv_error_msg(), "unknown schema 'libro' (expected libero, bridge or the path of a JSON schema file)");
+    snprintf(p, sizeof p, "%s/bad.json", bv_test_dir());
     write_file(p, "{\"name\": \"x\", \"keys\": {\"action\": \"a\"}}");
     assert_int_equal(bv_schema_load(&s, p), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), p);
-    expect_in(bv_error_msg(), "missing key \"primary_image\"");
+    bv_test_expect_in(bv_error_msg(), p);
+    bv_test_expect_in(bv_error_msg(), "missing key \"primary_image\"");
     write_file(p, "{\"name\": \"x\", \"keys\": {\"camera\": \"a\"}}");
     assert_int_equal(bv_schema_load(&s, p), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), "unknown role \"camera\"");
+    bv_test_expect_in(bv_error_msg(), "unknown role \"camera\"");
     write_file(p, "{\"name\": \"x\", \"keys\": {}, \"transform\": {}}");
     assert_int_equal(bv_schema_load(&s, p), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), "unknown key \"transform\"");
+    bv_test_expect_in(bv_error_msg(), "unknown key \"transform\"");
     write_file(p, "{\"name\": ");
     assert_int_equal(bv_schema_load(&s, p), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), "invalid JSON");
+    bv_test_expect_in(bv_error_msg(), "invalid JSON");
     /* a missing source directory */
     assert_int_equal(bv_schema_load(&s, "bridge"), BV_OK);
-    bv_convert_opts o = opts(tpath("never"));
-    assert_int_equal(bv_convert_rlds(tpath("no_such_dir"), &s, &o), BV_ERR_IO);
-    expect_in(bv_error_msg(), "no_such_dir/features.json");
-    assert_int_equal(access(tpath("never"), F_OK), -1);
+    bv_convert_opts o = opts(bv_test_path("never"));
+    assert_int_equal(bv_convert_rlds(bv_test_path("no_such_dir"), &s, &o), BV_ERR_IO);
+    bv_test_expect_in(bv_error_msg(), "no_such_dir/features.json");
+    assert_int_equal(access(bv_test_path("never"), F_OK), -1);
     bv_schema_free(&s);
 }
 
@@ -690,40 +652,40 @@ static int run(const char *args, char *out, size_t cap) {
 static void test_cli(void **state) {
     char out[8192], args[3000];
     assert_int_equal(run("convert --help", out, sizeof out), 0);
-    expect_in(out, "bitvla convert rlds SRC_DIR --schema libero|bridge|FILE.json --out SHARD_DIR");
+    bv_test_expect_in(out, "bitvla convert rlds SRC_DIR --schema libero|bridge|FILE.json --out SHARD_DIR");
     assert_int_equal(run("convert", out, sizeof out), 2);
     assert_int_equal(run("convert tfds x --out y", out, sizeof out), 2);
-    expect_in(out, "unknown source kind 'tfds' (expected rlds or libero-hdf5)");
+    bv_test_expect_in(out, "unknown source kind 'tfds' (expected rlds or libero-hdf5)");
     snprintf(args, sizeof args, "convert rlds %s --schema bridge", bv_shared_path(BRIDGE));
     assert_int_equal(run(args, out, sizeof out), 2);
-    expect_in(out, "--out SHARD_DIR is required");
-    snprintf(args, sizeof args, "convert rlds %s --out %s", bv_shared_path(BRIDGE), tpath("cli"));
+    bv_test_expect_in(out, "--out SHARD_DIR is required");
+    snprintf(args, sizeof args, "convert rlds %s --out %s", bv_shared_path(BRIDGE), bv_test_path("cli"));
     assert_int_equal(run(args, out, sizeof out), 2);
-    expect_in(out, "--schema libero|bridge|FILE.json is required");
-    snprintf(args, sizeof args, "convert rlds %s --schema libro --out %s", bv_shared_path(BRIDGE), tpath("cli"));
+    bv_test_expect_in(out, "--schema libero|bridge|FILE.json is required");
+    snprintf(args, sizeof args, "convert rlds %s --schema libro --out %s", bv_shared_path(BRIDGE), bv_test_path("cli"));
     assert_int_equal(run(args, out, sizeof out), 2);
-    expect_in(out, "unknown schema 'libro'");
+    bv_test_expect_in(out, "unknown schema 'libro'");
     snprintf(args, sizeof args, "convert rlds %s --schema bridge --out %s --images png", bv_shared_path(BRIDGE),
-             tpath("cli"));
+             bv_test_path("cli"));
     assert_int_equal(run(args, out, sizeof out), 2);
-    expect_in(out, "--images expects jpeg or raw, got 'png'");
+    bv_test_expect_in(out, "--images expects jpeg or raw, got 'png'");
     snprintf(args, sizeof args, "convert rlds %s --schema bridge --out %s --episodes-per-shard 0", bv_shared_path(BRIDGE),
-             tpath("cli"));
+             bv_test_path("cli"));
     assert_int_equal(run(args, out, sizeof out), 2);
-    expect_in(out, "--episodes-per-shard expects an integer");
+    bv_test_expect_in(out, "--episodes-per-shard expects an integer");
     snprintf(args, sizeof args, "convert rlds %s --schema bridge --out %s --max-episodes 4 --episodes-per-shard 3",
-             bv_shared_path(BRIDGE), tpath("cli"));
+             bv_shared_path(BRIDGE), bv_test_path("cli"));
     int rc = run(args, out, sizeof out);
     if (rc) fail_msg("exit %d: %s", rc, out);
-    expect_in(out, "convert: 4/4 episodes (100.0%)"); /* the plain progress line */
-    expect_in(out, "converted into");
-    snprintf(args, sizeof args, "%s/shard-00001.h5", tpath("cli"));
+    bv_test_expect_in(out, "convert: 4/4 episodes (100.0%)"); /* the plain progress line */
+    bv_test_expect_in(out, "converted into");
+    snprintf(args, sizeof args, "%s/shard-00001.h5", bv_test_path("cli"));
     assert_int_equal(access(args, F_OK), 0);
     /* a failure exits 1 with the message */
-    snprintf(args, sizeof args, "convert rlds %s --schema bridge --out %s", tpath("nowhere"), tpath("cli2"));
+    snprintf(args, sizeof args, "convert rlds %s --schema bridge --out %s", bv_test_path("nowhere"), bv_test_path("cli2"));
     assert_int_equal(run(args, out, sizeof out), 1);
-    expect_in(out, "bitvla convert: ");
-    expect_in(out, "nowhere/features.json");
+    bv_test_expect_in(out, "bitvla convert: ");
+    bv_test_expect_in(out, "nowhere/features.json");
 }
 
 static void test_progress_format(void **state) {
@@ -858,8 +820,8 @@ static void test_noop_rule(void **state) {
 
 static void test_libero_hdf5(void **state) {
     char A[600], B[600]; /* tpath's buffers rotate: keep copies */
-    snprintf(A, sizeof A, "%s", tpath("a.hdf5"));
-    snprintf(B, sizeof B, "%s", tpath("b.hdf5"));
+    snprintf(A, sizeof A, "%s", bv_test_path("a.hdf5"));
+    snprintf(B, sizeof B, "%s", bv_test_path("b.hdf5"));
     int na[3] = {10, 0, 2}, ta[3] = {4, 6, 3}, nb[1] = {0}, tb[1] = {2};
     make_libero_h5(A, 3, na, ta, "pick up the black bowl and place it on the plate", true, H_NONE);
     make_libero_h5(B, 1, nb, tb, "open the top drawer ", false, H_NONE);
@@ -869,7 +831,7 @@ static void test_libero_hdf5(void **state) {
     const char *ep_instr[2] = {"pick up the black bowl and place it on the plate", "open the top drawer"};
 
     for (int filt = 0; filt < 2; filt++) {
-        const char *out = tpath(filt ? "lh_jpeg" : "lh_raw");
+        const char *out = bv_test_path(filt ? "lh_jpeg" : "lh_raw");
         bv_convert_opts o = opts(out);
         o.images = filt ? BV_IMAGES_JPEG : BV_IMAGES_RAW;
         o.filter_noops = filt;
@@ -975,8 +937,8 @@ static void test_libero_hdf5(void **state) {
         {H_NO_PROBLEM_INFO, BV_ERR_FORMAT, "group /data: missing attribute 'problem_info'"},
     };
     char out[600], bad[600];
-    snprintf(out, sizeof out, "%s", tpath("lh_fail"));
-    snprintf(bad, sizeof bad, "%s", tpath("bad.hdf5"));
+    snprintf(out, sizeof out, "%s", bv_test_path("lh_fail"));
+    snprintf(bad, sizeof bad, "%s", bv_test_path("bad.hdf5"));
     for (size_t i = 0; i < BV_ARRAY_LEN(cases); i++) {
         make_libero_h5(bad, 3, na, ta, "x", true, cases[i].f);
         const char *two[2] = {A, bad};
@@ -986,28 +948,28 @@ static void test_libero_hdf5(void **state) {
         if (getenv("BV_TEST_VERBOSE")) printf("    %s\n", bv_error_msg());
         if (st != cases[i].st) fail_msg("case %zu: %s, expected %s: %s", i, bv_status_name(st), bv_status_name(cases[i].st),
                                         bv_error_msg());
-        expect_in(bv_error_msg(), bad);
-        expect_in(bv_error_msg(), cases[i].frag);
+        bv_test_expect_in(bv_error_msg(), bad);
+        bv_test_expect_in(bv_error_msg(), cases[i].frag);
         if (access(out, F_OK) == 0) fail_msg("case %zu: the failed conversion left %s", i, out);
     }
-    write_file(tpath("text.hdf5"), "not hdf5\n");
-    const char *txt[1] = {tpath("text.hdf5")};
+    write_file(bv_test_path("text.hdf5"), "not hdf5\n");
+    const char *txt[1] = {bv_test_path("text.hdf5")};
     bv_convert_opts o = opts(out);
     assert_int_equal(bv_convert_libero_hdf5(1, txt, &o), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), "text.hdf5: not an HDF5 file");
+    bv_test_expect_in(bv_error_msg(), "text.hdf5: not an HDF5 file");
     assert_int_equal(access(out, F_OK), -1);
 
     /* the command line */
     char args[3000], buf[8192];
-    snprintf(args, sizeof args, "convert libero-hdf5 %s %s --out %s --filter-noops --images raw", A, B, tpath("lh_cli"));
+    snprintf(args, sizeof args, "convert libero-hdf5 %s %s --out %s --filter-noops --images raw", A, B, bv_test_path("lh_cli"));
     int rc = run(args, buf, sizeof buf);
     if (rc) fail_msg("exit %d: %s", rc, buf);
-    snprintf(args, sizeof args, "convert libero-hdf5 --out %s", tpath("lh_cli2"));
+    snprintf(args, sizeof args, "convert libero-hdf5 --out %s", bv_test_path("lh_cli2"));
     assert_int_equal(run(args, buf, sizeof buf), 2);
-    expect_in(buf, "expected one or more FILE.hdf5");
-    snprintf(args, sizeof args, "convert libero-hdf5 %s --out %s --schema libero", A, tpath("lh_cli2"));
+    bv_test_expect_in(buf, "expected one or more FILE.hdf5");
+    snprintf(args, sizeof args, "convert libero-hdf5 %s --out %s --schema libero", A, bv_test_path("lh_cli2"));
     assert_int_equal(run(args, buf, sizeof buf), 2);
-    expect_in(buf, "--schema and --split apply to rlds only");
+    bv_test_expect_in(buf, "--schema and --split apply to rlds only");
 }
 
 int main(void) {

@@ -11,10 +11,6 @@
 #include "data/example.h"
 #include "testutil.h"
 
-static void expect_in(const char *msg, const char *want) {
-    if (!strstr(msg, want)) fail_msg("message \"%s\" does not mention \"%s\"", msg, want);
-}
-
 static size_t unhex(const char *h, uint8_t *out) {
     size_t n = strlen(h) / 2;
     for (size_t i = 0; i < n; i++) {
@@ -329,11 +325,11 @@ static void expect_bad(const pb *p, size_t at, const char *frag) {
     const char *msg = bv_error_msg();
     if (getenv("BV_TEST_VERBOSE")) printf("    %s\n", msg);
     if (st != BV_ERR_FORMAT) fail_msg("status %s, expected format error (message: %s)", bv_status_name(st), msg);
-    expect_in(msg, "<bad>");
+    bv_test_expect_in(msg, "<bad>");
     char a[64];
     snprintf(a, sizeof a, "at byte %zu ", at);
-    expect_in(msg, a);
-    expect_in(msg, frag);
+    bv_test_expect_in(msg, a);
+    bv_test_expect_in(msg, frag);
     assert_int_equal(g_ex.n_features, 0);
 }
 

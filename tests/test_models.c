@@ -204,28 +204,9 @@ static void test_position_ids(void **state) {
 
 /* ---- the whole VLA through the harness ---- */
 
-static char g_tmpdir[256];
+static int setup_tmp(void **state) { return bv_test_dir_make("models"); }
 
-static const char *tmp_path(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_tmpdir, name);
-    return buf[k];
-}
-
-static int setup_tmp(void **state) {
-    (void)state;
-    snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/bv_test_models_XXXXXX");
-    return mkdtemp(g_tmpdir) ? 0 : -1;
-}
-
-static int teardown_tmp(void **state) {
-    (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+static int teardown_tmp(void **state) { return bv_test_dir_remove(); }
 
 /* Run the harness on fixture models_vla_<mode>_{in,ref}, write to a temp file and compare every
  * reference tensor with this file's own check. */
@@ -234,7 +215,7 @@ static void run_vla_case(const char *mode_name, bv_vla_mode mode, int threads, c
     snprintf(in, sizeof in, "models_vla_%s_in.safetensors", mode_name);
     snprintf(ref, sizeof ref, "models_vla_%s_ref.safetensors", mode_name);
     char *cfg = fixture("models_vla_config.json"), *w = fixture("models_vla_weights.safetensors"), *inp = fixture(in);
-    const char *out = tmp_path(out_name);
+    const char *out = bv_test_path(out_name);
     bv_set_num_threads(threads);
     bv_harness_opts o = {.config = cfg, .weights = w, .inputs = inp, .out = out, .mode = mode, .backward = true};
     bv_harness_result r;
@@ -283,7 +264,7 @@ static void test_vla_threads_agree(void **state) {
     run_vla_case("action", BV_VLA_MODE_ACTION, 1, "action_t1.safetensors");
     run_vla_case("action", BV_VLA_MODE_ACTION, 2, "action_t2.safetensors");
     bv_st_file a, b;
-    if (bv_st_open(&a, tmp_path("action_t1.safetensors")) || bv_st_open(&b, tmp_path("action_t2.safetensors")))
+    if (bv_st_open(&a, bv_test_path("action_t1.safetensors")) || bv_st_open(&b, bv_test_path("action_t2.safetensors")))
         fail_msg("%s", bv_error_msg());
     assert_int_equal(a.n, b.n);
     for (int i = 0; i < a.n; i++) {
@@ -328,7 +309,7 @@ static void test_harness_compare(void **state) {
             for (int64_t k = 0; k < bv_tensor_numel(&t); k++) ((float *)t.data)[k] *= 1.01f;
         items[i] = (bv_st_item){e->name, t};
     }
-    const char *bad = tmp_path("bad_ref.safetensors");
+    const char *bad = bv_test_path("bad_ref.safetensors");
     if (bv_st_save(bad, f.n, items, 0, NULL) != BV_OK) fail_msg("%s", bv_error_msg());
     for (int i = 0; i < f.n; i++) free(items[i].t.data);
     free(items);
@@ -361,10 +342,10 @@ static void expect_input_error(const char *what, mutator fn, bv_status want, con
     fn(ts, &n);
     bv_st_item items[16];
     for (int i = 0; i < n; i++) items[i] = (bv_st_item){ts[i].name, ts[i].t};
-    const char *path = tmp_path("bad_inputs.safetensors");
+    const char *path = bv_test_path("bad_inputs.safetensors");
     if (bv_st_save(path, n, items, 0, NULL) != BV_OK) fail_msg("%s", bv_error_msg());
     char *cfg = fixture("models_vla_config.json"), *w = fixture("models_vla_weights.safetensors");
-    bv_harness_opts o = {.config = cfg, .weights = w, .inputs = path, .out = tmp_path("never.safetensors")};
+    bv_harness_opts o = {.config = cfg, .weights = w, .inputs = path, .out = bv_test_path("never.safetensors")};
     bv_harness_result r;
     bv_status st = bv_harness_run(&o, &r);
     const char *msg = bv_error_msg();

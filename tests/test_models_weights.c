@@ -13,28 +13,9 @@
 #include "src/models/weights.h"
 #include "testutil.h"
 
-static char g_dir[256];
+static int setup(void **state) { return bv_test_dir_make("weights"); }
 
-static const char *path_in(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
-static int setup(void **state) {
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/bv_test_weights_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+static int teardown(void **state) { return bv_test_dir_remove(); }
 
 typedef struct {
     bv_params p;
@@ -102,7 +83,7 @@ static void test_f32_roundtrip(void **state) {
     model a, b;
     model_make(&a, BV_VLA_ALL, 1);
     model_make(&b, BV_VLA_ALL, 2);
-    const char *path = path_in("model.safetensors");
+    const char *path = bv_test_path("model.safetensors");
     assert_int_equal(bv_weights_save(&a.p, path, BV_DTYPE_F32, 0), BV_OK);
     uint64_t v0 = b.p.version;
     bv_weights_report r;
@@ -123,7 +104,7 @@ static void test_bf16_roundtrip(void **state) {
     model a, b;
     model_make(&a, BV_VLA_ALL, 3);
     model_make(&b, BV_VLA_ALL, 4);
-    const char *path = path_in("bf16.safetensors");
+    const char *path = bv_test_path("bf16.safetensors");
     assert_int_equal(bv_weights_save(&a.p, path, BV_DTYPE_BF16, 0), BV_OK);
     bv_st_file f;
     assert_int_equal(bv_st_open(&f, path), BV_OK);
@@ -144,7 +125,7 @@ static void test_sharded(void **state) {
     model a, b;
     model_make(&a, BV_VLA_ALL, 5);
     char dir[512];
-    snprintf(dir, sizeof dir, "%s", path_in("sharded"));
+    snprintf(dir, sizeof dir, "%s", bv_test_path("sharded"));
     assert_int_equal(mkdir(dir, 0777), 0);
     char path[600], index[640];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -228,7 +209,7 @@ static void test_all_problems_in_one_message(void **state) {
     model a, b;
     model_make(&a, BV_VLA_ALL, 7);
     model_make(&b, BV_VLA_ALL, 8);
-    const char *path = path_in("bad.safetensors");
+    const char *path = bv_test_path("bad.safetensors");
     /* one missing and two unexpected tensors */
     static const char *extra[] = {"language_model.model.layers.7.mlp.up_proj.weight", "action_head.model.fc3.weight"};
     static const int64_t shapes[][2] = {{4, 4}, {7, 64}};
@@ -278,7 +259,7 @@ static void test_allow_missing_and_unexpected(void **state) {
     model a, b;
     model_make(&a, BV_VLA_ALL, 9);
     model_make(&b, BV_VLA_ALL, 10);
-    const char *path = path_in("partial.safetensors");
+    const char *path = bv_test_path("partial.safetensors");
     static const char *extra[] = {"language_model.model.layers.7.mlp.up_proj.weight"};
     static const int64_t shapes[][2] = {{4, 4}};
     write_renamed(&a.p, path, drop_one_and_bad_shape, 1, extra, shapes);
@@ -315,7 +296,7 @@ static void test_llava_hf_layout(void **state) {
     model a, b;
     model_make(&a, BV_VLA_ALL, 11);
     model_make(&b, BV_VLA_ALL, 12);
-    const char *path = path_in("hf.safetensors");
+    const char *path = bv_test_path("hf.safetensors");
     write_renamed(&a.p, path, to_llava_hf, 0, NULL, NULL);
     bv_weights_report r;
     if (bv_weights_load(&b.p, path, NULL, &r) != BV_OK) fail_msg("%s", bv_error_msg());
@@ -345,7 +326,7 @@ static void test_standalone_towers(void **state) {
     model_make(&b, BV_VLA_ALL, 14);
     const float *conn_before = bv_test_copy_f32(b.p.values + b.p.items[bv_params_find(&b.p, "multi_modal_projector.linear_1.weight")].offset, 64 * 64);
     /* a full SiglipModel: text tower, logit scale/bias, post-layernorm and pooling head are ignored */
-    const char *sp = path_in("siglip.safetensors");
+    const char *sp = bv_test_path("siglip.safetensors");
     static const char *sx[] = {"vision_model.post_layernorm.weight", "vision_model.head.probe", "text_model.embeddings.x",
                                "logit_scale"};
     static const int64_t ss[][2] = {{1, 64}, {1, 64}, {3, 3}, {1, 1}};
@@ -357,7 +338,7 @@ static void test_standalone_towers(void **state) {
     assert_int_equal(r.n_missing, 0); /* the other parts are not covered by a SigLIP file */
     bv_weights_report_free(&r);
     /* a BitNet file with a rotary buffer */
-    const char *bp = path_in("bitnet.safetensors");
+    const char *bp = bv_test_path("bitnet.safetensors");
     static const char *bx[] = {"model.layers.0.self_attn.rotary_emb.inv_freq"};
     static const int64_t bs[][2] = {{1, 8}};
     write_renamed(&a.p, bp, llm_only_standalone, 1, bx, bs);
@@ -394,7 +375,7 @@ static void test_skip_and_has_prefix(void **state) {
     model a, b;
     model_make(&a, BV_VLA_ALL, 15);
     model_make(&b, BV_VLA_VLM, 16); /* no proprio projector, no action head */
-    const char *path = path_in("full.safetensors");
+    const char *path = bv_test_path("full.safetensors");
     assert_int_equal(bv_weights_save(&a.p, path, BV_DTYPE_F32, 0), BV_OK);
     bool yes = false;
     assert_int_equal(bv_weights_has_prefix(path, NULL, "action_head.", &yes), BV_OK);
@@ -418,7 +399,7 @@ static void test_unreadable_layouts(void **state) {
     model b;
     model_make(&b, BV_VLA_ALL, 17);
     /* names of no known layout */
-    const char *path = path_in("odd.safetensors");
+    const char *path = bv_test_path("odd.safetensors");
     bv_params q;
     bv_params_init(&q);
     int64_t s[1] = {3};
@@ -434,17 +415,17 @@ static void test_unreadable_layouts(void **state) {
     float scale = 1.0f;
     bv_st_item items[2] = {{"model.layers.0.mlp.up_proj.weight", bv_tensor_make2(codes, BV_DTYPE_U8, 4, 4)},
                            {"model.layers.0.mlp.up_proj.weight_scale", bv_tensor_make1(&scale, BV_DTYPE_F32, 1)}};
-    const char *pk = path_in("packed.safetensors");
+    const char *pk = bv_test_path("packed.safetensors");
     assert_int_equal(bv_st_save(pk, 2, items, 0, NULL), BV_OK);
     assert_int_equal(bv_weights_load(&b.p, pk, NULL, NULL), BV_ERR_FORMAT);
     assert_non_null(strstr(bv_error_msg(), "packed ternary weights"));
     assert_non_null(strstr(bv_error_msg(), "found U8 [4, 4]"));
     /* a path that does not exist */
-    assert_int_equal(bv_weights_load(&b.p, path_in("nope.safetensors"), NULL, NULL), BV_ERR_IO);
+    assert_int_equal(bv_weights_load(&b.p, bv_test_path("nope.safetensors"), NULL, NULL), BV_ERR_IO);
     assert_non_null(strstr(bv_error_msg(), "nope.safetensors"));
     /* save: wrong dtype or file name */
-    assert_int_equal(bv_weights_save(&b.p, path_in("x.safetensors"), BV_DTYPE_I8, 0), BV_ERR_ARG);
-    assert_int_equal(bv_weights_save(&b.p, path_in("x.bin"), BV_DTYPE_F32, 0), BV_ERR_ARG);
+    assert_int_equal(bv_weights_save(&b.p, bv_test_path("x.safetensors"), BV_DTYPE_I8, 0), BV_ERR_ARG);
+    assert_int_equal(bv_weights_save(&b.p, bv_test_path("x.bin"), BV_DTYPE_F32, 0), BV_ERR_ARG);
     model_free(&b);
 }
 

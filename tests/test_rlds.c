@@ -22,10 +22,6 @@
 
 #define BRIDGE "fixtures/rlds_bridge_debug/1.0.0"
 
-static void expect_in(const char *msg, const char *want) {
-    if (!strstr(msg, want)) fail_msg("message \"%s\" does not mention \"%s\"", msg, want);
-}
-
 static json_t *load_expect(void) {
     json_error_t je;
     json_t *j = json_load_file(bv_fixture_path("bridge_expect.json"), 0, &je);
@@ -76,13 +72,13 @@ static void test_schema(void **state) {
     assert_non_null(sp);
     assert_int_equal(sp->n_shards, 1);
     assert_int_equal(sp->n_episodes, 25);
-    expect_in(sp->files[0], "/bridge_dataset-train.tfrecord-00000-of-00001");
+    bv_test_expect_in(sp->files[0], "/bridge_dataset-train.tfrecord-00000-of-00001");
     assert_int_equal(bv_rlds_split_check(&ds, sp), BV_OK);
     /* the fixture lists a val split whose file is absent: the check names it */
     sp = bv_rlds_split_find(&ds, "val");
     assert_non_null(sp);
     assert_int_equal(bv_rlds_split_check(&ds, sp), BV_ERR_IO);
-    expect_in(bv_error_msg(), "bridge_dataset-val.tfrecord-00000-of-00001");
+    bv_test_expect_in(bv_error_msg(), "bridge_dataset-val.tfrecord-00000-of-00001");
     assert_null(bv_rlds_split_find(&ds, "test"));
     bv_rlds_close(&ds);
 }
@@ -220,25 +216,25 @@ static void test_episode_errors(void **state) {
     assert_int_equal(bv_example_decode(&ex, s, n, "x"), BV_OK);
 
     assert_int_equal(bv_rlds_get(&ds, &ex, "steps/action", &v, "f.tfrecord episode 4"), BV_ERR_SHAPE);
-    expect_in(bv_error_msg(), "f.tfrecord episode 4: key 'steps/action' has 69 values, not a whole number of steps "
+    bv_test_expect_in(bv_error_msg(), "f.tfrecord episode 4: key 'steps/action' has 69 values, not a whole number of steps "
                               "of shape [7]");
     assert_int_equal(bv_rlds_get(&ds, &ex, "steps/observation/state", &v, "E"), BV_ERR_SHAPE);
-    expect_in(bv_error_msg(), "key 'steps/observation/state' is stored as int64_list, but features.json declares "
+    bv_test_expect_in(bv_error_msg(), "key 'steps/observation/state' is stored as int64_list, but features.json declares "
                               "Tensor float32 (float_list)");
     assert_int_equal(bv_rlds_get(&ds, &ex, "episode_metadata/episode_id", &v, "E"), BV_ERR_SHAPE);
-    expect_in(bv_error_msg(), "stored as float_list");
+    bv_test_expect_in(bv_error_msg(), "stored as float_list");
     assert_int_equal(bv_rlds_get(&ds, &ex, "episode_metadata/has_image_0", &v, "E"), BV_ERR_SHAPE);
-    expect_in(bv_error_msg(), "has 2 values, expected 1");
+    bv_test_expect_in(bv_error_msg(), "has 2 values, expected 1");
     assert_int_equal(bv_rlds_get(&ds, &ex, "steps/observation/image_0", &v, "f.tfrecord episode 4"), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), "f.tfrecord episode 4: key 'steps/observation/image_0' is missing from the episode");
+    bv_test_expect_in(bv_error_msg(), "f.tfrecord episode 4: key 'steps/observation/image_0' is missing from the episode");
     assert_int_equal(bv_rlds_get(&ds, &ex, "steps/actions", &v, "E"), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "key 'steps/actions' is not a feature of the dataset");
-    expect_in(bv_error_msg(), "features.json");
+    bv_test_expect_in(bv_error_msg(), "key 'steps/actions' is not a feature of the dataset");
+    bv_test_expect_in(bv_error_msg(), "features.json");
     const char *keys[] = {"steps/discount", "steps/reward"};
     bv_rlds_value vs[2];
     int64_t T;
     assert_int_equal(bv_rlds_get_many(&ds, &ex, 2, keys, vs, &T, "E"), BV_ERR_SHAPE);
-    expect_in(bv_error_msg(), "key 'steps/reward' has 9 steps but key 'steps/discount' has 10");
+    bv_test_expect_in(bv_error_msg(), "key 'steps/reward' has 9 steps but key 'steps/discount' has 10");
 
     bv_example_builder_free(&b);
     bv_example_free(&ex);
@@ -261,8 +257,8 @@ static void expect_open_fails(bv_status want, const char *frag1, const char *fra
     bv_status st = bv_rlds_open(&ds, g_dir);
     if (getenv("BV_TEST_VERBOSE")) printf("    %s\n", bv_error_msg());
     if (st != want) fail_msg("status %s, expected %s (%s)", bv_status_name(st), bv_status_name(want), bv_error_msg());
-    expect_in(bv_error_msg(), frag1);
-    if (frag2) expect_in(bv_error_msg(), frag2);
+    bv_test_expect_in(bv_error_msg(), frag1);
+    if (frag2) bv_test_expect_in(bv_error_msg(), frag2);
     assert_null(ds.features);
     bv_rlds_close(&ds);
 }
@@ -297,7 +293,7 @@ static void test_bad_json(void **state) {
     assert_int_equal(ds.n_features, 1);
     assert_string_equal(ds.features[0].name, "steps/action");
     assert_int_equal(ds.splits[0].n_episodes, 3);
-    expect_in(ds.splits[0].files[1], "/d-train.tfrecord-00001-of-00002");
+    bv_test_expect_in(ds.splits[0].files[1], "/d-train.tfrecord-00001-of-00002");
     bv_rlds_close(&ds);
     char p[512];
     snprintf(p, sizeof p, "%s/features.json", g_dir);
@@ -352,16 +348,16 @@ static void test_images(void **state) {
     const char *html = "<html><body>not a picture</body></html>";
     assert_int_equal(bv_image_decode((const uint8_t *)html, strlen(html), &img, "ds.tfrecord episode 2 key K step 3"),
                      BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), "ds.tfrecord episode 2 key K step 3: not a JPEG or PNG image");
-    expect_in(bv_error_msg(), "starting with 3c 68 74 6d");
+    bv_test_expect_in(bv_error_msg(), "ds.tfrecord episode 2 key K step 3: not a JPEG or PNG image");
+    bv_test_expect_in(bv_error_msg(), "starting with 3c 68 74 6d");
     assert_int_equal(bv_image_decode(NULL, 0, &img, "L"), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), "L: not a JPEG or PNG image (0 bytes)");
+    bv_test_expect_in(bv_error_msg(), "L: not a JPEG or PNG image (0 bytes)");
     /* truncated JPEG and PNG */
     assert_int_equal(bv_image_decode(jpg.data, jpg.len / 2, &img, "L"), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), "L: corrupt JPEG image");
+    bv_test_expect_in(bv_error_msg(), "L: corrupt JPEG image");
     assert_int_equal(bv_image_decode(jpg.data, 40, &img, "L"), BV_ERR_FORMAT);
     assert_int_equal(bv_image_decode(png.data, png.len - 20, &img, "L"), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), "L: corrupt PNG image");
+    bv_test_expect_in(bv_error_msg(), "L: corrupt PNG image");
     /* a corrupted PNG chunk CRC */
     png.data[20] ^= 0xff;
     assert_int_equal(bv_image_decode(png.data, png.len, &img, "L"), BV_ERR_FORMAT);

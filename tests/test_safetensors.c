@@ -2,7 +2,6 @@
  * tensors, strided sources, metadata), reading what tests/gen/stio.py writes, dtype conversion from
  * unaligned data, and one test per malformed file, each checking the status and that the message
  * names the file and the tensor. Files live in a fresh temporary directory. */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -13,67 +12,9 @@
 #include "src/safetensors_impl.h"
 #include "testutil.h"
 
-static char g_dir[256];
+static int setup(void **state) { return bv_test_dir_make("st"); }
 
-static const char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
-static void rm_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    char p[1024];
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int setup(void **state) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/bv_test_st_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    rm_tree(g_dir);
-    return 0;
-}
-
-/* Fails unless `msg` contains `want`. */
-static void expect_in(const char *msg, const char *want) {
-    if (!strstr(msg, want)) fail_msg("message \"%s\" does not mention \"%s\"", msg, want);
-}
-
-/* Number of entries in g_dir whose name contains ".tmp." (leftover temporaries). */
-static int count_temps(void) {
-    DIR *d = opendir(g_dir);
-    assert_non_null(d);
-    int c = 0;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (strstr(de->d_name, ".tmp.")) c++;
-    closedir(d);
-    return c;
-}
-
-static void write_bytes(const char *path, const void *p, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (n) assert_int_equal(fwrite(p, 1, n, fp), n);
-    assert_int_equal(fclose(fp), 0);
-}
+static int teardown(void **state) { return bv_test_dir_remove(); }
 
 /* Writes u64 `claimed` (or strlen(json) if claimed == UINT64_MAX), the JSON, then data_len bytes
  * (0, 1, 2, ...), and opens the result. */
@@ -86,9 +27,9 @@ static bv_status open_raw(const char *fname, const char *json, uint64_t claimed,
     for (int i = 0; i < 8; i++) b[i] = (uint8_t)(hl >> (8 * i));
     memcpy(b + 8, json, jl);
     for (size_t i = 0; i < data_len; i++) b[8 + jl + i] = (uint8_t)i;
-    write_bytes(tpath(fname), b, n);
+    bv_test_write_bytes(bv_test_path(fname), b, n);
     free(b);
-    return bv_st_open(f, tpath(fname));
+    return bv_st_open(f, bv_test_path(fname));
 }
 
 /* Opens a malformed file and checks the status and that the message names the file and each of
@@ -101,10 +42,10 @@ static void expect_bad(const char *fname, const char *json, uint64_t claimed, si
     if (getenv("BV_TEST_VERBOSE")) printf("    %s\n", msg); /* to read the messages */
     if (st != want)
         fail_msg("%s: status %s, expected %s (message: %s)", fname, bv_status_name(st), bv_status_name(want), msg);
-    expect_in(msg, tpath(fname));
+    bv_test_expect_in(msg, bv_test_path(fname));
     va_list ap;
     va_start(ap, want);
-    for (const char *s; (s = va_arg(ap, const char *));) expect_in(msg, s);
+    for (const char *s; (s = va_arg(ap, const char *));) bv_test_expect_in(msg, s);
     va_end(ap);
     /* a failed open leaves f zeroed, so closing it is harmless */
     assert_null(f.entries);
@@ -155,9 +96,9 @@ static void test_round_trip_all_dtypes_and_ranks(void **state) {
     items[n].t = bv_tensor_make1(&one, BV_DTYPE_BF16, 1);
     bufs[n++] = NULL;
     const char *meta[] = {"format", "pt", "step", "1200", "empty", "", "unicode \xe2\x9c\x93", "v\"al\n"};
-    const char *p = tpath("rt.safetensors");
+    const char *p = bv_test_path("rt.safetensors");
     assert_int_equal(bv_st_save(p, n, items, 4, meta), BV_OK);
-    assert_int_equal(count_temps(), 0);
+    assert_int_equal(bv_test_count_entries(bv_test_dir(), ".tmp."), 0);
 
     /* layout: header length a multiple of 8, padded with spaces, data right after */
     FILE *fp = fopen(p, "rb");
@@ -223,7 +164,7 @@ static void test_round_trip_all_dtypes_and_ranks(void **state) {
 }
 
 static void test_round_trip_empty_file(void **state) {
-    const char *p = tpath("none.safetensors");
+    const char *p = bv_test_path("none.safetensors");
     assert_int_equal(bv_st_save(p, 0, NULL, 0, NULL), BV_OK);
     bv_st_file f;
     assert_int_equal(bv_st_open(&f, p), BV_OK);
@@ -242,7 +183,7 @@ static void test_round_trip_empty_file(void **state) {
 
 /* Overwriting an existing file replaces it. */
 static void test_save_overwrites(void **state) {
-    const char *p = tpath("over.safetensors");
+    const char *p = bv_test_path("over.safetensors");
     float a[3] = {1, 2, 3}, b[2] = {4, 5};
     bv_st_item ia = {"a", bv_tensor_make1(a, BV_DTYPE_F32, 3)}, ib = {"b", bv_tensor_make1(b, BV_DTYPE_F32, 2)};
     assert_int_equal(bv_st_save(p, 1, &ia, 0, NULL), BV_OK);
@@ -252,7 +193,7 @@ static void test_save_overwrites(void **state) {
     assert_int_equal(f.n, 1);
     assert_string_equal(f.entries[0].name, "b");
     bv_st_close(&f);
-    assert_int_equal(count_temps(), 0);
+    assert_int_equal(bv_test_count_entries(bv_test_dir(), ".tmp."), 0);
 }
 
 /* Reading with conversion, from data that is not aligned for its type. */
@@ -267,7 +208,7 @@ static void test_read_convert_unaligned(void **state) {
     bv_st_item it[3] = {{"a", bv_tensor_make1(pad, BV_DTYPE_U8, 3)},
                         {"b", bv_tensor_make2(x, BV_DTYPE_F32, 30, 50)},
                         {"c", bv_tensor_make1(h, BV_DTYPE_BF16, 1500)}};
-    const char *p = tpath("unaligned.safetensors");
+    const char *p = bv_test_path("unaligned.safetensors");
     assert_int_equal(bv_st_save(p, 3, it, 0, NULL), BV_OK);
     bv_st_file f;
     assert_int_equal(bv_st_open(&f, p), BV_OK);
@@ -293,24 +234,24 @@ static void test_read_convert_unaligned(void **state) {
 static void test_read_errors(void **state) {
     float x[6] = {0};
     bv_st_item it = {"enc.proj.weight", bv_tensor_make2(x, BV_DTYPE_F32, 2, 3)};
-    const char *p = tpath("rd.safetensors");
+    const char *p = bv_test_path("rd.safetensors");
     assert_int_equal(bv_st_save(p, 1, &it, 0, NULL), BV_OK);
     bv_st_file f;
     assert_int_equal(bv_st_open(&f, p), BV_OK);
     float y[6];
     assert_int_equal(bv_st_read(&f, "enc.proj.weight", BV_DTYPE_F32, 2, (int64_t[]){3, 2}, 0, y), BV_ERR_SHAPE);
-    expect_in(bv_error_msg(), p);
-    expect_in(bv_error_msg(), "'enc.proj.weight'");
-    expect_in(bv_error_msg(), "[2, 3]");
-    expect_in(bv_error_msg(), "[3, 2]");
+    bv_test_expect_in(bv_error_msg(), p);
+    bv_test_expect_in(bv_error_msg(), "'enc.proj.weight'");
+    bv_test_expect_in(bv_error_msg(), "[2, 3]");
+    bv_test_expect_in(bv_error_msg(), "[3, 2]");
     assert_int_equal(bv_st_read(&f, "enc.proj.weight", BV_DTYPE_F32, 1, (int64_t[]){6}, 0, y), BV_ERR_SHAPE);
-    expect_in(bv_error_msg(), "[6]");
+    bv_test_expect_in(bv_error_msg(), "[6]");
     assert_int_equal(bv_st_read(&f, "enc.proj.weight", BV_DTYPE_F32, -1, NULL, 5, y), BV_ERR_SHAPE);
-    expect_in(bv_error_msg(), "expected 5");
-    expect_in(bv_error_msg(), "'enc.proj.weight'");
+    bv_test_expect_in(bv_error_msg(), "expected 5");
+    bv_test_expect_in(bv_error_msg(), "'enc.proj.weight'");
     assert_int_equal(bv_st_read(&f, "enc.proj.bias", BV_DTYPE_F32, -1, NULL, 6, y), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), p);
-    expect_in(bv_error_msg(), "'enc.proj.bias'");
+    bv_test_expect_in(bv_error_msg(), p);
+    bv_test_expect_in(bv_error_msg(), "'enc.proj.bias'");
     bv_st_close(&f);
 }
 
@@ -361,14 +302,14 @@ static const char *T = "{\"a.weight\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_
 
 static void test_bad_truncated_length(void **state) {
     uint8_t b[5] = {8, 0, 0, 0, 0};
-    write_bytes(tpath("short.safetensors"), b, 5);
+    bv_test_write_bytes(bv_test_path("short.safetensors"), b, 5);
     bv_st_file f;
-    assert_int_equal(bv_st_open(&f, tpath("short.safetensors")), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), tpath("short.safetensors"));
-    expect_in(bv_error_msg(), "5 bytes");
-    write_bytes(tpath("zero.safetensors"), b, 0);
-    assert_int_equal(bv_st_open(&f, tpath("zero.safetensors")), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), tpath("zero.safetensors"));
+    assert_int_equal(bv_st_open(&f, bv_test_path("short.safetensors")), BV_ERR_FORMAT);
+    bv_test_expect_in(bv_error_msg(), bv_test_path("short.safetensors"));
+    bv_test_expect_in(bv_error_msg(), "5 bytes");
+    bv_test_write_bytes(bv_test_path("zero.safetensors"), b, 0);
+    assert_int_equal(bv_st_open(&f, bv_test_path("zero.safetensors")), BV_ERR_FORMAT);
+    bv_test_expect_in(bv_error_msg(), bv_test_path("zero.safetensors"));
 }
 
 static void test_bad_header_longer_than_file(void **state) {
@@ -500,18 +441,18 @@ static void test_bad_metadata(void **state) {
 
 static void test_open_io_errors(void **state) {
     bv_st_file f;
-    assert_int_equal(bv_st_open(&f, tpath("does-not-exist.safetensors")), BV_ERR_IO);
-    expect_in(bv_error_msg(), tpath("does-not-exist.safetensors"));
-    expect_in(bv_error_msg(), strerror(ENOENT));
-    assert_int_equal(bv_st_open(&f, g_dir), BV_ERR_IO);
-    expect_in(bv_error_msg(), "not a regular file");
+    assert_int_equal(bv_st_open(&f, bv_test_path("does-not-exist.safetensors")), BV_ERR_IO);
+    bv_test_expect_in(bv_error_msg(), bv_test_path("does-not-exist.safetensors"));
+    bv_test_expect_in(bv_error_msg(), strerror(ENOENT));
+    assert_int_equal(bv_st_open(&f, bv_test_dir()), BV_ERR_IO);
+    bv_test_expect_in(bv_error_msg(), "not a regular file");
 }
 
 /* The buffer entry point used by the fuzzer behaves like bv_st_open. */
 static void test_parse_buffer(void **state) {
     float x[2] = {1, 2};
     bv_st_item it = {"x", bv_tensor_make1(x, BV_DTYPE_F32, 2)};
-    const char *p = tpath("buf.safetensors");
+    const char *p = bv_test_path("buf.safetensors");
     assert_int_equal(bv_st_save(p, 1, &it, 0, NULL), BV_OK);
     FILE *fp = fopen(p, "rb");
     uint8_t b[256];
@@ -524,7 +465,7 @@ static void test_parse_buffer(void **state) {
     assert_ptr_equal(f.data, b + n - 8);
     bv_st_close(&f);
     assert_int_equal(bv_st_parse_buffer(&f, "<mem>", b, n - 1), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), "<mem>: tensor 'x'");
+    bv_test_expect_in(bv_error_msg(), "<mem>: tensor 'x'");
     assert_int_equal(bv_st_parse_buffer(&f, "<mem>", NULL, 0), BV_ERR_FORMAT);
 }
 
@@ -534,34 +475,34 @@ static void test_save_failures(void **state) {
     float x[2] = {1, 2};
     bv_st_item it[2] = {{"x", bv_tensor_make1(x, BV_DTYPE_F32, 2)}, {"x", bv_tensor_make1(x, BV_DTYPE_F32, 1)}};
     /* directory does not exist */
-    const char *p = tpath("no/such/dir/out.safetensors");
+    const char *p = bv_test_path("no/such/dir/out.safetensors");
     assert_int_equal(bv_st_save(p, 1, it, 0, NULL), BV_ERR_IO);
-    expect_in(bv_error_msg(), p);
-    expect_in(bv_error_msg(), strerror(ENOENT));
+    bv_test_expect_in(bv_error_msg(), p);
+    bv_test_expect_in(bv_error_msg(), strerror(ENOENT));
     /* destination is a directory: the rename fails, the temporary is removed */
-    const char *dp = tpath("isdir.safetensors");
+    const char *dp = bv_test_path("isdir.safetensors");
     assert_int_equal(mkdir(dp, 0755), 0);
     assert_int_equal(bv_st_save(dp, 1, it, 0, NULL), BV_ERR_IO);
-    expect_in(bv_error_msg(), dp);
-    expect_in(bv_error_msg(), "renam");
-    assert_int_equal(count_temps(), 0);
+    bv_test_expect_in(bv_error_msg(), dp);
+    bv_test_expect_in(bv_error_msg(), "renam");
+    assert_int_equal(bv_test_count_entries(bv_test_dir(), ".tmp."), 0);
     struct stat sb;
     assert_int_equal(stat(dp, &sb), 0);
     assert_true(S_ISDIR(sb.st_mode));
     /* invalid arguments: an existing destination stays as it was */
-    const char *keep = tpath("keep.safetensors");
+    const char *keep = bv_test_path("keep.safetensors");
     assert_int_equal(bv_st_save(keep, 1, it, 0, NULL), BV_OK);
     assert_int_equal(bv_st_save(keep, 2, it, 0, NULL), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "'x' given twice");
+    bv_test_expect_in(bv_error_msg(), "'x' given twice");
     bv_st_item md = {"__metadata__", bv_tensor_make1(x, BV_DTYPE_F32, 2)};
     assert_int_equal(bv_st_save(keep, 1, &md, 0, NULL), BV_ERR_ARG);
     const char *meta[] = {"k", "1", "k", "2"};
     assert_int_equal(bv_st_save(keep, 1, it, 2, meta), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "'k' given twice");
+    bv_test_expect_in(bv_error_msg(), "'k' given twice");
     bv_st_item bad = {"bad\xff", bv_tensor_make1(x, BV_DTYPE_F32, 2)};
     assert_int_equal(bv_st_save(keep, 1, &bad, 0, NULL), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "UTF-8");
-    assert_int_equal(count_temps(), 0);
+    bv_test_expect_in(bv_error_msg(), "UTF-8");
+    assert_int_equal(bv_test_count_entries(bv_test_dir(), ".tmp."), 0);
     bv_st_file f;
     assert_int_equal(bv_st_open(&f, keep), BV_OK);
     assert_int_equal(f.n, 1);

@@ -33,10 +33,6 @@
 #include "data/tfrecord.h"
 #include "testutil.h"
 
-static void expect_in(const char *msg, const char *want) {
-    if (!strstr(msg, want)) fail_msg("message \"%s\" does not mention \"%s\"", msg, want);
-}
-
 /* A fresh empty directory under /tmp (static buffer per slot). */
 static const char *tmp_dir(int slot) {
     static char buf[4][256];
@@ -154,9 +150,9 @@ static void test_instruction_and_target(void **state) {
         seen_dest[tk.dest]++;
         char want[128];
         bv_synth_task_instruction(tk, want, sizeof want);
-        expect_in(want, bv_synth_colour_name(tk.colour));
-        expect_in(want, bv_synth_shape_name(tk.shape));
-        expect_in(want, bv_synth_dest_name(tk.dest));
+        bv_test_expect_in(want, bv_synth_colour_name(tk.colour));
+        bv_test_expect_in(want, bv_synth_shape_name(tk.shape));
+        bv_test_expect_in(want, bv_synth_dest_name(tk.dest));
         for (uint64_t seed = 0; seed < 8; seed++) {
             assert_int_equal(bv_synth_env_reset(env, seed * 1000 + task, task), BV_OK);
             assert_string_equal(bv_synth_env_instruction(env), want);
@@ -198,7 +194,7 @@ static void test_instruction_and_target(void **state) {
     assert_int_equal(bv_synth_env_reset(env, 5, -1), BV_OK);
     assert_true(bv_synth_env_task_id(env) >= 0 && bv_synth_env_task_id(env) < 24);
     assert_int_equal(bv_synth_env_reset(env, 5, 24), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "task id 24");
+    bv_test_expect_in(bv_error_msg(), "task id 24");
     bv_synth_env_free(env);
 }
 
@@ -659,34 +655,34 @@ static void test_bad_options(void **state) {
     bv_synth_opts o = small_opts();
     o.episodes = 0;
     assert_int_equal(bv_synth_opts_check(&o), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "episodes 0");
+    bv_test_expect_in(bv_error_msg(), "episodes 0");
     o = small_opts();
     o.image_size = 8;
     assert_int_equal(bv_synth_opts_check(&o), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "image size 8");
+    bv_test_expect_in(bv_error_msg(), "image size 8");
     o = small_opts();
     o.shards = 9;
     assert_int_equal(bv_synth_opts_check(&o), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "9 shards for 5 episodes");
+    bv_test_expect_in(bv_error_msg(), "9 shards for 5 episodes");
     o = small_opts();
     o.tasks = 25;
     assert_int_equal(bv_synth_opts_check(&o), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "tasks 25");
+    bv_test_expect_in(bv_error_msg(), "tasks 25");
     o = small_opts();
     o.name = "a/b";
     assert_int_equal(bv_synth_opts_check(&o), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "'a/b'");
+    bv_test_expect_in(bv_error_msg(), "'a/b'");
     o = small_opts();
     o.noise = NAN;
     assert_int_equal(bv_synth_opts_check(&o), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "noise");
+    bv_test_expect_in(bv_error_msg(), "noise");
     bv_synth_config cfg;
     bv_synth_config_default(&cfg);
     cfg.pos_scale = 0;
     bv_synth_env *env = (bv_synth_env *)1;
     assert_int_equal(bv_synth_env_init(&env, &cfg), BV_ERR_ARG);
     assert_null(env);
-    expect_in(bv_error_msg(), "pos_scale");
+    bv_test_expect_in(bv_error_msg(), "pos_scale");
     /* an output path that is a file: an error naming it, nothing written */
     o = small_opts();
     const char *f = "/tmp/bv_test_synth_file";
@@ -694,13 +690,13 @@ static void test_bad_options(void **state) {
     assert_non_null(fp);
     fclose(fp);
     assert_int_equal(bv_synth_write_rlds(f, &o, NULL), BV_ERR_IO);
-    expect_in(bv_error_msg(), f);
+    bv_test_expect_in(bv_error_msg(), f);
     unlink(f);
     uint64_t es;
     int task;
     int64_t ep;
     assert_int_equal(bv_synth_parse_file_path("synth:env_seed=1,task=99,episode=0", &es, &task, &ep), BV_ERR_FORMAT);
-    expect_in(bv_error_msg(), "task=99");
+    bv_test_expect_in(bv_error_msg(), "task=99");
     assert_int_equal(bv_synth_parse_file_path("synth:env_seed=18446744073709551615,task=3,episode=7", &es, &task, &ep),
                      BV_OK);
     assert_true(es == UINT64_MAX && task == 3 && ep == 7);
@@ -756,8 +752,8 @@ static void test_cli_errors(void **state) {
         snprintf(args, sizeof args, cases[k].args, out);
         int rc = run_cli(args, err, sizeof err);
         if (rc != 2) fail_msg("bitvla synth %s: exit %d, expected 2 (stderr: %s)", args, rc, err);
-        expect_in(err, cases[k].needle1);
-        if (cases[k].needle2) expect_in(err, cases[k].needle2);
+        bv_test_expect_in(err, cases[k].needle1);
+        if (cases[k].needle2) bv_test_expect_in(err, cases[k].needle2);
     }
     struct stat sb;
     assert_true(stat(out, &sb) != 0); /* nothing created by refused runs */

@@ -18,10 +18,6 @@
 
 /* ---- helpers ---- */
 
-static void expect_in(const char *msg, const char *want) {
-    if (!strstr(msg, want)) fail_msg("message \"%s\" does not mention \"%s\"", msg, want);
-}
-
 /* Random codes: zeros with probability pz, the rest +-1 evenly. */
 static void rand_codes(bv_rng *r, int8_t *c, int64_t n, double pz) {
     for (int64_t i = 0; i < n; i++) {
@@ -290,7 +286,7 @@ static void test_threads(void **state) {
         assert_int_equal(bv_tpack_unpack(f, b2, nb, rows, cols, back, NULL), BV_ERR_FORMAT);
         char want[64];
         snprintf(want, sizeof want, "byte offset %zu has value 255", bad_at);
-        expect_in(bv_error_msg(), want);
+        bv_test_expect_in(bv_error_msg(), want);
         free(b1);
         free(b2);
         free(ref);
@@ -428,7 +424,7 @@ static void test_fixture_tq5(void **state) {
 static void expect_err(bv_status got, bv_status want, const char *const *needles) {
     if (got != want)
         fail_msg("status %s, expected %s (message \"%s\")", bv_status_name(got), bv_status_name(want), bv_error_msg());
-    for (; *needles; needles++) expect_in(bv_error_msg(), *needles);
+    for (; *needles; needles++) bv_test_expect_in(bv_error_msg(), *needles);
 }
 #define EXPECT_ERR(call, want, ...) expect_err((call), (want), (const char *const[]){__VA_ARGS__, NULL})
 

@@ -3,56 +3,16 @@
  * CRC of 25 records), and one test per corruption (data CRC, length CRC, truncation in the header,
  * data and footer) checking status, the file name, record index and byte offset in the message.
  * The writer leaves no temporary file behind, and an aborted writer leaves nothing at all. */
-#include <dirent.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "data/tfrecord.h"
 #include "shared_fixture.h"
 #include "testutil.h"
 
-static char g_dir[256];
+static int setup(void **state) { return bv_test_dir_make("tfr"); }
 
-static const char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
-static int setup(void **state) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/bv_test_tfr_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    DIR *d = opendir(g_dir);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        unlink(tpath(de->d_name));
-    }
-    if (d) closedir(d);
-    rmdir(g_dir);
-    return 0;
-}
-
-static void expect_in(const char *msg, const char *want) {
-    if (!strstr(msg, want)) fail_msg("message \"%s\" does not mention \"%s\"", msg, want);
-}
-
-static int count_entries(void) {
-    DIR *d = opendir(g_dir);
-    assert_non_null(d);
-    int c = 0;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (de->d_name[0] != '.') c++;
-    closedir(d);
-    return c;
-}
+static int teardown(void **state) { return bv_test_dir_remove(); }
 
 static void test_crc32c_vectors(void **state) {
     /* RFC 3720 B.4 and the common check value */
@@ -84,7 +44,7 @@ static void test_crc32c_vectors(void **state) {
 /* Writes records of the given lengths (byte i of record k = k * 31 + i) to name. */
 static void write_records(const char *name, int n, const size_t *lens) {
     bv_tfr_writer w;
-    assert_int_equal(bv_tfr_writer_open(&w, tpath(name)), BV_OK);
+    assert_int_equal(bv_tfr_writer_open(&w, bv_test_path(name)), BV_OK);
     for (int k = 0; k < n; k++) {
         uint8_t *p = malloc(lens[k] + 1);
         for (size_t i = 0; i < lens[k]; i++) p[i] = (uint8_t)(k * 31 + i);
@@ -92,7 +52,7 @@ static void write_records(const char *name, int n, const size_t *lens) {
         free(p);
     }
     /* nothing under the final name until close */
-    assert_int_equal(access(tpath(name), F_OK), -1);
+    assert_int_equal(access(bv_test_path(name), F_OK), -1);
     assert_int_equal(bv_tfr_writer_close(&w), BV_OK);
 }
 
@@ -100,10 +60,10 @@ static void test_round_trip(void **state) {
     size_t lens[] = {5, 0, 1000, 1, 70000};
     int n = (int)BV_ARRAY_LEN(lens);
     write_records("rt.tfrecord", n, lens);
-    assert_int_equal(count_entries(), 1); /* no temporary left */
+    assert_int_equal(bv_test_count_entries(bv_test_dir(), NULL), 1); /* no temporary left */
 
     bv_tfr_reader r;
-    assert_int_equal(bv_tfr_open(&r, tpath("rt.tfrecord")), BV_OK);
+    assert_int_equal(bv_tfr_open(&r, bv_test_path("rt.tfrecord")), BV_OK);
     bv_tfr_buf b = {0};
     bool eof = false;
     uint64_t off = 0;
@@ -125,11 +85,11 @@ static void test_round_trip(void **state) {
     bv_tfr_close(&r);
 
     /* caller buffer: too small leaves the reader on the record */
-    assert_int_equal(bv_tfr_open(&r, tpath("rt.tfrecord")), BV_OK);
+    assert_int_equal(bv_tfr_open(&r, bv_test_path("rt.tfrecord")), BV_OK);
     uint8_t small[4], big[70000];
     size_t len;
     assert_int_equal(bv_tfr_next_into(&r, small, sizeof small, &len, &eof), BV_ERR_ARG);
-    expect_in(bv_error_msg(), "record 0 at byte offset 0 holds 5 bytes");
+    bv_test_expect_in(bv_error_msg(), "record 0 at byte offset 0 holds 5 bytes");
     assert_int_equal(bv_tfr_next_into(&r, big, sizeof big, &len, &eof), BV_OK);
     assert_int_equal(len, 5);
     assert_int_equal(big[4], 4);
@@ -143,25 +103,25 @@ static void test_round_trip(void **state) {
     bv_tfr_buf_free(&b);
 
     int64_t cnt;
-    assert_int_equal(bv_tfr_count(tpath("rt.tfrecord"), &cnt), BV_OK);
+    assert_int_equal(bv_tfr_count(bv_test_path("rt.tfrecord"), &cnt), BV_OK);
     assert_int_equal(cnt, n);
 
     /* an empty file has no records */
     write_records("empty.tfrecord", 0, NULL);
-    assert_int_equal(bv_tfr_count(tpath("empty.tfrecord"), &cnt), BV_OK);
+    assert_int_equal(bv_tfr_count(bv_test_path("empty.tfrecord"), &cnt), BV_OK);
     assert_int_equal(cnt, 0);
 }
 
 static void test_writer_abort(void **state) {
     bv_tfr_writer w;
-    assert_int_equal(bv_tfr_writer_open(&w, tpath("ab.tfrecord")), BV_OK);
+    assert_int_equal(bv_tfr_writer_open(&w, bv_test_path("ab.tfrecord")), BV_OK);
     assert_int_equal(bv_tfr_writer_write(&w, "abc", 3), BV_OK);
-    assert_int_equal(count_entries(), 1); /* the temporary */
+    assert_int_equal(bv_test_count_entries(bv_test_dir(), NULL), 1); /* the temporary */
     bv_tfr_writer_abort(&w);
-    assert_int_equal(count_entries(), 0);
+    assert_int_equal(bv_test_count_entries(bv_test_dir(), NULL), 0);
     /* an unwritable destination names the file */
     assert_int_equal(bv_tfr_writer_open(&w, "/nonexistent_dir_bv/x.tfrecord"), BV_ERR_IO);
-    expect_in(bv_error_msg(), "/nonexistent_dir_bv/x.tfrecord");
+    bv_test_expect_in(bv_error_msg(), "/nonexistent_dir_bv/x.tfrecord");
 }
 
 static uint8_t *slurp(const char *path, size_t *n) {
@@ -187,7 +147,7 @@ static void spit(const char *path, const uint8_t *p, size_t n) {
  * file, "record <idx> at byte offset <off>" and `frag`. */
 static void expect_bad(const char *name, bv_status want, int idx, uint64_t off, const char *frag) {
     bv_tfr_reader r;
-    assert_int_equal(bv_tfr_open(&r, tpath(name)), BV_OK);
+    assert_int_equal(bv_tfr_open(&r, bv_test_path(name)), BV_OK);
     bv_tfr_buf b = {0};
     bool eof = false;
     bv_status st;
@@ -197,11 +157,11 @@ static void expect_bad(const char *name, bv_status want, int idx, uint64_t off, 
     if (getenv("BV_TEST_VERBOSE")) printf("    %s\n", msg);
     if (st != want) fail_msg("%s: status %s after %d records, expected %s", name, bv_status_name(st), k, bv_status_name(want));
     assert_int_equal(k, idx);
-    expect_in(msg, tpath(name));
+    bv_test_expect_in(msg, bv_test_path(name));
     char at[96];
     snprintf(at, sizeof at, "record %d at byte offset %llu", idx, (unsigned long long)off);
-    expect_in(msg, at);
-    expect_in(msg, frag);
+    bv_test_expect_in(msg, at);
+    bv_test_expect_in(msg, frag);
     bv_tfr_buf_free(&b);
     bv_tfr_close(&r);
 }
@@ -210,37 +170,37 @@ static void test_corruption(void **state) {
     size_t lens[] = {10, 20, 30};
     write_records("good.tfrecord", 3, lens);
     size_t n;
-    uint8_t *g = slurp(tpath("good.tfrecord"), &n);
+    uint8_t *g = slurp(bv_test_path("good.tfrecord"), &n);
     assert_int_equal(n, 16 * 3 + 60);
     uint64_t off1 = 16 + 10, off2 = off1 + 16 + 20;
 
     uint8_t *p = malloc(n);
     memcpy(p, g, n);
     p[off1 + 12 + 3] ^= 1; /* a data byte of record 1 */
-    spit(tpath("data_crc.tfrecord"), p, n);
+    spit(bv_test_path("data_crc.tfrecord"), p, n);
     expect_bad("data_crc.tfrecord", BV_ERR_FORMAT, 1, off1, "data CRC mismatch");
 
     memcpy(p, g, n);
     p[off1 + 12 + 20] ^= 0x80; /* the data CRC itself */
-    spit(tpath("data_crc2.tfrecord"), p, n);
+    spit(bv_test_path("data_crc2.tfrecord"), p, n);
     expect_bad("data_crc2.tfrecord", BV_ERR_FORMAT, 1, off1, "data CRC mismatch");
 
     memcpy(p, g, n);
     p[off2 + 0] = 31; /* length of record 2 (its CRC no longer matches) */
-    spit(tpath("len_crc.tfrecord"), p, n);
+    spit(bv_test_path("len_crc.tfrecord"), p, n);
     expect_bad("len_crc.tfrecord", BV_ERR_FORMAT, 2, off2, "length CRC mismatch");
 
     memcpy(p, g, n);
     p[off2 + 8] ^= 0xff; /* the length CRC */
-    spit(tpath("len_crc2.tfrecord"), p, n);
+    spit(bv_test_path("len_crc2.tfrecord"), p, n);
     expect_bad("len_crc2.tfrecord", BV_ERR_FORMAT, 2, off2, "length CRC mismatch");
 
     /* truncated inside the header, the data, and the footer of the last record */
-    spit(tpath("trunc_hdr.tfrecord"), g, off2 + 7);
+    spit(bv_test_path("trunc_hdr.tfrecord"), g, off2 + 7);
     expect_bad("trunc_hdr.tfrecord", BV_ERR_FORMAT, 2, off2, "truncated in the record header (7 of 12");
-    spit(tpath("trunc_data.tfrecord"), g, off2 + 12 + 5);
+    spit(bv_test_path("trunc_data.tfrecord"), g, off2 + 12 + 5);
     expect_bad("trunc_data.tfrecord", BV_ERR_FORMAT, 2, off2, "claims 30 data bytes");
-    spit(tpath("trunc_foot.tfrecord"), g, n - 1);
+    spit(bv_test_path("trunc_foot.tfrecord"), g, n - 1);
     expect_bad("trunc_foot.tfrecord", BV_ERR_FORMAT, 2, off2, "truncated");
 
     /* a huge claimed length with a valid CRC must not allocate: truncated */
@@ -249,17 +209,17 @@ static void test_corruption(void **state) {
     memcpy(p + off1, &huge, 8);
     uint32_t c = bv_crc32c_masked(p + off1, 8);
     memcpy(p + off1 + 8, &c, 4);
-    spit(tpath("huge.tfrecord"), p, n);
+    spit(bv_test_path("huge.tfrecord"), p, n);
     expect_bad("huge.tfrecord", BV_ERR_FORMAT, 1, off1, "claims 1152921504606846976 data bytes");
 
     /* not a TFRecord at all */
-    spit(tpath("text.tfrecord"), (const uint8_t *)"hello, this is not a tfrecord file\n", 35);
+    spit(bv_test_path("text.tfrecord"), (const uint8_t *)"hello, this is not a tfrecord file\n", 35);
     expect_bad("text.tfrecord", BV_ERR_FORMAT, 0, 0, "length CRC mismatch");
 
     /* missing file */
     bv_tfr_reader r;
-    assert_int_equal(bv_tfr_open(&r, tpath("missing.tfrecord")), BV_ERR_IO);
-    expect_in(bv_error_msg(), tpath("missing.tfrecord"));
+    assert_int_equal(bv_tfr_open(&r, bv_test_path("missing.tfrecord")), BV_ERR_IO);
+    bv_test_expect_in(bv_error_msg(), bv_test_path("missing.tfrecord"));
     bv_tfr_close(&r);
     free(p);
     free(g);
@@ -276,7 +236,7 @@ static void test_bridge_fixture(void **state) {
     bv_tfr_reader r;
     bv_tfr_writer w;
     assert_int_equal(bv_tfr_open(&r, path), BV_OK);
-    assert_int_equal(bv_tfr_writer_open(&w, tpath("copy.tfrecord")), BV_OK);
+    assert_int_equal(bv_tfr_writer_open(&w, bv_test_path("copy.tfrecord")), BV_OK);
     bv_tfr_buf b = {0};
     bool eof;
     while (bv_tfr_next(&r, &b, &eof) == BV_OK && !eof) assert_int_equal(bv_tfr_writer_write(&w, b.data, b.len), BV_OK);
@@ -285,7 +245,7 @@ static void test_bridge_fixture(void **state) {
     bv_tfr_close(&r);
     bv_tfr_buf_free(&b);
     size_t n1, n2;
-    uint8_t *a = slurp(path, &n1), *c = slurp(tpath("copy.tfrecord"), &n2);
+    uint8_t *a = slurp(path, &n1), *c = slurp(bv_test_path("copy.tfrecord"), &n2);
     assert_int_equal(n1, n2);
     assert_memory_equal(a, c, n1);
     free(a);

@@ -148,7 +148,8 @@ static const char *k_llama_added =
     "{\"id\":312,\"content\":\"<|a|>\",\"special\":true,\"normalized\":false},"
     "{\"id\":313,\"content\":\"<|a|>b\",\"special\":false,\"normalized\":false},"
     "{\"id\":314,\"content\":\"<mask>\",\"special\":true,\"normalized\":false,\"lstrip\":true},"
-    "{\"id\":315,\"content\":\"[R]\",\"special\":false,\"normalized\":true,\"rstrip\":true}";
+    "{\"id\":315,\"content\":\"[R]\",\"special\":false,\"normalized\":true,\"rstrip\":true},"
+    "{\"id\":316,\"content\":\"sw\",\"special\":false,\"normalized\":false,\"single_word\":true}";
 
 /* ---- helpers ---- */
 
@@ -305,12 +306,17 @@ static void test_added_tokens(void **state) {
     EXPECT_IDS(t, "<|a|>c", 0, 312, 'c');
     EXPECT_IDS(t, "a  <mask> b", 0, 'a', 314, ' ', 'b'); /* lstrip swallows the spaces before */
     EXPECT_IDS(t, "a [R]  b", 0, 'a', ' ', 315, 'b');   /* rstrip swallows the spaces after */
+    EXPECT_IDS(t, "sw", 0, 316);                     /* single_word: only away from letters and digits */
+    EXPECT_IDS(t, "a sw!", 0, 'a', ' ', 316, '!');
+    EXPECT_IDS(t, "swa", 0, 's', 'w', 'a');
+    EXPECT_IDS(t, "_sw", 0, '_', 's', 'w');          /* '_' is a word character (Rust's \w) */
+    EXPECT_IDS(t, "\xC3\xA9sw", 0, 0xC3, 0xA9, 's', 'w');
     EXPECT_IDS(t, "hello <|begin_of_text|> hello", 0, mid("hell", "o"), ' ', 300, ' ', mid("hell", "o"));
     assert_int_equal(bv_tok_token_id(t, "<|eot_id|>"), 309);
     assert_int_equal(bv_tok_token_id(t, "hello"), mid("hell", "o"));
     assert_int_equal(bv_tok_token_id(t, "nope"), -1);
     assert_int_equal(bv_tok_bos_id(t), 300);
-    assert_int_equal(bv_tok_vocab_size(t), 316);
+    assert_int_equal(bv_tok_vocab_size(t), 317);
     bv_tok_free(t);
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../common.h"
+#include "simd_math.h"
 
 /* The sweeps are built for AVX-512, AVX2 and the baseline on x86-64 with GCC and picked at load
  * time. Every variant does the same fp32 operations per element (no reassociation), so results
@@ -20,31 +21,19 @@
 #define MAGIC 12582912.0f
 #define MAGIC_BITS 0x4B400000
 
-static inline int32_t f2bits(float f) {
-    int32_t i;
-    memcpy(&i, &f, 4);
-    return i;
-}
-
-static inline float bits2f(int32_t i) {
-    float f;
-    memcpy(&f, &i, 4);
-    return f;
-}
-
 /* clamp(round(v), lo, hi) for integer lo <= hi (= round(clamp(v, lo, hi))), keeping the sign of
  * zero as torch.round does, NaN passing through. *code gets the integer (junk for NaN). */
 static inline float round_clamp(float v, float lo, float hi, int32_t *code) {
     /* the clamps as bit blends: a float ?: is control flow that -O2 (with the default
      * -ftrapping-math) does not if-convert, which would keep the loop scalar */
     int32_t below = -(int32_t)(v < lo), above = -(int32_t)(v > hi);
-    int32_t cb = (f2bits(v) & ~(below | above)) | (f2bits(lo) & below) | (f2bits(hi) & above);
-    float c = bits2f(cb);
+    int32_t cb = (bv_f2i_bits_(v) & ~(below | above)) | (bv_f2i_bits_(lo) & below) | (bv_f2i_bits_(hi) & above);
+    float c = bv_i2f_bits_(cb);
     float t = c + MAGIC;
-    *code = f2bits(t) - MAGIC_BITS;
+    *code = bv_f2i_bits_(t) - MAGIC_BITS;
     float r = t - MAGIC;
     /* copysign(r, v) as bit operations: r is +0 for -0.5 <= v <= -0 */
-    return bits2f((f2bits(r) & 0x7fffffff) | (f2bits(v) & (int32_t)0x80000000));
+    return bv_i2f_bits_((bv_f2i_bits_(r) & 0x7fffffff) | (bv_f2i_bits_(v) & (int32_t)0x80000000));
 }
 
 /* ---- weights ---- */
@@ -80,28 +69,28 @@ float bv_k_absmean(const float *w, int64_t n) {
     return (float)(sum / (double)n);
 }
 
+/* Ternary rounding needs no rounding instruction: with v = w*s, clamp(round(v), -1, 1) is
+ * (v > 0.5) - (v < -0.5) (ties +-0.5 go to the even 0, +-1.5 to +-2 and then +-1), and its value
+ * keeps the sign of v, zero included. code / s is then |code| * fl(1/s) with v's sign: for codes
+ * in {-1, 0, 1} that equals the fp32 division exactly, and a NaN or infinite mean|W| still makes
+ * every element NaN through fl(1/s) (0 * inf) as it does in PyTorch. */
 BV_QUANT_CLONES static void wquant_sweep(int8_t *codes, float *wq, const float *w, int64_t n, float s, float inv) {
-    /* wq = code / s: for code in {-1, -0, 0, 1} that is exactly code * fl(1/s) */
-    if (codes && wq) {
+    if (wq) {
+        const int32_t one = bv_f2i_bits_(inv) & 0x7fffffff, zero = bv_f2i_bits_(0.0f * inv) & 0x7fffffff;
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            int32_t c;
-            float r = round_clamp(w[i] * s, -1.0f, 1.0f, &c);
-            codes[i] = (int8_t)c;
-            wq[i] = r * inv;
+            float v = w[i] * s;
+            int32_t nz = -(int32_t)((v > 0.5f) | (v < -0.5f)); /* bit blends: no control flow */
+            wq[i] = bv_i2f_bits_((one & nz) | (zero & ~nz) | (bv_f2i_bits_(v) & (int32_t)0x80000000));
         }
-    } else if (wq) {
+    }
+    /* codes in a second loop over the same (L2-resident) chunk: int8 stores in the float loop make
+     * GCC pick 16-byte vectors for everything and spill (2x slower) */
+    if (codes) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            int32_t c;
-            wq[i] = round_clamp(w[i] * s, -1.0f, 1.0f, &c) * inv;
-        }
-    } else if (codes) {
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            int32_t c;
-            (void)round_clamp(w[i] * s, -1.0f, 1.0f, &c);
-            codes[i] = (int8_t)c;
+            float v = w[i] * s;
+            codes[i] = (int8_t)((v > 0.5f) - (v < -0.5f));
         }
     }
 }

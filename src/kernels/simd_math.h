@@ -9,6 +9,9 @@
  * (below the smallest normal result, including -inf) gives exactly 0; NaN gives NaN; x > 88
  * gives exp(88).
  * Must not: be used where denormal results matter.
+ *
+ * bv_f2i_bits_ / bv_i2f_bits_: the bits of a float as int32_t and back (memcpy, no aliasing UB),
+ * for branch-free selects and the 1.5*2^23 rounding trick (also used by kernels/bitlinear.c).
  */
 #ifndef BV_KERNELS_SIMD_MATH_H
 #define BV_KERNELS_SIMD_MATH_H

@@ -155,12 +155,6 @@ static bv_status check_unknown(const pctx *p, json_t *obj, const char *const *kn
     return BV_OK;
 }
 
-#define TRY(x)                                                                                                         \
-    do {                                                                                                               \
-        bv_status st_ = (x);                                                                                           \
-        if (st_ != BV_OK) return st_;                                                                                  \
-    } while (0)
-
 static bv_status parse_vision(const pctx *p0, json_t *o, bv_vision_config *v) {
     pctx p = *p0;
     p.section = "vision_config.";
@@ -169,18 +163,18 @@ static bv_status parse_vision(const pctx *p0, json_t *o, bv_vision_config *v) {
                                   "patch_size", "image_size", "num_channels", "layer_norm_eps", "hidden_act",
                                   "vit_weight_bits", "vit_act_bits", "model_type", "attention_dropout",
                                   "torch_dtype", "projection_dim", "vision_use_head"};
-    TRY(check_unknown(&p, o, known, BV_ARRAY_LEN(known)));
-    TRY(get_i32(&p, o, "hidden_size", true, 1, 1 << 16, &v->hidden_size));
-    TRY(get_i32(&p, o, "intermediate_size", true, 1, 1 << 18, &v->intermediate_size));
-    TRY(get_i32(&p, o, "num_hidden_layers", true, 1, 1024, &v->num_hidden_layers));
-    TRY(get_i32(&p, o, "num_attention_heads", true, 1, 1024, &v->num_attention_heads));
-    TRY(get_i32(&p, o, "patch_size", true, 1, 1024, &v->patch_size));
-    TRY(get_i32(&p, o, "image_size", true, 1, 1 << 14, &v->image_size));
-    TRY(get_i32(&p, o, "num_channels", false, 1, 16, &v->num_channels));
-    TRY(get_real(&p, o, "layer_norm_eps", 0, 1, &v->layer_norm_eps));
-    TRY(get_act(&p, o, "hidden_act", &v->hidden_act));
-    TRY(get_i32(&p, o, "vit_weight_bits", false, 1, 32, &v->weight_bits));
-    TRY(get_i32(&p, o, "vit_act_bits", false, 1, 32, &v->act_bits));
+    BV_TRY(check_unknown(&p, o, known, BV_ARRAY_LEN(known)));
+    BV_TRY(get_i32(&p, o, "hidden_size", true, 1, 1 << 16, &v->hidden_size));
+    BV_TRY(get_i32(&p, o, "intermediate_size", true, 1, 1 << 18, &v->intermediate_size));
+    BV_TRY(get_i32(&p, o, "num_hidden_layers", true, 1, 1024, &v->num_hidden_layers));
+    BV_TRY(get_i32(&p, o, "num_attention_heads", true, 1, 1024, &v->num_attention_heads));
+    BV_TRY(get_i32(&p, o, "patch_size", true, 1, 1024, &v->patch_size));
+    BV_TRY(get_i32(&p, o, "image_size", true, 1, 1 << 14, &v->image_size));
+    BV_TRY(get_i32(&p, o, "num_channels", false, 1, 16, &v->num_channels));
+    BV_TRY(get_real(&p, o, "layer_norm_eps", 0, 1, &v->layer_norm_eps));
+    BV_TRY(get_act(&p, o, "hidden_act", &v->hidden_act));
+    BV_TRY(get_i32(&p, o, "vit_weight_bits", false, 1, 32, &v->weight_bits));
+    BV_TRY(get_i32(&p, o, "vit_act_bits", false, 1, 32, &v->act_bits));
     return BV_OK;
 }
 
@@ -194,19 +188,19 @@ static bv_status parse_text(const pctx *p0, json_t *o, bv_text_config *t) {
                                   "torch_dtype", "bos_token_id", "eos_token_id", "pad_token_id", "attention_bias",
                                   "attention_dropout", "initializer_range", "use_cache", "rope_scaling",
                                   "quantization_config", "architectures", "head_dim"};
-    TRY(check_unknown(&p, o, known, BV_ARRAY_LEN(known)));
-    TRY(get_i32(&p, o, "hidden_size", true, 1, 1 << 16, &t->hidden_size));
-    TRY(get_i32(&p, o, "intermediate_size", true, 1, 1 << 18, &t->intermediate_size));
-    TRY(get_i32(&p, o, "num_hidden_layers", true, 1, 1024, &t->num_hidden_layers));
-    TRY(get_i32(&p, o, "num_attention_heads", true, 1, 1024, &t->num_attention_heads));
+    BV_TRY(check_unknown(&p, o, known, BV_ARRAY_LEN(known)));
+    BV_TRY(get_i32(&p, o, "hidden_size", true, 1, 1 << 16, &t->hidden_size));
+    BV_TRY(get_i32(&p, o, "intermediate_size", true, 1, 1 << 18, &t->intermediate_size));
+    BV_TRY(get_i32(&p, o, "num_hidden_layers", true, 1, 1024, &t->num_hidden_layers));
+    BV_TRY(get_i32(&p, o, "num_attention_heads", true, 1, 1024, &t->num_attention_heads));
     t->num_key_value_heads = t->num_attention_heads; /* HF default: no grouping */
-    TRY(get_i32(&p, o, "num_key_value_heads", false, 1, 1024, &t->num_key_value_heads));
-    TRY(get_real(&p, o, "rope_theta", 0, 1e12, &t->rope_theta));
-    TRY(get_real(&p, o, "rms_norm_eps", 0, 1, &t->rms_norm_eps));
-    TRY(get_int(&p, o, "vocab_size", true, 1, (int64_t)1 << 31, &t->vocab_size));
-    TRY(get_bool(&p, o, "tie_word_embeddings", &t->tie_word_embeddings));
-    TRY(get_i32(&p, o, "max_position_embeddings", false, 1, 1 << 24, &t->max_position_embeddings));
-    TRY(get_act(&p, o, "hidden_act", &t->hidden_act));
+    BV_TRY(get_i32(&p, o, "num_key_value_heads", false, 1, 1024, &t->num_key_value_heads));
+    BV_TRY(get_real(&p, o, "rope_theta", 0, 1e12, &t->rope_theta));
+    BV_TRY(get_real(&p, o, "rms_norm_eps", 0, 1, &t->rms_norm_eps));
+    BV_TRY(get_int(&p, o, "vocab_size", true, 1, (int64_t)1 << 31, &t->vocab_size));
+    BV_TRY(get_bool(&p, o, "tie_word_embeddings", &t->tie_word_embeddings));
+    BV_TRY(get_i32(&p, o, "max_position_embeddings", false, 1, 1 << 24, &t->max_position_embeddings));
+    BV_TRY(get_act(&p, o, "hidden_act", &t->hidden_act));
     json_t *hd = json_object_get(o, "head_dim");
     if (hd && (!json_is_integer(hd) || t->num_attention_heads * json_integer_value(hd) != t->hidden_size))
         return bv_error_set(BV_ERR_UNSUPPORTED, "%s: 'text_config.head_dim' must equal hidden_size / num_attention_heads",

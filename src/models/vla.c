@@ -78,25 +78,19 @@ static bv_status check_finite(const char *label, const char *name, const bv_tens
     return BV_OK;
 }
 
-#define TRY(x)                                                                                                         \
-    do {                                                                                                               \
-        bv_status st_ = (x);                                                                                           \
-        if (st_ != BV_OK) return st_;                                                                                  \
-    } while (0)
-
 bv_status bv_vla_batch_check(const bv_vla *m, const bv_vla_batch *b, bv_vla_mode mode, const char *label) {
     const bv_vla_config *c = &m->cfg;
     if (!b->input_ids) return bv_error_set(BV_ERR_SHAPE, "%s: missing tensor 'input_ids' (I64 [B, T])", label);
     if (!b->attention_mask)
         return bv_error_set(BV_ERR_SHAPE, "%s: missing tensor 'attention_mask' (U8 [B, T])", label);
     int64_t any2[2] = {-1, -1};
-    TRY(check_tensor(label, "input_ids", b->input_ids, BV_DTYPE_I64, 2, any2));
+    BV_TRY(check_tensor(label, "input_ids", b->input_ids, BV_DTYPE_I64, 2, any2));
     const int64_t B = b->input_ids->shape[0], T = b->input_ids->shape[1], BT[2] = {B, T};
     if (B < 1 || T < 1)
         return bv_error_set(BV_ERR_SHAPE, "%s: tensor 'input_ids': empty batch [%lld, %lld]", label, (long long)B,
                             (long long)T);
-    TRY(check_tensor(label, "attention_mask", b->attention_mask, BV_DTYPE_U8, 2, BT));
-    TRY(check_01(label, "attention_mask", b->attention_mask));
+    BV_TRY(check_tensor(label, "attention_mask", b->attention_mask, BV_DTYPE_U8, 2, BT));
+    BV_TRY(check_01(label, "attention_mask", b->attention_mask));
     const int64_t *ids = bv_tensor_ptr(b->input_ids);
     const uint8_t *am = bv_tensor_ptr(b->attention_mask);
     for (int64_t i = 0; i < B * T; i++)
@@ -115,11 +109,11 @@ bv_status bv_vla_batch_check(const bv_vla *m, const bv_vla_batch *b, bv_vla_mode
             return bv_error_set(BV_ERR_ARG, "%s: 'pixel_values' given but the model has no vision tower and connector",
                                 label);
         int64_t ps[5] = {B, -1, c->vision.num_channels, c->vision.image_size, c->vision.image_size};
-        TRY(check_tensor(label, "pixel_values", b->pixel_values, BV_DTYPE_F32, 5, ps));
+        BV_TRY(check_tensor(label, "pixel_values", b->pixel_values, BV_DTYPE_F32, 5, ps));
         n_img = b->pixel_values->shape[1];
         if (n_img < 1)
             return bv_error_set(BV_ERR_SHAPE, "%s: tensor 'pixel_values': no images (dimension 1 is 0)", label);
-        TRY(check_finite(label, "pixel_values", b->pixel_values));
+        BV_TRY(check_finite(label, "pixel_values", b->pixel_values));
     }
     for (int64_t r = 0; r < B; r++) {
         int64_t n = 0;
@@ -146,8 +140,8 @@ bv_status bv_vla_batch_check(const bv_vla *m, const bv_vla_batch *b, bv_vla_mode
         if (!(m->parts & BV_VLA_PROPRIO))
             return bv_error_set(BV_ERR_ARG, "%s: 'proprio' given but the model has no proprio projector", label);
         int64_t ps[2] = {B, c->proprio_dim};
-        TRY(check_tensor(label, "proprio", b->proprio, BV_DTYPE_F32, 2, ps));
-        TRY(check_finite(label, "proprio", b->proprio));
+        BV_TRY(check_tensor(label, "proprio", b->proprio, BV_DTYPE_F32, 2, ps));
+        BV_TRY(check_finite(label, "proprio", b->proprio));
     }
     for (int64_t r = 0; r < B; r++) {
         int64_t n = 0;
@@ -171,8 +165,8 @@ bv_status bv_vla_batch_check(const bv_vla *m, const bv_vla_batch *b, bv_vla_mode
         if (!b->action_mask)
             return bv_error_set(BV_ERR_SHAPE, "%s: missing tensor 'action_mask' (U8 [B, T], 1 at the action tokens)",
                                 label);
-        TRY(check_tensor(label, "action_mask", b->action_mask, BV_DTYPE_U8, 2, BT));
-        TRY(check_01(label, "action_mask", b->action_mask));
+        BV_TRY(check_tensor(label, "action_mask", b->action_mask, BV_DTYPE_U8, 2, BT));
+        BV_TRY(check_01(label, "action_mask", b->action_mask));
         const uint8_t *a = bv_tensor_ptr(b->action_mask);
         const int64_t A = bv_config_action_tokens(c);
         for (int64_t r = 0; r < B; r++) {
@@ -204,15 +198,15 @@ bv_status bv_vla_batch_check(const bv_vla *m, const bv_vla_batch *b, bv_vla_mode
         }
         if (b->actions) {
             int64_t as[3] = {B, c->num_actions_chunk, c->action_dim};
-            TRY(check_tensor(label, "actions", b->actions, BV_DTYPE_F32, 3, as));
-            TRY(check_finite(label, "actions", b->actions));
+            BV_TRY(check_tensor(label, "actions", b->actions, BV_DTYPE_F32, 3, as));
+            BV_TRY(check_finite(label, "actions", b->actions));
         }
     } else {
         if (b->action_mask || b->actions)
             return bv_error_set(BV_ERR_SHAPE, "%s: tensor '%s' is for action mode, not LM mode", label,
                                 b->action_mask ? "action_mask" : "actions");
         if (b->labels) {
-            TRY(check_tensor(label, "labels", b->labels, BV_DTYPE_I64, 2, BT));
+            BV_TRY(check_tensor(label, "labels", b->labels, BV_DTYPE_I64, 2, BT));
             if (T < 2)
                 return bv_error_set(BV_ERR_SHAPE, "%s: tensor 'labels': sequences of length %lld have no next token to "
                                     "predict (need T >= 2)", label, (long long)T);

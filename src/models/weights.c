@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../atomic_file.h"
 #include "../safetensors.h"
 
 const char *bv_weights_layout_name(bv_weights_layout l) {
@@ -406,28 +407,6 @@ bv_status bv_weights_has_prefix(const char *path, const bv_weights_opts *opts, c
 
 /* ---- save ---- */
 
-static bv_status write_text_atomic(const char *path, const char *text) {
-    size_t tl = strlen(path) + 32;
-    char *tmp = bv_xmalloc(tl);
-    snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
-    bv_status st = BV_OK;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        st = bv_error_set(BV_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    size_t n = strlen(text);
-    if (fwrite(text, 1, n, fp) != n || fflush(fp) != 0 || fsync(fileno(fp)) != 0)
-        st = bv_error_set(BV_ERR_IO, "%s: writing %s failed: %s", path, tmp, strerror(errno));
-    if (fclose(fp) != 0 && !st) st = bv_error_set(BV_ERR_IO, "%s: closing %s failed: %s", path, tmp, strerror(errno));
-    if (!st && rename(tmp, path) != 0)
-        st = bv_error_set(BV_ERR_IO, "%s: renaming %s to it failed: %s", path, tmp, strerror(errno));
-    if (st) unlink(tmp);
-    free(tmp);
-    return st;
-}
-
 /* Write parameters [i0, i1) of p to path as dt. */
 static bv_status save_range(const bv_params *p, int i0, int i1, const char *path, bv_dtype dt) {
     int n = i1 - i0;
@@ -502,7 +481,7 @@ bv_status bv_weights_save(const bv_params *p, const char *path, bv_dtype dt, uin
     if (!st) {
         json_t *root = json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)total, "weight_map", wm);
         char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        st = write_text_atomic(idx, text);
+        st = bv_atomic_write_file(idx, text, strlen(text));
         free(text);
         json_decref(root);
         if (!st && is_file(path)) unlink(path); /* a stale single-file form */

@@ -12,6 +12,7 @@
 #     <proprio_pad> 128011, <action_0> 128012 .. <action_255> 128267, vocab 128268; the written file
 #     gives identical ids in both encoders
 #  6. a tiny tokenizer trained by `bitvla tokenizer train`: both encoders load it and agree with us
+#  7. added-token options (single_word, lstrip, rstrip, normalized) on that tokenizer: HF's Rust
 set -euo pipefail
 bin=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
@@ -88,6 +89,21 @@ check node "$cmp_js" ids "$tmp/bv.jsonl" "$tmp/ours6.jsonl" "$tmp/hf6.jsonl" "HF
 check node "$cmp_js" ids "$tmp/bv.jsonl" "$tmp/ours6.jsonl" "$tmp/lenml6.jsonl" "transformers.js, tiny tokenizer"
 "$bin" tokenize --tokenizer "$tmp/tiny.json" --decode --jsonl "$tmp/ours6.jsonl" >"$tmp/decoded6.jsonl"
 check node "$cmp_js" text "$tmp/bv.jsonl" "$tmp/decoded6.jsonl" "<|begin_of_text|>"
+
+step "7. added-token options"
+node -e 'const fs = require("fs"); const t = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+  let n = 0; for (const a of t.added_tokens) n = Math.max(n, a.id + 1);
+  const add = (content, o) => t.added_tokens.push(Object.assign({id: n++, content, single_word: false, lstrip: false,
+    rstrip: false, normalized: false, special: false}, o));
+  add("sw", {single_word: true}); add("<mask>", {lstrip: true, special: true}); add("[R]", {rstrip: true, normalized: true});
+  add("[R]x", {}); add("ab", {normalized: true}); add("abc", {});
+  fs.writeFileSync(process.argv[2], JSON.stringify(t));' "$tmp/tiny.json" "$tmp/tiny7.json"
+printf '%s\n' '"sw"' '"a sw!"' '"swa"' '"\u00e9sw"' '"sw1"' '"1sw"' '"_sw_"' '"\u0301sw"' '"\u2178sw"' '"sw sw sw"' \
+  '"a  <mask> b"' '"<mask>"' '"  <mask>"' '"x\u3000<mask>"' '"a\u00a0<mask>"' '"a [R]  b"' '"[R]\n\nz"' '"[R]x y"' \
+  '"[R]xx"' '"abcd"' '"xabcx"' '"ab"' >"$tmp/opts.jsonl"
+"$bin" tokenize --tokenizer "$tmp/tiny7.json" --no-special --jsonl "$tmp/opts.jsonl" >"$tmp/ours7.jsonl"
+node "$ref" --impl hf --modules "$mods" --tokenizer "$tmp/tiny7.json" --in "$tmp/opts.jsonl" >"$tmp/hf7.jsonl"
+check node "$cmp_js" ids "$tmp/opts.jsonl" "$tmp/ours7.jsonl" "$tmp/hf7.jsonl" "HF tokenizers (Rust), added-token options"
 
 if [[ $fail -ne 0 ]]; then
   echo "tokenizer parity: FAILED"

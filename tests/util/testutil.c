@@ -1,9 +1,11 @@
 #include "testutil.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -155,6 +157,68 @@ void bv_test_expect_abort(const char *what, void (*fn)(void), const char *n1, co
         fail_msg("%s: expected an abort (SIGABRT), child status %d; stderr: %s", what, status, buf);
     if (!strstr(buf, n1) || (n2 && !strstr(buf, n2)))
         fail_msg("%s: message lacks '%s'%s%s: %s", what, n1, n2 ? " / " : "", n2 ? n2 : "", buf);
+}
+
+void bv_test_expect_in(const char *msg, const char *want) {
+    if (!strstr(msg, want)) fail_msg("message \"%s\" does not mention \"%s\"", msg, want);
+}
+
+static char g_test_dir[256];
+
+int bv_test_dir_make(const char *tag) {
+    snprintf(g_test_dir, sizeof g_test_dir, "/tmp/bv_test_%s_XXXXXX", tag);
+    return mkdtemp(g_test_dir) ? 0 : -1;
+}
+
+int bv_test_dir_remove(void) {
+    bv_test_rm_tree(g_test_dir);
+    return 0;
+}
+
+const char *bv_test_dir(void) { return g_test_dir; }
+
+const char *bv_test_path(const char *name) {
+    static char buf[8][600];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g_test_dir, name);
+    return buf[k];
+}
+
+void bv_test_rm_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char p[1024];
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        struct stat sb;
+        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+            bv_test_rm_tree(p);
+        else
+            unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+int bv_test_count_entries(const char *dir, const char *substr) {
+    DIR *d = opendir(dir);
+    if (!d) fail_msg("cannot read directory %s", dir);
+    int c = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.' && (!substr || strstr(de->d_name, substr))) c++;
+    closedir(d);
+    return c;
+}
+
+void bv_test_write_bytes(const char *path, const void *p, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp) fail_msg("cannot create %s", path);
+    if (n) assert_int_equal(fwrite(p, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
 }
 
 const char *bv_fixture_path(const char *name) {

@@ -61,6 +61,25 @@ int64_t *bv_test_rand_ids(bv_rng *r, int64_t n, int64_t hi);
  * (SIGABRT) and its stderr contains n1 and, if not NULL, n2. For BV_ASSERT messages. */
 void bv_test_expect_abort(const char *what, void (*fn)(void), const char *n1, const char *n2);
 
+/* Fails the test unless `msg` contains `want` (for error messages). */
+void bv_test_expect_in(const char *msg, const char *want);
+
+/* A fresh directory for a test program's files: /tmp/bv_test_<tag>_XXXXXX. bv_test_dir_make
+ * returns 0, or -1 when it cannot be created, and bv_test_dir_remove (which deletes it and
+ * everything under it) returns 0, so both can be the body of a CMocka setup/teardown. One such
+ * directory per program at a time; bv_test_dir() is its path. */
+int bv_test_dir_make(const char *tag);
+int bv_test_dir_remove(void);
+const char *bv_test_dir(void);
+/* "<bv_test_dir()>/<name>", in one of 8 rotating static buffers. */
+const char *bv_test_path(const char *name);
+/* Delete dir and everything under it (symbolic links are removed, not followed). */
+void bv_test_rm_tree(const char *dir);
+/* Entries of dir whose name does not start with '.' and contains `substr` (every one when NULL). */
+int bv_test_count_entries(const char *dir, const char *substr);
+/* Create (or truncate) `path` holding the n bytes at p; fails the test on any error. */
+void bv_test_write_bytes(const char *path, const void *p, size_t n);
+
 /* A committed PyTorch fixture (tests/fixtures/NAME.safetensors, made by tests/gen/gen_*.py).
  * bv_fx_get returns tensor `name` converted to dtype dt; its memory lives until bv_fx_close.
  * A missing file or tensor fails the test with a message naming the generator to rerun. */
