@@ -10,7 +10,7 @@ int bv_cmd_bench(int argc, char **argv) {
                "  matmul   the matmul path (linear, batched matmul) vs raw cblas_sgemm on the same shapes\n"
                "  encoder  a full-precision SigLIP-so400m encoder layer forward+backward (B=2, T=256)\n"
                "  fullsize bitvla-2b model code: the 26-layer W1.58A8 vision tower on 2 images and one BitNet\n"
-               "           layer at T=600, forward+backward [--part tower|llm|all] (default --reps 3; ~7 GB, minutes)\n\n"
+               "           layer at T=600, forward+backward [--part tower|llm|all] (default --reps 3; ~8 GB, minutes)\n\n"
                "Prints figures; scripts/bench runs these beside the PyTorch peer and prints ratios.\n");
         return argc < 2 ? 2 : 0;
     }
