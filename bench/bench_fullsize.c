@@ -261,6 +261,14 @@ int bv_bench_fullsize(int argc, char **argv) {
                 MAX_REPS);
         return 2;
     }
+    if (o.json) { /* fail before minutes of work, not after */
+        FILE *f = fopen(o.json, "a");
+        if (!f || fclose(f) != 0) {
+            fprintf(stderr, "bitvla bench fullsize: --json: cannot open '%s' for appending: %s\n", o.json,
+                    strerror(errno));
+            return 2;
+        }
+    }
     bv_vla_config cfg;
     if (bv_config_preset("bitvla-2b", &cfg) != BV_OK) {
         fprintf(stderr, "bitvla bench fullsize: %s\n", bv_error_msg());
