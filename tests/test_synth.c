@@ -624,6 +624,58 @@ static void test_convert_with_libero_schema(void **state) {
     }
     assert_true(closed > 0);
     free(a);
+
+    /* exact round trip synth -> RLDS -> shard: re-record each episode the way bv_synth_write_rlds
+     * does and compare every action (dims 0-5 as recorded, the gripper through OFT's LIBERO
+     * transform), every proprio row (= the state) and every stored JPEG, byte for byte */
+    bv_synth_config cfg;
+    bv_synth_config_default(&cfg);
+    cfg.image_size = o.image_size;
+    bv_synth_env *env = NULL;
+    assert_int_equal(bv_synth_env_init(&env, &cfg), BV_OK);
+    const int n_tasks = o.tasks ? o.tasks : bv_synth_num_tasks();
+    uint8_t *jb = NULL;
+    size_t jcap = 0, jlen = 0;
+    for (int64_t i = 0; i < sh.n_episodes; i++) {
+        bv_synth_episode ep;
+        memset(&ep, 0, sizeof ep);
+        for (int att = 0; att < o.max_attempts; att++) {
+            bv_synth_episode_free(&ep);
+            assert_int_equal(bv_synth_episode_record(env, bv_synth_episode_seed(o.seed, i, att), (int)(i % n_tasks),
+                                                     o.noise, o.jpeg_quality, &ep),
+                             BV_OK);
+            if (ep.success) break;
+        }
+        int64_t s0 = sh.episode_offsets[i], T = sh.episode_offsets[i + 1] - s0;
+        assert_int_equal(T, ep.T);
+        float *act = bv_xmalloc((size_t)T * 7 * sizeof(float)), *pro = bv_xmalloc((size_t)T * 8 * sizeof(float));
+        if (bv_shard_read_action(&sh, s0, T, act) || bv_shard_read_proprio(&sh, s0, T, pro))
+            fail_msg("%s", bv_error_msg());
+        for (int64_t t = 0; t < T; t++) {
+            for (int d = 0; d < 7; d++) {
+                float a0 = ep.action[7 * t + d];
+                float want = d < 6 ? a0 : 1.0f - fminf(fmaxf(a0, 0.0f), 1.0f);
+                if (act[7 * t + d] != want)
+                    fail_msg("episode %lld step %lld action[%d]: shard %.9g, recorded %.9g (want %.9g)", (long long)i,
+                             (long long)t, d, act[7 * t + d], a0, want);
+            }
+            if (memcmp(pro + 8 * t, ep.state + 8 * t, 8 * sizeof(float)))
+                fail_msg("episode %lld step %lld: shard proprio differs from the recorded state", (long long)i,
+                         (long long)t);
+            for (int cam = 0; cam < 2; cam++) {
+                const bv_image_bytes *want = cam ? &ep.jpeg_wrist[t] : &ep.jpeg_image[t];
+                if (bv_shard_read_jpeg(&sh, cam, s0 + t, &jb, &jcap, &jlen)) fail_msg("%s", bv_error_msg());
+                if (jlen != want->len || memcmp(jb, want->data, jlen))
+                    fail_msg("episode %lld step %lld camera %d: shard JPEG (%zu bytes) differs from the recorded one "
+                             "(%zu bytes)", (long long)i, (long long)t, cam, jlen, want->len);
+            }
+        }
+        free(act);
+        free(pro);
+        bv_synth_episode_free(&ep);
+    }
+    free(jb);
+    bv_synth_env_free(env);
     bv_shard_close(&sh);
     rm_dir(src);
     rm_dir(dst);
