@@ -1,4 +1,4 @@
-#include "autograd.h"
+#include "autograd/autograd.h"
 
 #include <string.h>
 

@@ -26,10 +26,10 @@
 
 #include <stdbool.h>
 
-#include "../src/arena.h"
-#include "../src/kernels/ternary_gemm.h"
-#include "../src/params.h"
-#include "../src/tensor.h"
+#include "src/arena.h"
+#include "src/kernels/ternary_gemm.h"
+#include "src/params.h"
+#include "src/tensor.h"
 
 typedef struct bv_var {
     bv_tensor val;      /* contiguous value (F32 or F64 for differentiable vars) */

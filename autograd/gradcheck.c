@@ -1,4 +1,4 @@
-#include "gradcheck.h"
+#include "autograd/gradcheck.h"
 
 #include <math.h>
 #include <string.h>

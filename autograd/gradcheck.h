@@ -8,7 +8,7 @@
 #ifndef BV_GRADCHECK_H
 #define BV_GRADCHECK_H
 
-#include "autograd.h"
+#include "autograd/autograd.h"
 
 /* Build the function under test from the F64 leaf vars `in[0..n)`; return its output (any shape). */
 typedef bv_var *(*bv_gradcheck_fn)(bv_graph *g, bv_var **in, void *user);

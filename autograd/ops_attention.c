@@ -3,9 +3,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "../src/kernels/attention.h"
-#include "../src/kernels/rope.h"
-#include "autograd.h"
+#include "src/kernels/attention.h"
+#include "src/kernels/rope.h"
+#include "autograd/autograd.h"
 
 static void check_float(const char *op, const bv_var *x) {
     BV_ASSERT(x->val.dtype == BV_DTYPE_F32 || bv_var_is_f64(x), "%s: dtype %s (need F32 or F64)", op,

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/kernels/bitlinear.h"
-#include "../src/kernels/matmul.h"
-#include "autograd.h"
+#include "src/kernels/bitlinear.h"
+#include "src/kernels/matmul.h"
+#include "autograd/autograd.h"
 
 typedef struct {
     const void *xq;           /* (N, C): quantized input, or x's own value when act_bits == 32 */

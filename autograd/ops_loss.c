@@ -2,8 +2,8 @@
  * F64 vars run the double reference kernels, F32 vars the fast ones. */
 #include <string.h>
 
-#include "../src/kernels/loss.h"
-#include "autograd.h"
+#include "src/kernels/loss.h"
+#include "autograd/autograd.h"
 
 static void check_float(const char *op, const bv_var *x) {
     BV_ASSERT(x->val.dtype == BV_DTYPE_F32 || bv_var_is_f64(x), "%s: dtype %s (need F32 or F64)", op,

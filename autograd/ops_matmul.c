@@ -1,8 +1,8 @@
 /* ops_matmul.c - autograd ops over the GEMM kernels: linear and batched matmul. */
 #include <string.h>
 
-#include "../src/kernels/matmul.h"
-#include "autograd.h"
+#include "src/kernels/matmul.h"
+#include "autograd/autograd.h"
 
 static void check_float_same(const char *op, const bv_var *a, const bv_var *b) {
     BV_ASSERT(a->val.dtype == b->val.dtype && (bv_var_is_f64(a) || a->val.dtype == BV_DTYPE_F32),

@@ -1,8 +1,8 @@
 /* ops_reduce.c - sum and mean, over everything or over one dimension. */
 #include <string.h>
 
-#include "../src/kernels/reduce.h"
-#include "autograd.h"
+#include "src/kernels/reduce.h"
+#include "autograd/autograd.h"
 
 typedef struct {
     int64_t outer, n, inner;

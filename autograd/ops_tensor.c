@@ -6,8 +6,8 @@
  * (values are immutable); every other op returns a fresh contiguous value. */
 #include <string.h>
 
-#include "../src/kernels/gather.h"
-#include "autograd.h"
+#include "src/kernels/gather.h"
+#include "autograd/autograd.h"
 
 static void check_float(const char *op, const bv_var *x) {
     BV_ASSERT(x->val.dtype == BV_DTYPE_F32 || bv_var_is_f64(x), "%s: dtype %s (need F32 or F64)", op,

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
-#include "bench.h"
-#include "bench_util.h"
+#include "bench/bench.h"
+#include "bench/bench_util.h"
 #include "src/kernels/bitlinear.h"
 
 typedef struct {

@@ -19,8 +19,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "bench.h"
-#include "bench_util.h"
+#include "bench/bench.h"
+#include "bench/bench_util.h"
 #include "models/bitnet.h"
 #include "models/config.h"
 #include "models/siglip.h"

@@ -26,14 +26,14 @@
 #include <unistd.h>
 
 #include "autograd/autograd.h"
-#include "bench.h"
-#include "bench_util.h"
+#include "bench/bench.h"
+#include "bench/bench_util.h"
 #include "data/convert.h"
 #include "data/loader.h"
 #include "data/shards.h"
 #include "data/synth.h"
-#include "src/models/config.h"
-#include "src/models/vla.h"
+#include "models/config.h"
+#include "models/vla.h"
 
 typedef struct {
     int threads, batch, episodes, reps;

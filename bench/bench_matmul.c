@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
-#include "bench.h"
-#include "bench_util.h"
+#include "bench/bench.h"
+#include "bench/bench_util.h"
 
 typedef struct {
     const char *name;

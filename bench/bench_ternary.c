@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
-#include "bench_util.h"
+#include "bench/bench.h"
+#include "bench/bench_util.h"
 #include "src/common.h"
 #include "src/cpu.h"
 #include "src/kernels/bitlinear.h"

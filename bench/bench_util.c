@@ -1,10 +1,10 @@
-#include "bench_util.h"
+#include "bench/bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "src/common.h"
 
 static int parse_pos_int(const char *cmd, const char *flag, const char *v, int *out) {
     char *end = NULL;

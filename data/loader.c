@@ -11,105 +11,6 @@
 
 #include "data/shards.h"
 
-/* ---------------------------------------------------------------- normalisation */
-
-static bv_status read_vec(json_t *obj, const char *path, const char *key, const char *field, int *dim, double *out) {
-    json_t *a = json_object_get(obj, field);
-    if (!json_is_array(a)) return bv_error_set(BV_ERR_FORMAT, "%s: '%s.%s' missing or not an array", path, key, field);
-    size_t n = json_array_size(a);
-    if (n == 0 || n > BV_LOADER_MAX_DIM)
-        return bv_error_set(BV_ERR_FORMAT, "%s: '%s.%s' has %zu values (expected 1..%d)", path, key, field, n,
-                            BV_LOADER_MAX_DIM);
-    if (*dim && (size_t)*dim != n)
-        return bv_error_set(BV_ERR_FORMAT, "%s: '%s.%s' has %zu values, other fields %d", path, key, field, n, *dim);
-    *dim = (int)n;
-    for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(a, i);
-        if (!json_is_number(v) || !isfinite(json_number_value(v)))
-            return bv_error_set(BV_ERR_FORMAT, "%s: '%s.%s[%zu]' is not a finite number", path, key, field, i);
-        out[i] = json_number_value(v);
-    }
-    return BV_OK;
-}
-
-bv_status bv_loader_norm_read(const char *path, const char *dataset_name, const char *key, bv_loader_norm *out) {
-    memset(out, 0, sizeof *out);
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        FILE *f = fopen(path, "rb");
-        if (!f) return bv_error_set(BV_ERR_IO, "%s: cannot open the dataset statistics", path);
-        fclose(f);
-        return bv_error_set(BV_ERR_FORMAT, "%s: line %d: %s", path, je.line, je.text);
-    }
-    bv_status st = BV_OK;
-    json_t *ds = NULL;
-    if (dataset_name) {
-        ds = json_object_get(root, dataset_name);
-        if (!ds) st = bv_error_set(BV_ERR_FORMAT, "%s: no statistics for dataset '%s'", path, dataset_name);
-    } else if (json_is_object(root) && json_object_size(root) == 1) {
-        ds = json_object_iter_value(json_object_iter(root));
-    } else {
-        st = bv_error_set(BV_ERR_FORMAT, "%s: holds %zu datasets; name the one to use", path,
-                          json_is_object(root) ? json_object_size(root) : 0);
-    }
-    json_t *k = ds ? json_object_get(ds, key) : NULL;
-    if (!st && !json_is_object(k))
-        st = bv_error_set(BV_ERR_FORMAT, "%s: dataset '%s' has no '%s' statistics", path,
-                          dataset_name ? dataset_name : "?", key);
-    double q01[BV_LOADER_MAX_DIM], q99[BV_LOADER_MAX_DIM], mn[BV_LOADER_MAX_DIM], mx[BV_LOADER_MAX_DIM];
-    int dim = 0;
-    if (!st) st = read_vec(k, path, key, "q01", &dim, q01);
-    if (!st) st = read_vec(k, path, key, "q99", &dim, q99);
-    if (!st) st = read_vec(k, path, key, "min", &dim, mn);
-    if (!st) st = read_vec(k, path, key, "max", &dim, mx);
-    if (!st) {
-        out->dim = dim;
-        for (int i = 0; i < dim; i++) {
-            out->q01[i] = q01[i], out->q99[i] = q99[i], out->min[i] = mn[i], out->max[i] = mx[i];
-            out->mask[i] = true;
-        }
-        json_t *m = json_object_get(k, "mask");
-        if (m && !json_is_null(m)) {
-            if (!json_is_array(m) || json_array_size(m) != (size_t)dim)
-                st = bv_error_set(BV_ERR_FORMAT, "%s: '%s.mask' must be %d booleans", path, key, dim);
-            for (int i = 0; !st && i < dim; i++) {
-                json_t *v = json_array_get(m, (size_t)i);
-                if (!json_is_boolean(v))
-                    st = bv_error_set(BV_ERR_FORMAT, "%s: '%s.mask[%d]' is not a boolean", path, key, i);
-                else
-                    out->mask[i] = json_is_true(v);
-            }
-        }
-    }
-    json_decref(root);
-    return st;
-}
-
-void bv_loader_norm_apply(const bv_loader_norm *n, const float *x, int64_t rows, float *out) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int d = 0; d < n->dim; d++) {
-            float v = x[r * n->dim + d];
-            if (n->mask[d]) {
-                /* TensorFlow's float32 arithmetic: statistics cast to the data's dtype */
-                float lo = (float)n->q01[d], hi = (float)n->q99[d];
-                v = 2.0f * (v - lo) / (hi - lo + 1e-8f) - 1.0f;
-                v = v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
-            }
-            if ((float)n->min[d] == (float)n->max[d]) v = 0.0f; /* unused dimension */
-            out[r * n->dim + d] = v;
-        }
-}
-
-void bv_loader_norm_invert(const bv_loader_norm *n, const float *a, int64_t rows, float *out) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int d = 0; d < n->dim; d++) {
-            double v = a[r * n->dim + d];
-            if (n->mask[d]) v = 0.5 * (v + 1.0) * (n->q99[d] - n->q01[d] + 1e-8) + n->q01[d];
-            out[r * n->dim + d] = (float)v;
-        }
-}
-
 /* ---------------------------------------------------------------- loader state */
 
 typedef struct {
@@ -150,7 +51,7 @@ struct bv_loader {
     prompt *prompts;
     int64_t t_max;
     int32_t pad_id;
-    bv_loader_norm an, pn;
+    bv_action_norm an, pn;
 
     /* the stream */
     int n_slots;
@@ -453,9 +354,9 @@ static bv_status open_dataset(bv_loader *l) {
     TRY(json_int(m, mpath, "action_dim", 1, &A));
     TRY(json_int(m, mpath, "proprio_dim", 1, &P));
     TRY(json_int(m, mpath, "num_episodes", 1, &n_eps));
-    if (A > BV_LOADER_MAX_DIM || P > BV_LOADER_MAX_DIM)
+    if (A > BV_ACTION_NORM_MAX_DIM || P > BV_ACTION_NORM_MAX_DIM)
         FAIL(BV_ERR_UNSUPPORTED, "%s: action_dim %lld / proprio_dim %lld above %d", mpath, (long long)A, (long long)P,
-             BV_LOADER_MAX_DIM);
+             BV_ACTION_NORM_MAX_DIM);
     l->A = (int)A, l->P = (int)P, l->n_eps = n_eps;
     json_t *dn = json_object_get(m, "dataset_name");
     if (!json_is_string(dn)) FAIL(BV_ERR_FORMAT, "%s: 'dataset_name' missing", mpath);
@@ -540,15 +441,15 @@ static bv_status open_dataset(bv_loader *l) {
     /* statistics */
     json_t *sf = json_object_get(m, "statistics");
     spath = path_join(l->dir, json_is_string(sf) ? json_string_value(sf) : "dataset_statistics.json");
-    TRY(bv_loader_norm_read(spath, l->dataset_name, "action", &l->an));
-    TRY(bv_loader_norm_read(spath, l->dataset_name, "proprio", &l->pn));
+    TRY(bv_action_norm_read(spath, l->dataset_name, "action", &l->an));
+    TRY(bv_action_norm_read(spath, l->dataset_name, "proprio", &l->pn));
     if (l->an.dim != A || l->pn.dim != P)
         FAIL(BV_ERR_FORMAT, "%s: statistics of widths %d (action) and %d (proprio); the data has %lld and %lld", spath,
              l->an.dim, l->pn.dim, (long long)A, (long long)P);
     l->nact = bv_xmalloc((size_t)rows * A * sizeof(float));
     l->nprop = bv_xmalloc((size_t)rows * P * sizeof(float));
-    bv_loader_norm_apply(&l->an, l->raw_act, rows, l->nact);
-    bv_loader_norm_apply(&l->pn, l->raw_prop, rows, l->nprop);
+    bv_action_norm_apply(&l->an, l->raw_act, rows, l->nact);
+    bv_action_norm_apply(&l->pn, l->raw_prop, rows, l->nprop);
 done:
 #undef FAIL
 #undef TRY
@@ -769,8 +670,8 @@ int64_t bv_loader_batches_per_epoch(const bv_loader *l) { return l->nb; }
 int bv_loader_action_dim(const bv_loader *l) { return l->A; }
 int bv_loader_proprio_dim(const bv_loader *l) { return l->P; }
 const char *bv_loader_dataset_name(const bv_loader *l) { return l->dataset_name; }
-const bv_loader_norm *bv_loader_action_norm(const bv_loader *l) { return &l->an; }
-const bv_loader_norm *bv_loader_proprio_norm(const bv_loader *l) { return &l->pn; }
+const bv_action_norm *bv_loader_action_norm(const bv_loader *l) { return &l->an; }
+const bv_action_norm *bv_loader_proprio_norm(const bv_loader *l) { return &l->pn; }
 
 int64_t bv_loader_episode_length(const bv_loader *l, int64_t episode) {
     BV_ASSERT(episode >= 0 && episode < l->n_eps, "episode %lld of %lld", (long long)episode, (long long)l->n_eps);

@@ -1,5 +1,5 @@
 /* loader.h - the training and evaluation data loader: batches of the model's action-mode input
- * (models/vla.h bv_vla_batch) from a shard directory written by `bitvla convert` (docs/data.md).
+ * (src/vla_batch.h bv_vla_batch) from a shard directory written by `bitvla convert` (docs/data.md).
  *
  * Samples. A sample is a step t of an episode whose action chunk t .. t + chunk - 1 lies inside
  * the episode (start steps whose chunk would run past the end are not used; spec section 6).
@@ -18,7 +18,7 @@
  *                              evaluation: centre crop), SigLIP-normalised to [-1, 1]
  *   proprio        F32 (B, P)  the proprio of step t, normalised
  *   actions        F32 (B, chunk, A)  actions t .. t + chunk - 1, normalised
- * Normalisation is OFT's BOUNDS_Q99 with dataset_statistics.json (bv_loader_norm_apply).
+ * Normalisation is OFT's BOUNDS_Q99 with dataset_statistics.json (bv_action_norm_apply, src/action_norm.h).
  *
  * Order. Epoch e visits the samples in a pseudo-random permutation of the sample ids keyed by
  * (seed, e) (identity when shuffle is off). The global batch k of an epoch is positions
@@ -48,29 +48,11 @@
 #include <stdint.h>
 
 #include "data/augment.h"
+#include "src/action_norm.h"
 #include "src/common.h"
-#include "src/models/vla.h"
 #include "src/tensor.h"
 #include "src/tokenizer.h"
-
-#define BV_LOADER_MAX_DIM 64
-
-/* ---- BOUNDS_Q99 normalisation (OFT normalize_action_and_proprio; spec section 6) ---- */
-typedef struct {
-    int dim;
-    float q01[BV_LOADER_MAX_DIM], q99[BV_LOADER_MAX_DIM], min[BV_LOADER_MAX_DIM], max[BV_LOADER_MAX_DIM];
-    bool mask[BV_LOADER_MAX_DIM];
-} bv_loader_norm;
-
-/* Read the "action" or "proprio" entry of dataset `dataset_name` from a dataset_statistics.json
- * (NULL name: the file must hold exactly one dataset). Errors name the file and the key. */
-bv_status bv_loader_norm_read(const char *path, const char *dataset_name, const char *key, bv_loader_norm *out);
-/* rows x dim values: where mask, clip(2 (x - q01) / (q99 - q01 + 1e-8) - 1, -1, 1), in float32 as
- * TensorFlow computes it; then every dimension with min == max becomes 0. In place is fine. */
-void bv_loader_norm_apply(const bv_loader_norm *n, const float *x, int64_t rows, float *out);
-/* The inverse, for inference: where mask, 0.5 (a + 1) (q99 - q01 + 1e-8) + q01 (in double, as
- * OFT's numpy); other dimensions unchanged. In place is fine. */
-void bv_loader_norm_invert(const bv_loader_norm *n, const float *a, int64_t rows, float *out);
+#include "src/vla_batch.h"
 
 /* ---- the loader ---- */
 typedef struct {
@@ -136,8 +118,8 @@ int64_t bv_loader_batches_per_epoch(const bv_loader *l);
 int bv_loader_action_dim(const bv_loader *l);
 int bv_loader_proprio_dim(const bv_loader *l);
 const char *bv_loader_dataset_name(const bv_loader *l);
-const bv_loader_norm *bv_loader_action_norm(const bv_loader *l);
-const bv_loader_norm *bv_loader_proprio_norm(const bv_loader *l);
+const bv_action_norm *bv_loader_action_norm(const bv_loader *l);
+const bv_action_norm *bv_loader_proprio_norm(const bv_loader *l);
 /* Episode and start step of a sample id. */
 void bv_loader_sample_info(const bv_loader *l, int64_t sample, int64_t *episode, int64_t *step);
 /* Sample id at position pos of epoch e's permutation (0 <= pos < num_samples). */

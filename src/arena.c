@@ -1,8 +1,8 @@
-#include "arena.h"
+#include "src/arena.h"
 
 #include <string.h>
 
-#include "common.h"
+#include "src/common.h"
 
 static bv_arena_block *block_new(size_t cap) {
     bv_arena_block *b = bv_xmalloc(sizeof *b);

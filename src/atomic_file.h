@@ -16,7 +16,7 @@
 
 #include <stdio.h>
 
-#include "common.h"
+#include "src/common.h"
 
 typedef struct {
     FILE *fp;   /* write here between bv_atomic_open and bv_atomic_commit/abort; NULL when not open */

@@ -1,4 +1,4 @@
-#include "common.h"
+#include "src/common.h"
 
 #include <stdarg.h>
 #include <string.h>

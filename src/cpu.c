@@ -1,4 +1,4 @@
-#include "cpu.h"
+#include "src/cpu.h"
 
 #include <cblas.h>
 #include <stdio.h>

@@ -1,9 +1,9 @@
-#include "dtype.h"
+#include "src/dtype.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "common.h"
+#include "src/common.h"
 
 static const struct {
     const char *name;

@@ -1,4 +1,4 @@
-#include "params.h"
+#include "src/params.h"
 
 #include <string.h>
 

@@ -19,7 +19,7 @@
 
 #include <stdbool.h>
 
-#include "tensor.h"
+#include "src/tensor.h"
 
 typedef struct {
     char *name;

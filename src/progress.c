@@ -1,11 +1,11 @@
-#include "progress.h"
+#include "src/progress.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "src/common.h"
 
 const char *bv_progress_hms(double s, char *buf, size_t n) {
     if (!(s >= 0) || s > 1e8) {

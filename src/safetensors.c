@@ -1,4 +1,4 @@
-#include "safetensors.h"
+#include "src/safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
-#include "safetensors_impl.h"
+#include "src/atomic_file.h"
+#include "src/safetensors_impl.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c reads and writes tensor data in host order, which must be little-endian"

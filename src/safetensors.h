@@ -21,7 +21,7 @@
 #ifndef BV_SAFETENSORS_H
 #define BV_SAFETENSORS_H
 
-#include "tensor.h"
+#include "src/tensor.h"
 
 #define BV_ST_MAX_HEADER (100u * 1000u * 1000u)
 

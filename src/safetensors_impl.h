@@ -8,7 +8,7 @@
 #ifndef BV_SAFETENSORS_IMPL_H
 #define BV_SAFETENSORS_IMPL_H
 
-#include "safetensors.h"
+#include "src/safetensors.h"
 
 /* Parse and validate a complete safetensors image buf[0..len) (the whole file). `label` names the
  * file in error messages and is copied into f->path. On success f->entries/meta are filled and

@@ -1,4 +1,4 @@
-#include "tensor.h"
+#include "src/tensor.h"
 
 #include <string.h>
 

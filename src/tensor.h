@@ -15,9 +15,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "arena.h"
-#include "common.h"
-#include "dtype.h"
+#include "src/arena.h"
+#include "src/common.h"
+#include "src/dtype.h"
 
 #define BV_MAX_DIMS 5
 

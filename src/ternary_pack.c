@@ -1,4 +1,4 @@
-#include "ternary_pack.h"
+#include "src/ternary_pack.h"
 
 #include <math.h>
 #include <stdbool.h>

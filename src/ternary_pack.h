@@ -35,7 +35,7 @@
 #ifndef BV_TERNARY_PACK_H
 #define BV_TERNARY_PACK_H
 
-#include "common.h"
+#include "src/common.h"
 
 typedef enum {
     BV_TPACK_HF = 0,

@@ -7,7 +7,7 @@
  * The byte-level unicode mapping of GPT-2 is applied only when reading and writing the JSON: the
  * tables hold raw bytes, so the hot path never converts characters. */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "tokenizer.h"
+#include "src/tokenizer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
+#include "src/atomic_file.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* small helpers                                                                               */

@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common.h"
+#include "src/common.h"
 
 #define BV_TOK_IGNORE_INDEX (-100)
 

@@ -12,7 +12,7 @@
 
 #include "src/kernels/attention.h"
 #include "src/kernels/rope.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 /* ================================ rope ================================ */
 

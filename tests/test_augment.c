@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "data/augment.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 /* (n, 3) interleaved <-> (3, n) planes */
 static void to_planes(const float *hwc, int64_t n, float *chw) {

@@ -17,7 +17,7 @@
 
 #include "src/kernels/bitlinear.h"
 #include "src/kernels/matmul.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 /* ---- helpers ---- */
 

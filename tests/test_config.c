@@ -2,8 +2,8 @@
  * types, strict mode), validation messages that name the file and key, and the JSON round trip. */
 #include <string.h>
 
-#include "src/models/config.h"
-#include "testutil.h"
+#include "models/config.h"
+#include "tests/util/testutil.h"
 
 static const char *k_good =
     "{\"architectures\": [\"LlavaForConditionalGeneration\"], \"torch_dtype\": \"bfloat16\","

@@ -32,9 +32,9 @@
 #include "data/shards.h"
 #include "data/stats.h"
 #include "data/tfrecord.h"
-#include "shared_fixture.h"
+#include "tests/util/shared_fixture.h"
 #include "src/progress.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 #define BRIDGE "fixtures/rlds_bridge_debug/1.0.0"
 

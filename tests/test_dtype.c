@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "src/safetensors.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 static uint32_t bits_of(float f) {
     uint32_t u;

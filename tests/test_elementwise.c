@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "src/kernels/elementwise.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 /* ---- tables of the ops under test ---- */
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "data/example.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 static size_t unhex(const char *h, uint8_t *out) {
     size_t n = strlen(h) / 2;

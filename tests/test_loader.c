@@ -25,8 +25,9 @@
 #include "data/loader.h"
 #include "data/shards.h"
 #include "data/synth.h"
-#include "src/models/config.h"
-#include "testutil.h"
+#include "models/config.h"
+#include "models/vla.h"
+#include "tests/util/testutil.h"
 
 #define N_EPS 6
 #define IMG 28      /* model resolution in most tests (small: the tests run under ASan too) */
@@ -179,7 +180,7 @@ static void test_samples_and_chunks(void **state) {
     assert_int_equal(bv_loader_batches_per_epoch(l), (N + 3) / 4);
     uint8_t *seen = bv_xcalloc((size_t)N, 1);
     bool last_start_used[N_EPS] = {0};
-    const bv_loader_norm *an = bv_loader_action_norm(l), *pn = bv_loader_proprio_norm(l);
+    const bv_action_norm *an = bv_loader_action_norm(l), *pn = bv_loader_proprio_norm(l);
     float want_a[8 * 7], want_p[8];
     const bv_loader_batch *b;
     int64_t nb = 0;
@@ -205,8 +206,8 @@ static void test_samples_and_chunks(void **state) {
             /* its own actions and proprio, normalised */
             const float *ra, *rp;
             bv_loader_episode_raw(l, e, &ra, &rp);
-            bv_loader_norm_apply(an, ra + t * 7, 8, want_a);
-            bv_loader_norm_apply(pn, rp + t * 8, 1, want_p);
+            bv_action_norm_apply(an, ra + t * 7, 8, want_a);
+            bv_action_norm_apply(pn, rp + t * 8, 1, want_p);
             assert_memory_equal(act + i * 56, want_a, sizeof want_a);
             assert_memory_equal(prop + i * 8, want_p, sizeof want_p);
         }
@@ -225,13 +226,13 @@ static void test_normalisation(void **state) {
     fixture *f = *state;
     char path[400];
     snprintf(path, sizeof path, "%s/dataset_statistics.json", f->jpeg);
-    bv_loader_norm an;
-    if (bv_loader_norm_read(path, NULL, "action", &an)) fail_msg("%s", bv_error_msg());
+    bv_action_norm an;
+    if (bv_action_norm_read(path, NULL, "action", &an)) fail_msg("%s", bv_error_msg());
     assert_int_equal(an.dim, 7);
     for (int d = 0; d < 6; d++) assert_true(an.mask[d]);
     assert_false(an.mask[6]); /* the gripper stays as it is */
-    bv_loader_norm pn;
-    if (bv_loader_norm_read(path, "bitvla_synth", "proprio", &pn)) fail_msg("%s", bv_error_msg());
+    bv_action_norm pn;
+    if (bv_action_norm_read(path, "bitvla_synth", "proprio", &pn)) fail_msg("%s", bv_error_msg());
     assert_int_equal(pn.dim, 8);
     for (int d = 0; d < 8; d++) assert_true(pn.mask[d]);
 
@@ -246,7 +247,7 @@ static void test_normalisation(void **state) {
             x[i * 7 + d] = (float)(i < 200 ? lo + u * (hi - lo) : lo - 0.5 * (hi - lo) + u * 2.0 * (hi - lo));
         }
     x[0] = (float)an.q01[0], x[1] = (float)an.q99[1];
-    bv_loader_norm_apply(&an, x, rows, y);
+    bv_action_norm_apply(&an, x, rows, y);
     for (int i = 0; i < rows; i++)
         for (int d = 0; d < 7; d++) {
             double v = x[i * 7 + d], want = v;
@@ -260,7 +261,7 @@ static void test_normalisation(void **state) {
     assert_true(fabsf(y[0] + 1.0f) < 1e-6f && fabsf(y[1] - 1.0f) < 1e-6f);
     /* the inverse: back to x inside [q01, q99], to the bound outside; in place */
     memcpy(z, y, rows * 7 * sizeof(float));
-    bv_loader_norm_invert(&an, z, rows, z);
+    bv_action_norm_invert(&an, z, rows, z);
     for (int i = 0; i < rows; i++)
         for (int d = 0; d < 7; d++) {
             double v = x[i * 7 + d], lo = an.q01[d], hi = an.q99[d];
@@ -270,25 +271,25 @@ static void test_normalisation(void **state) {
                          z[i * 7 + d], want);
         }
     /* a dimension with min == max (an unused one) becomes 0; masked, its inverse is the constant */
-    bv_loader_norm c = an;
+    bv_action_norm c = an;
     c.min[2] = c.max[2] = c.q01[2] = c.q99[2] = 0.25;
     c.min[6] = c.max[6] = 1.0; /* unmasked and constant */
     float row[7] = {0.1f, 0.2f, 0.25f, 0.3f, 0.4f, 0.5f, 1.0f}, nr[7], back[7];
-    bv_loader_norm_apply(&c, row, 1, nr);
+    bv_action_norm_apply(&c, row, 1, nr);
     assert_true(nr[2] == 0.0f && nr[6] == 0.0f);
-    bv_loader_norm_invert(&c, nr, 1, back);
+    bv_action_norm_invert(&c, nr, 1, back);
     assert_true(fabsf(back[2] - 0.25f) < 1e-7f);
     free(x);
     free(y);
     free(z);
 
     /* errors name the file and what is missing */
-    assert_int_equal(bv_loader_norm_read(path, "no_such_set", "action", &c), BV_ERR_FORMAT);
+    assert_int_equal(bv_action_norm_read(path, "no_such_set", "action", &c), BV_ERR_FORMAT);
     expect_in(bv_error_msg(), "no_such_set");
     expect_in(bv_error_msg(), path);
-    assert_int_equal(bv_loader_norm_read(path, NULL, "gripper", &c), BV_ERR_FORMAT);
+    assert_int_equal(bv_action_norm_read(path, NULL, "gripper", &c), BV_ERR_FORMAT);
     expect_in(bv_error_msg(), "gripper");
-    assert_int_equal(bv_loader_norm_read("/nonexistent/stats.json", NULL, "action", &c), BV_ERR_IO);
+    assert_int_equal(bv_action_norm_read("/nonexistent/stats.json", NULL, "action", &c), BV_ERR_IO);
     expect_in(bv_error_msg(), "/nonexistent/stats.json");
 }
 

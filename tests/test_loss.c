@@ -5,7 +5,7 @@
 #include <math.h>
 
 #include "src/kernels/loss.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 #define IGNORE (-100)
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "src/kernels/matmul.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 static void test_linear_fast_vs_ref(void **state) {
     bv_rng r = {1};

@@ -1,4 +1,4 @@
-/* Tests of the models (src/models/): parity with the PyTorch reference of tests/gen/gen_models.py
+/* Tests of the models (models/): parity with the PyTorch reference of tests/gen/gen_models.py
  * for the SigLIP tower alone (quantized and full precision, every layer's output and every
  * parameter gradient), the BitNet LLM alone (causal and bidirectional, tied head), and the whole
  * VLA in action and LM mode through the harness that `bitvla forward` runs (outputs, loss and every
@@ -18,10 +18,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "src/models/harness.h"
-#include "src/models/vla.h"
-#include "src/models/weights.h"
-#include "testutil.h"
+#include "models/harness.h"
+#include "models/vla.h"
+#include "models/weights.h"
+#include "tests/util/testutil.h"
 
 #define OUT_TOL 1e-4
 #define GRAD_TOL 1e-3

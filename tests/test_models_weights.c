@@ -1,4 +1,4 @@
-/* Tests of loading and saving model weights by HF name (src/models/weights.h): F32/BF16 round
+/* Tests of loading and saving model weights by HF name (models/weights.h): F32/BF16 round
  * trips, sharded checkpoints through their index (by file, index and directory), the four name
  * layouts, ignored tensors, and one error message listing every missing, unexpected and
  * mis-shaped tensor while leaving the store untouched. Uses the `tiny` preset. */
@@ -9,9 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "src/models/vla.h"
-#include "src/models/weights.h"
-#include "testutil.h"
+#include "models/vla.h"
+#include "models/weights.h"
+#include "tests/util/testutil.h"
 
 static int setup(void **state) { return bv_test_dir_make("weights"); }
 

@@ -7,7 +7,7 @@
 
 #include "src/kernels/norm.h"
 #include "src/kernels/simd_math.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 /* ---- the exp used by the fast kernels ---- */
 

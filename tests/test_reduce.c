@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "src/kernels/reduce.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 static void test_reduce_fast_vs_ref_and_threads(void **state) {
     bv_rng r = {11};

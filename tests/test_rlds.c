@@ -17,8 +17,8 @@
 #include "data/image.h"
 #include "data/rlds.h"
 #include "data/tfrecord.h"
-#include "shared_fixture.h"
-#include "testutil.h"
+#include "tests/util/shared_fixture.h"
+#include "tests/util/testutil.h"
 
 #define BRIDGE "fixtures/rlds_bridge_debug/1.0.0"
 

@@ -10,7 +10,7 @@
 
 #include "src/safetensors.h"
 #include "src/safetensors_impl.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 static int setup(void **state) { return bv_test_dir_make("st"); }
 

@@ -31,7 +31,7 @@
 #include "data/synth.h"
 #include "data/synth_env.h"
 #include "data/tfrecord.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 /* A fresh empty directory under /tmp (static buffer per slot). */
 static const char *tmp_dir(int slot) {

@@ -2,7 +2,7 @@
  * and of the arena (src/arena.c: block consolidation on reset, high-water mark, alignment). */
 #include <string.h>
 
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 /* Fill a contiguous F32 tensor with its flat index. */
 static bv_tensor iota_f32(int ndim, const int64_t *shape) {

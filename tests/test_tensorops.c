@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "src/kernels/gather.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 /* exact comparison that still reports the first/worst mismatch */
 #define EXACT 1e-300, 0.0

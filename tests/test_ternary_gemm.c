@@ -10,7 +10,7 @@
 #include "src/cpu.h"
 #include "src/kernels/bitlinear.h"
 #include "src/kernels/ternary_gemm.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 /* ---- helpers ---- */
 

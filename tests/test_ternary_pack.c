@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "src/ternary_pack.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 /* ---- helpers ---- */
 

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "data/tfrecord.h"
-#include "shared_fixture.h"
-#include "testutil.h"
+#include "tests/util/shared_fixture.h"
+#include "tests/util/testutil.h"
 
 static int setup(void **state) { return bv_test_dir_make("tfr"); }
 

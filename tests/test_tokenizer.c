@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "src/tokenizer.h"
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 /* ---- building small tokenizer.json texts ---- */
 

@@ -1,12 +1,12 @@
-#include "attention.h"
+#include "src/kernels/attention.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
-#include "../common.h"
-#include "simd_math.h"
+#include "src/common.h"
+#include "src/kernels/simd_math.h"
 
 /* ---- helpers ---- */
 

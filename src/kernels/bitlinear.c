@@ -1,10 +1,10 @@
-#include "bitlinear.h"
+#include "src/kernels/bitlinear.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "../common.h"
-#include "simd_math.h"
+#include "src/common.h"
+#include "src/kernels/simd_math.h"
 
 /* The sweeps are built for AVX-512, AVX2 and the baseline on x86-64 with GCC and picked at load
  * time. Every variant does the same fp32 operations per element (no reassociation), so results

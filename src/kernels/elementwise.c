@@ -1,10 +1,10 @@
-#include "elementwise.h"
+#include "src/kernels/elementwise.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "../common.h"
-#include "simd_math.h"
+#include "src/common.h"
+#include "src/kernels/simd_math.h"
 
 /* Below this many output elements a kernel runs on one thread (thread start-up costs more). */
 #define PAR_MIN 32768

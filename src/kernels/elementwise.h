@@ -31,7 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../tensor.h"
+#include "src/tensor.h"
 
 /* ---- broadcasting binary ops ---- */
 

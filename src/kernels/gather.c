@@ -1,11 +1,11 @@
-#include "gather.h"
+#include "src/kernels/gather.h"
 
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#include "../common.h"
+#include "src/common.h"
 
 /* Work (elements moved) above which the fast kernels go parallel. */
 #define PAR_MIN 16384

@@ -1,9 +1,9 @@
-#include "loss.h"
+#include "src/kernels/loss.h"
 
 #include <math.h>
 
-#include "../common.h"
-#include "simd_math.h"
+#include "src/common.h"
+#include "src/kernels/simd_math.h"
 
 /* below this many elements the kernels run on one thread */
 #define PAR_MIN 32768

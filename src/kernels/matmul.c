@@ -1,9 +1,9 @@
-#include "matmul.h"
+#include "src/kernels/matmul.h"
 
 #include <cblas.h>
 #include <string.h>
 
-#include "../common.h"
+#include "src/common.h"
 
 void bv_k_sum_rows(float *dst, const float *src, int64_t N, int64_t C) {
     /* columns in blocks of 64 so each thread writes a disjoint slice and reads rows contiguously */

@@ -1,10 +1,10 @@
-#include "norm.h"
+#include "src/kernels/norm.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "../common.h"
-#include "simd_math.h"
+#include "src/common.h"
+#include "src/kernels/simd_math.h"
 
 /* below this many elements the kernels run on one thread (the fork/join costs more) */
 #define PAR_MIN 32768

@@ -1,6 +1,6 @@
-#include "reduce.h"
+#include "src/kernels/reduce.h"
 
-#include "../common.h"
+#include "src/common.h"
 
 void bv_k_reduce_fwd(float *out, const float *inp, int64_t outer, int64_t n, int64_t inner, double scale) {
     if (outer == 1 && inner == 1) {

@@ -1,8 +1,8 @@
-#include "rope.h"
+#include "src/kernels/rope.h"
 
 #include <math.h>
 
-#include "../common.h"
+#include "src/common.h"
 
 /* inv_freq[i] = 1 / theta^(2i/hd) in fp32, as HF computes it:
  * 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim)). The exponent is an fp32 division; the

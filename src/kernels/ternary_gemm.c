@@ -1,10 +1,10 @@
-#include "ternary_gemm.h"
+#include "src/kernels/ternary_gemm.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "../cpu.h"
-#include "ternary_gemm_impl.h"
+#include "src/cpu.h"
+#include "src/kernels/ternary_gemm_impl.h"
 
 /* ---- the packed layout (see ternary_gemm.h) ---- */
 

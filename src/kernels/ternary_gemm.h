@@ -39,7 +39,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../common.h"
+#include "src/common.h"
 
 typedef struct {
     int64_t OC, C;   /* logical shape (out_features, in_features) */

@@ -16,7 +16,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ternary_gemm_impl.h"
+#include "src/kernels/ternary_gemm_impl.h"
 
 #define AI static inline __attribute__((always_inline))
 #define MR_MAX BV_TG_MR_AVX2

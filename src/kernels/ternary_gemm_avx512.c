@@ -13,7 +13,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "ternary_gemm_impl.h"
+#include "src/kernels/ternary_gemm_impl.h"
 
 #define AI static inline __attribute__((always_inline))
 #define MR_MAX BV_TG_MR_AVX512VNNI

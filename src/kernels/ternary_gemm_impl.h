@@ -7,7 +7,7 @@
 #ifndef BV_KERNELS_TERNARY_GEMM_IMPL_H
 #define BV_KERNELS_TERNARY_GEMM_IMPL_H
 
-#include "ternary_gemm.h"
+#include "src/kernels/ternary_gemm.h"
 
 #define BV_TG_GROUP 64     /* output channels per group */
 #define BV_TG_KBLK 16      /* input channels per block */

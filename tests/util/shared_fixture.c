@@ -1,4 +1,4 @@
-#include "shared_fixture.h"
+#include "tests/util/shared_fixture.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

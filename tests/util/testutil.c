@@ -1,4 +1,4 @@
-#include "testutil.h"
+#include "tests/util/testutil.h"
 
 #include <dirent.h>
 #include <math.h>

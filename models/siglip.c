@@ -1,4 +1,4 @@
-#include "siglip.h"
+#include "models/siglip.h"
 
 #include <stdio.h>
 #include <string.h>

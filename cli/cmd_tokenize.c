@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "tokenizer.h"
+#include "cli/cli.h"
+#include "src/tokenizer.h"
 
 static int parse_int(const char *cmd, const char *flag, const char *v, int lo, int hi, int *out) {
     char *end;

@@ -19,7 +19,7 @@
 #ifndef BV_MODELS_SIGLIP_H
 #define BV_MODELS_SIGLIP_H
 
-#include "nn_impl.h"
+#include "models/nn_impl.h"
 
 typedef struct {
     bv_nn_norm ln1, ln2;

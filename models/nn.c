@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "nn_impl.h"
+#include "models/nn_impl.h"
 
 int bv_nn_param(bv_params *p, const char *prefix, const char *name, int ndim, const int64_t *shape) {
     char full[BV_NAME_MAX];

@@ -1,10 +1,10 @@
-/* cmd_forward.c - `bitvla forward`: the parity harness (src/models/harness.h). */
+/* cmd_forward.c - `bitvla forward`: the parity harness (models/harness.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "common.h"
+#include "cli/cli.h"
+#include "src/common.h"
 #include "models/harness.h"
 
 static void usage(FILE *f) {

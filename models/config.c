@@ -1,4 +1,4 @@
-#include "config.h"
+#include "models/config.h"
 
 #include <jansson.h>
 #include <errno.h>

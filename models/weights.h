@@ -30,7 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../params.h"
+#include "src/params.h"
 
 typedef enum {
     BV_WEIGHTS_AUTO = 0,

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "common.h"
-#include "cpu.h"
+#include "cli/cli.h"
+#include "src/common.h"
+#include "src/cpu.h"
 
 static const bv_cli_command k_commands[] = {
     {"version", "print the version and the build's libraries", bv_cmd_version},

@@ -1,4 +1,4 @@
-#include "heads.h"
+#include "models/heads.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -15,7 +15,7 @@
 #ifndef BV_MODELS_HEADS_H
 #define BV_MODELS_HEADS_H
 
-#include "nn_impl.h"
+#include "models/nn_impl.h"
 
 #define BV_ACTION_HEAD_LN_EPS 1e-5
 

@@ -1,4 +1,4 @@
-#include "weights.h"
+#include "models/weights.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../atomic_file.h"
-#include "../safetensors.h"
+#include "src/atomic_file.h"
+#include "src/safetensors.h"
 
 const char *bv_weights_layout_name(bv_weights_layout l) {
     switch (l) {

@@ -23,9 +23,10 @@
 #ifndef BV_MODELS_VLA_H
 #define BV_MODELS_VLA_H
 
-#include "bitnet.h"
-#include "heads.h"
-#include "siglip.h"
+#include "models/bitnet.h"
+#include "models/heads.h"
+#include "models/siglip.h"
+#include "src/vla_batch.h"
 
 typedef enum {
     BV_VLA_VISION = 1 << 0,
@@ -56,16 +57,7 @@ void bv_vla_free(bv_vla *m);
 /* Random initialisation of every registered parameter (after finalize); bumps p's version. */
 void bv_vla_init_weights(const bv_vla *m, bv_params *p, uint64_t seed);
 
-/* One batch. Tensors are borrowed; NULL when absent. */
-typedef struct {
-    const bv_tensor *input_ids;      /* I64 (B, T) */
-    const bv_tensor *attention_mask; /* U8 (B, T), 1 = real token */
-    const bv_tensor *pixel_values;   /* F32 (B, n_images, C, H, W), normalised */
-    const bv_tensor *proprio;        /* F32 (B, proprio_dim) */
-    const bv_tensor *action_mask;    /* U8 (B, T), 1 at the action tokens (action mode) */
-    const bv_tensor *actions;        /* F32 (B, chunk, action_dim), targets (action mode, optional) */
-    const bv_tensor *labels;         /* I64 (B, T), -100 ignored (LM mode, optional) */
-} bv_vla_batch;
+/* One batch: bv_vla_batch (src/vla_batch.h). */
 
 /* Check a batch against the model and the mode: dtypes, shapes, values (ids in the vocabulary,
  * masks 0/1, finite floats), per-row counts (n_images*P image tokens, one proprio token when

@@ -1,10 +1,10 @@
-#include "harness.h"
+#include "models/harness.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "../safetensors.h"
-#include "weights.h"
+#include "src/safetensors.h"
+#include "models/weights.h"
 
 static const struct {
     const char *name;

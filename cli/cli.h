@@ -1,4 +1,4 @@
-/* cli.h - subcommands of the `bitvla` executable (one file per command in src/cli/). */
+/* cli.h - subcommands of the `bitvla` executable (one file per command in cli/). */
 #ifndef BV_CLI_H
 #define BV_CLI_H
 

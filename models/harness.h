@@ -24,7 +24,7 @@
 
 #include <stdio.h>
 
-#include "vla.h"
+#include "models/vla.h"
 
 #define BV_HARNESS_RTOL 1e-4
 #define BV_HARNESS_GRAD_RTOL 1e-3

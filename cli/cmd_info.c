@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "models/vla.h"
 
 enum { M_VISION, M_CONNECTOR, M_LLM_EMBED, M_LLM_LAYERS, M_LLM_HEAD, M_PROPRIO, M_ACTION, M_COUNT };

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "bench/bench.h"
-#include "cli.h"
-#include "common.h"
+#include "cli/cli.h"
+#include "src/common.h"
 
 static const struct {
     const char *name, *help;

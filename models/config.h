@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../common.h"
+#include "src/common.h"
 
 typedef enum {
     BV_ACT_GELU_TANH = 0, /* "gelu_pytorch_tanh", "gelu_new", "gelu_fast" */

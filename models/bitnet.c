@@ -1,4 +1,4 @@
-#include "bitnet.h"
+#include "models/bitnet.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "vla.h"
+#include "models/vla.h"
 
 #include <math.h>
 #include <string.h>

@@ -21,7 +21,7 @@
 #ifndef BV_MODELS_BITNET_H
 #define BV_MODELS_BITNET_H
 
-#include "nn_impl.h"
+#include "models/nn_impl.h"
 
 typedef struct {
     bv_nn_norm in_norm, attn_sub_norm, post_norm, ffn_sub_norm;

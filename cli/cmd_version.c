@@ -8,9 +8,9 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "cli.h"
-#include "common.h"
-#include "cpu.h"
+#include "cli/cli.h"
+#include "src/common.h"
+#include "src/cpu.h"
 
 int bv_cli_wants_help(int argc, char **argv) {
     for (int i = 1; i < argc; i++)

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "common.h"
+#include "cli/cli.h"
+#include "src/common.h"
 #include "data/convert.h"
 
 static void usage(FILE *f) {

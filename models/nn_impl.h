@@ -1,4 +1,4 @@
-/* models/nn_impl.h - building blocks shared by the model modules (internal to src/models/):
+/* models/nn_impl.h - building blocks shared by the model modules (internal to models/):
  * named parameter registration, Linear / BitLinear, LayerNorm / RMSNorm, activations and the
  * random initialisation of parameters.
  *
@@ -6,15 +6,15 @@
  * at finalize, after the model registered its names) and, for BitLinear, the bv_qweight cache of
  * its quantized weight. Forward functions wrap the parameters as graph leaves with bv_var_param on
  * every call, so trainable/frozen is whatever the store says.
- * Must not: be used outside src/models/ (the public API is siglip.h, bitnet.h, heads.h, vla.h).
+ * Must not: be used outside models/ (the public API is siglip.h, bitnet.h, heads.h, vla.h).
  */
 #ifndef BV_MODELS_NN_IMPL_H
 #define BV_MODELS_NN_IMPL_H
 
 #include <stdbool.h>
 
-#include "../../autograd/autograd.h"
-#include "config.h"
+#include "autograd/autograd.h"
+#include "models/config.h"
 
 #define BV_NAME_MAX 256
 
