@@ -6,11 +6,7 @@
 #include "src/kernels/attention.h"
 #include "src/kernels/rope.h"
 #include "autograd/autograd.h"
-
-static void check_float(const char *op, const bv_var *x) {
-    BV_ASSERT(x->val.dtype == BV_DTYPE_F32 || bv_var_is_f64(x), "%s: dtype %s (need F32 or F64)", op,
-              bv_dtype_name(x->val.dtype));
-}
+#include "autograd/ops_impl.h"
 
 /* ---- rope ---- */
 
@@ -33,7 +29,7 @@ static void rope_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_rope(bv_graph *g, bv_var *x, const bv_tensor *pos, double theta) {
-    check_float("rope", x);
+    bv_ops_check_float("rope", x);
     BV_ASSERT(x->val.ndim == 4, "rope: x must be (B, T, H, hd), got rank %d", x->val.ndim);
     const int64_t B = x->val.shape[0], T = x->val.shape[1], H = x->val.shape[2], hd = x->val.shape[3];
     BV_ASSERT(hd % 2 == 0, "rope: head dim %lld must be even", (long long)hd);
@@ -82,7 +78,7 @@ static void sdpa_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_sdpa(bv_graph *g, bv_var *q, bv_var *k, bv_var *v, const bv_attn_mask *mask) {
-    check_float("sdpa", q);
+    bv_ops_check_float("sdpa", q);
     BV_ASSERT(k->val.dtype == q->val.dtype && v->val.dtype == q->val.dtype, "sdpa: dtypes q %s k %s v %s differ",
               bv_dtype_name(q->val.dtype), bv_dtype_name(k->val.dtype), bv_dtype_name(v->val.dtype));
     BV_ASSERT(q->val.ndim == 4 && k->val.ndim == 4 && v->val.ndim == 4,

@@ -17,6 +17,7 @@
 #include "src/kernels/bitlinear.h"
 #include "src/kernels/matmul.h"
 #include "autograd/autograd.h"
+#include "autograd/ops_impl.h"
 
 typedef struct {
     const void *xq;           /* (N, C): quantized input, or x's own value when act_bits == 32 */
@@ -91,26 +92,20 @@ static void bitlinear_bwd(bv_graph *g, const bv_tape_entry *e) {
         bv_k_linear_bwd(dx, dw, db, e->out->grad, s->xq, s->wq, s->N, s->C, s->OC);
 }
 
-static void check_float_same(const bv_var *a, const bv_var *b) {
-    BV_ASSERT(a->val.dtype == b->val.dtype && (bv_var_is_f64(a) || a->val.dtype == BV_DTYPE_F32),
-              "bitlinear: dtypes %s and %s (need both F32 or both F64)", bv_dtype_name(a->val.dtype),
-              bv_dtype_name(b->val.dtype));
-}
-
 bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_bitlinear_cfg *cfg,
                         bv_qweight *cache, uint64_t version) {
     BV_ASSERT(cfg, "bitlinear: cfg is NULL");
     BV_ASSERT(cfg->weight_bits == 1 || cfg->weight_bits == 32, "bitlinear: weight_bits %d (expected 1 or 32)",
               cfg->weight_bits);
     BV_ASSERT(cfg->act_bits == 8 || cfg->act_bits == 32, "bitlinear: act_bits %d (expected 8 or 32)", cfg->act_bits);
-    check_float_same(x, w);
+    bv_ops_check_float_same("bitlinear", x, w);
     BV_ASSERT(w->val.ndim == 2, "bitlinear: weight must be (OC, C), got rank %d", w->val.ndim);
     int64_t OC = w->val.shape[0], C = w->val.shape[1];
     BV_ASSERT(x->val.ndim >= 1 && x->val.shape[x->val.ndim - 1] == C,
               "bitlinear: input last dim %lld != weight in_features %lld",
               (long long)(x->val.ndim ? x->val.shape[x->val.ndim - 1] : -1), (long long)C);
     if (b) {
-        check_float_same(x, b);
+        bv_ops_check_float_same("bitlinear", x, b);
         BV_ASSERT(bv_var_numel(b) == OC, "bitlinear: bias has %lld elements, expected %lld",
                   (long long)bv_var_numel(b), (long long)OC);
     }

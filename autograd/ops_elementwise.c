@@ -4,11 +4,7 @@
 
 #include "src/kernels/elementwise.h"
 #include "autograd/autograd.h"
-
-static void check_float(const char *op, const bv_var *x) {
-    BV_ASSERT(x->val.dtype == BV_DTYPE_F32 || bv_var_is_f64(x), "%s: dtype %s (need F32 or F64)", op,
-              bv_dtype_name(x->val.dtype));
-}
+#include "autograd/ops_impl.h"
 
 /* ---- broadcasting binary ops ---- */
 
@@ -40,7 +36,7 @@ static void binary_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 static bv_var *binary(bv_graph *g, bv_var *a, bv_var *b, int kind, const char *name) {
-    check_float(name, a);
+    bv_ops_check_float(name, a);
     BV_ASSERT(a->val.dtype == b->val.dtype, "%s: dtypes %s and %s differ", name, bv_dtype_name(a->val.dtype),
               bv_dtype_name(b->val.dtype));
     const bool f64 = bv_var_is_f64(a);
@@ -94,7 +90,7 @@ static void scale_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_scale(bv_graph *g, bv_var *x, double s) {
-    check_float("scale", x);
+    bv_ops_check_float("scale", x);
     bv_var *y = bv_var_like(g, x);
     if (bv_var_is_f64(x))
         bv_k_scale_fwd_ref(bv_var_f64(y), bv_var_f64(x), s, bv_var_numel(x));
@@ -137,7 +133,7 @@ static void activation_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 static bv_var *activate(bv_graph *g, bv_var *x, const activation *act) {
-    check_float(act->name, x);
+    bv_ops_check_float(act->name, x);
     bv_var *y = bv_var_like(g, x);
     if (bv_var_is_f64(x))
         act->fwd_ref(bv_var_f64(y), bv_var_f64(x), bv_var_numel(x));

@@ -4,11 +4,7 @@
 
 #include "src/kernels/loss.h"
 #include "autograd/autograd.h"
-
-static void check_float(const char *op, const bv_var *x) {
-    BV_ASSERT(x->val.dtype == BV_DTYPE_F32 || bv_var_is_f64(x), "%s: dtype %s (need F32 or F64)", op,
-              bv_dtype_name(x->val.dtype));
-}
+#include "autograd/ops_impl.h"
 
 /* ---- cross-entropy ---- */
 
@@ -33,7 +29,7 @@ static void cross_entropy_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_cross_entropy(bv_graph *g, bv_var *logits, const bv_tensor *targets, int64_t ignore_index) {
-    check_float("cross_entropy", logits);
+    bv_ops_check_float("cross_entropy", logits);
     BV_ASSERT(logits->val.ndim >= 1 && logits->val.shape[logits->val.ndim - 1] > 0,
               "cross_entropy: logits need rank >= 1 and a non-empty class dim");
     int64_t V = logits->val.shape[logits->val.ndim - 1], N = bv_var_numel(logits) / V;
@@ -62,7 +58,7 @@ bv_var *bv_op_cross_entropy(bv_graph *g, bv_var *logits, const bv_tensor *target
 /* ---- L1 and MSE ---- */
 
 static void check_pair(const char *op, const bv_var *p, const bv_var *t) {
-    check_float(op, p);
+    bv_ops_check_float(op, p);
     BV_ASSERT(p->val.dtype == t->val.dtype, "%s: pred dtype %s, target dtype %s (must match)", op,
               bv_dtype_name(p->val.dtype), bv_dtype_name(t->val.dtype));
     char s1[96], s2[96];

@@ -3,12 +3,7 @@
 
 #include "src/kernels/matmul.h"
 #include "autograd/autograd.h"
-
-static void check_float_same(const char *op, const bv_var *a, const bv_var *b) {
-    BV_ASSERT(a->val.dtype == b->val.dtype && (bv_var_is_f64(a) || a->val.dtype == BV_DTYPE_F32),
-              "%s: dtypes %s and %s (need both F32 or both F64)", op, bv_dtype_name(a->val.dtype),
-              bv_dtype_name(b->val.dtype));
-}
+#include "autograd/ops_impl.h"
 
 /* ---- linear ---- */
 
@@ -25,14 +20,14 @@ static void linear_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_linear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b) {
-    check_float_same("linear", x, w);
+    bv_ops_check_float_same("linear", x, w);
     BV_ASSERT(w->val.ndim == 2, "linear: weight must be (OC, C), got rank %d", w->val.ndim);
     int64_t OC = w->val.shape[0], C = w->val.shape[1];
     BV_ASSERT(x->val.ndim >= 1 && x->val.shape[x->val.ndim - 1] == C,
               "linear: input last dim %lld != weight in_features %lld",
               (long long)(x->val.ndim ? x->val.shape[x->val.ndim - 1] : -1), (long long)C);
     if (b) {
-        check_float_same("linear", x, b);
+        bv_ops_check_float_same("linear", x, b);
         BV_ASSERT(bv_var_numel(b) == OC, "linear: bias has %lld elements, expected %lld",
                   (long long)bv_var_numel(b), (long long)OC);
     }
@@ -64,7 +59,7 @@ static void matmul_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_matmul(bv_graph *g, bv_var *a, bv_var *b, bool ta, bool tb) {
-    check_float_same("matmul", a, b);
+    bv_ops_check_float_same("matmul", a, b);
     int ra = a->val.ndim, rb = b->val.ndim;
     BV_ASSERT(ra >= 2 && rb >= 2, "matmul: operands need rank >= 2 (got %d and %d)", ra, rb);
     bv_gemm_shape s;

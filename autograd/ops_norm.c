@@ -2,10 +2,10 @@
  * the last dimension). F64 vars run the double reference kernels, F32 vars the fast ones. */
 #include "src/kernels/norm.h"
 #include "autograd/autograd.h"
+#include "autograd/ops_impl.h"
 
-static void check_float(const char *op, const bv_var *x) {
-    BV_ASSERT(x->val.dtype == BV_DTYPE_F32 || bv_var_is_f64(x), "%s: dtype %s (need F32 or F64)", op,
-              bv_dtype_name(x->val.dtype));
+static void check_norm_input(const char *op, const bv_var *x) {
+    bv_ops_check_float(op, x);
     BV_ASSERT(x->val.ndim >= 1 && x->val.shape[x->val.ndim - 1] > 0, "%s: need rank >= 1 and a non-empty last dim",
               op);
 }
@@ -32,7 +32,7 @@ static void softmax_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_softmax(bv_graph *g, bv_var *x) {
-    check_float("softmax", x);
+    check_norm_input("softmax", x);
     int64_t D = last_dim(x), N = bv_var_numel(x) / D;
     bv_var *y = bv_var_like(g, x);
     if (bv_var_is_f64(x))
@@ -67,7 +67,7 @@ static void layernorm_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_layernorm(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, double eps) {
-    check_float("layernorm", x);
+    check_norm_input("layernorm", x);
     BV_ASSERT(w, "layernorm: weight is required (bias may be NULL)");
     int64_t D = last_dim(x), N = bv_var_numel(x) / D;
     check_param("layernorm", "weight", x, w, D);
@@ -109,7 +109,7 @@ static void rmsnorm_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_rmsnorm(bv_graph *g, bv_var *x, bv_var *w, double eps) {
-    check_float("rmsnorm", x);
+    check_norm_input("rmsnorm", x);
     BV_ASSERT(w, "rmsnorm: weight is required");
     int64_t D = last_dim(x), N = bv_var_numel(x) / D;
     check_param("rmsnorm", "weight", x, w, D);

@@ -8,11 +8,7 @@
 
 #include "src/kernels/gather.h"
 #include "autograd/autograd.h"
-
-static void check_float(const char *op, const bv_var *x) {
-    BV_ASSERT(x->val.dtype == BV_DTYPE_F32 || bv_var_is_f64(x), "%s: dtype %s (need F32 or F64)", op,
-              bv_dtype_name(x->val.dtype));
-}
+#include "autograd/ops_impl.h"
 
 static void check_same_dtype(const char *op, const bv_var *a, const bv_var *b) {
     BV_ASSERT(a->val.dtype == b->val.dtype, "%s: dtypes %s and %s differ (need both F32 or both F64)", op,
@@ -56,7 +52,7 @@ static void embedding_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_embedding(bv_graph *g, const bv_tensor *ids, bv_var *table) {
-    check_float("embedding", table);
+    bv_ops_check_float("embedding", table);
     BV_ASSERT(ids->dtype == BV_DTYPE_I64, "embedding: ids must be I64, got %s", bv_dtype_name(ids->dtype));
     BV_ASSERT(table->val.ndim == 2, "embedding: table must be (V, D), got rank %d", table->val.ndim);
     BV_ASSERT(ids->ndim < BV_MAX_DIMS, "embedding: ids of rank %d give an output of rank > %d", ids->ndim,
@@ -92,7 +88,7 @@ static void patchify_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_patchify(bv_graph *g, bv_var *img, int p) {
-    check_float("patchify", img);
+    bv_ops_check_float("patchify", img);
     BV_ASSERT(img->val.ndim == 4, "patchify: image must be (B, C, H, W), got rank %d", img->val.ndim);
     const int64_t *s = img->val.shape;
     int64_t B = s[0], C = s[1], H = s[2], W = s[3];
@@ -136,7 +132,7 @@ static void concat_bwd(bv_graph *g, const bv_tape_entry *e) {
 bv_var *bv_op_concat(bv_graph *g, int n, bv_var *const *xs, int dim) {
     BV_ASSERT(n >= 1, "concat: needs at least one input, got %d", n);
     const bv_tensor *t0 = &xs[0]->val;
-    check_float("concat", xs[0]);
+    bv_ops_check_float("concat", xs[0]);
     dim = norm_dim("concat", dim, t0->ndim);
     int64_t *sizes = bv_graph_alloc(g, (size_t)n * sizeof *sizes);
     int64_t total = 0;
@@ -186,7 +182,7 @@ static void narrow_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_narrow(bv_graph *g, bv_var *x, int dim, int64_t start, int64_t len) {
-    check_float("narrow", x);
+    bv_ops_check_float("narrow", x);
     dim = norm_dim("narrow", dim, x->val.ndim);
     narrow_saved s;
     s.n = x->val.shape[dim];
@@ -229,7 +225,7 @@ static void index_select_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_index_select(bv_graph *g, bv_var *x, int dim, const bv_tensor *idx) {
-    check_float("index_select", x);
+    bv_ops_check_float("index_select", x);
     BV_ASSERT(idx->dtype == BV_DTYPE_I64, "index_select: idx must be I64, got %s", bv_dtype_name(idx->dtype));
     BV_ASSERT(idx->ndim == 1, "index_select: idx must be rank 1, got rank %d", idx->ndim);
     dim = norm_dim("index_select", dim, x->val.ndim);
@@ -273,7 +269,7 @@ static void masked_scatter_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_masked_scatter(bv_graph *g, bv_var *x, const bv_tensor *mask, bv_var *src) {
-    check_float("masked_scatter", x);
+    bv_ops_check_float("masked_scatter", x);
     check_same_dtype("masked_scatter", x, src);
     char s1[96], s2[96];
     const bv_tensor *xt = &x->val;
@@ -315,7 +311,7 @@ static void reshape_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_reshape(bv_graph *g, bv_var *x, int ndim, const int64_t *shape) {
-    check_float("reshape", x);
+    bv_ops_check_float("reshape", x);
     bv_tensor v;
     bv_status st = bv_tensor_reshape(&x->val, ndim, shape, &v);
     BV_ASSERT(st == BV_OK, "%s", bv_error_msg());
@@ -340,7 +336,7 @@ static void permute_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 static bv_var *permute_op(bv_graph *g, bv_var *x, const int *perm, const char *name) {
-    check_float(name, x);
+    bv_ops_check_float(name, x);
     bv_tensor v;
     bv_status st = bv_tensor_permute(&x->val, perm, &v);
     BV_ASSERT(st == BV_OK, "%s: %s", name, bv_error_msg());

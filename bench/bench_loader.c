@@ -66,22 +66,18 @@ static int parse(int argc, char **argv, lb_opts *o) {
                   : !strcmp(a, "--reps")     ? &o->reps
                                              : NULL;
         if (ip) {
-            char *end = NULL;
-            long x = v ? strtol(v, &end, 10) : 0;
-            if (!v || *end || x < 1 || x > 100000) {
-                fprintf(stderr, "bitvla bench loader: %s expects a positive integer, got '%s'\n", a, v ? v : "");
+            long long x;
+            if (bv_parse_int(a, v, 1, 100000, &x)) {
+                fprintf(stderr, "bitvla bench loader: %s\n", bv_error_msg());
                 return 2;
             }
             *ip = (int)x;
             i++;
         } else if (!strcmp(a, "--seconds")) {
-            char *end = NULL;
-            double x = v ? strtod(v, &end) : 0;
-            if (!v || *end || !(x > 0 && x < 3600)) {
-                fprintf(stderr, "bitvla bench loader: --seconds expects a number in (0, 3600), got '%s'\n", v ? v : "");
+            if (bv_parse_double(a, v, 0.01, 3600, &o->seconds)) {
+                fprintf(stderr, "bitvla bench loader: %s\n", bv_error_msg());
                 return 2;
             }
-            o->seconds = x;
             i++;
         } else if (!strcmp(a, "--json")) {
             if (!v) return usage();

@@ -7,10 +7,9 @@
 #include "src/common.h"
 
 static int parse_pos_int(const char *cmd, const char *flag, const char *v, int *out) {
-    char *end = NULL;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || *end || x < 1 || x > 100000) {
-        fprintf(stderr, "bitvla bench %s: %s expects a positive integer, got '%s'\n", cmd, flag, v ? v : "(nothing)");
+    long long x;
+    if (bv_parse_int(flag, v, 1, 100000, &x)) {
+        fprintf(stderr, "bitvla bench %s: %s\n", cmd, bv_error_msg());
         return 2;
     }
     *out = (int)x;

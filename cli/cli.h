@@ -2,6 +2,9 @@
 #ifndef BV_CLI_H
 #define BV_CLI_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 typedef struct {
     const char *name;
     const char *help;
@@ -10,6 +13,13 @@ typedef struct {
 
 /* true if argv contains --help or -h (prints nothing) */
 int bv_cli_wants_help(int argc, char **argv);
+
+/* Number flags (src/common.h bv_parse_int / bv_parse_double: the whole value, within [lo, hi]).
+ * On a bad or missing (NULL) value print "bitvla CMD: FLAG expects ..." to stderr and return
+ * false; *out is set only on success. */
+bool bv_cli_int(const char *cmd, const char *flag, const char *v, int lo, int hi, int *out);
+bool bv_cli_int64(const char *cmd, const char *flag, const char *v, long long lo, long long hi, int64_t *out);
+bool bv_cli_double(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out);
 
 int bv_cmd_version(int argc, char **argv);
 int bv_cmd_bench(int argc, char **argv);

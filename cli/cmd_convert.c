@@ -35,17 +35,6 @@ static void usage(FILE *f) {
             "Progress goes to stderr (a bar on a terminal; BV_PROGRESS=0 silences it).\n");
 }
 
-static int parse_int(const char *flag, const char *v, long lo, long hi, long *out) {
-    char *end;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "bitvla convert: %s expects an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, v ? v : "");
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
 int bv_cmd_convert(int argc, char **argv) {
     if (bv_cli_wants_help(argc, argv)) {
         usage(stdout);
@@ -68,7 +57,6 @@ int bv_cmd_convert(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long x;
 #define NEEDV                                                                       \
     do {                                                                            \
         if (!v) {                                                                   \
@@ -103,25 +91,22 @@ int bv_cmd_convert(int argc, char **argv) {
             }
         } else if (!strcmp(a, "--jpeg-quality")) {
             NEEDV;
-            if (parse_int(a, v, 1, 100, &x)) {
+            if (!bv_cli_int("convert", a, v, 1, 100, &o.jpeg_quality)) {
                 free(pos);
                 return 2;
             }
-            o.jpeg_quality = (int)x;
         } else if (!strcmp(a, "--episodes-per-shard")) {
             NEEDV;
-            if (parse_int(a, v, 1, 1000000, &x)) {
+            if (!bv_cli_int("convert", a, v, 1, 1000000, &o.episodes_per_shard)) {
                 free(pos);
                 return 2;
             }
-            o.episodes_per_shard = (int)x;
         } else if (!strcmp(a, "--max-episodes")) {
             NEEDV;
-            if (parse_int(a, v, 1, 1L << 40, &x)) {
+            if (!bv_cli_int64("convert", a, v, 1, 1LL << 40, &o.max_episodes)) {
                 free(pos);
                 return 2;
             }
-            o.max_episodes = x;
         } else if (!strcmp(a, "--force")) {
             o.force = true;
         } else if (!strcmp(a, "--filter-noops")) {

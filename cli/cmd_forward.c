@@ -41,16 +41,6 @@ static int need_value(int i, int argc, char **argv) {
     return 1;
 }
 
-static int parse_double(const char *flag, const char *s, double *out) {
-    char *end;
-    *out = strtod(s, &end);
-    if (end == s || *end || !(*out > 0)) {
-        fprintf(stderr, "bitvla forward: %s expects a positive number, got '%s'\n", flag, s);
-        return 0;
-    }
-    return 1;
-}
-
 int bv_cmd_forward(int argc, char **argv) {
     if (bv_cli_wants_help(argc, argv)) {
         usage(stdout);
@@ -82,17 +72,13 @@ int bv_cmd_forward(int argc, char **argv) {
                     return 2;
                 }
             } else if (!strcmp(a, "--rtol")) {
-                if (!parse_double(a, v, &o.rtol)) return 2;
+                if (!bv_cli_double("forward", a, v, 1e-30, 1e30, &o.rtol)) return 2;
             } else if (!strcmp(a, "--grad-rtol")) {
-                if (!parse_double(a, v, &o.grad_rtol)) return 2;
+                if (!bv_cli_double("forward", a, v, 1e-30, 1e30, &o.grad_rtol)) return 2;
             } else {
-                char *end;
-                long n = strtol(v, &end, 10);
-                if (end == v || *end || n < 1 || n > 4096) {
-                    fprintf(stderr, "bitvla forward: --threads expects an integer in [1, 4096], got '%s'\n", v);
-                    return 2;
-                }
-                bv_set_num_threads((int)n);
+                int n;
+                if (!bv_cli_int("forward", a, v, 1, 4096, &n)) return 2;
+                bv_set_num_threads(n);
             }
         } else {
             fprintf(stderr, "bitvla forward: unknown option '%s' (see bitvla forward --help)\n", a);

@@ -33,19 +33,6 @@ static void usage(FILE *f) {
             bv_synth_num_tasks());
 }
 
-/* Parse a whole-string integer in [lo, hi]; prints the error and returns 0 on failure. */
-static int parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "bitvla synth: %s: '%s' is not an integer in %lld..%lld\n", flag, s, lo, hi);
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
 int bv_cmd_synth(int argc, char **argv) {
     if (bv_cli_wants_help(argc, argv)) {
         usage(stdout);
@@ -75,18 +62,12 @@ int bv_cmd_synth(int argc, char **argv) {
             return 2;
         }
         const char *v = argv[++i];
-        long long x = 0;
         if (!strcmp(f, "--out")) out = v;
         else if (!strcmp(f, "--preview")) preview = v;
         else if (!strcmp(f, "--name")) o.name = v;
         else if (!strcmp(f, "--noise")) {
-            char *end;
-            errno = 0;
-            double d = strtod(v, &end);
-            if (!*v || *end || errno || !(d >= 0 && d <= 1)) {
-                fprintf(stderr, "bitvla synth: --noise: '%s' is not a number in 0..1\n", v);
-                return 2;
-            }
+            double d;
+            if (!bv_cli_double("synth", f, v, 0, 1, &d)) return 2;
             o.noise = (float)d;
         } else if (!strcmp(f, "--seed")) {
             char *end;
@@ -99,23 +80,17 @@ int bv_cmd_synth(int argc, char **argv) {
             }
             o.seed = s;
         } else if (!strcmp(f, "--episodes")) {
-            if (!parse_int(f, v, 1, 10000000, &x)) return 2;
-            o.episodes = (int)x;
+            if (!bv_cli_int("synth", f, v, 1, 10000000, &o.episodes)) return 2;
         } else if (!strcmp(f, "--image-size")) {
-            if (!parse_int(f, v, 16, 1024, &x)) return 2;
-            o.image_size = (int)x;
+            if (!bv_cli_int("synth", f, v, 16, 1024, &o.image_size)) return 2;
         } else if (!strcmp(f, "--jpeg-quality")) {
-            if (!parse_int(f, v, 1, 100, &x)) return 2;
-            o.jpeg_quality = (int)x;
+            if (!bv_cli_int("synth", f, v, 1, 100, &o.jpeg_quality)) return 2;
         } else if (!strcmp(f, "--tasks")) {
-            if (!parse_int(f, v, 1, bv_synth_num_tasks(), &x)) return 2;
-            o.tasks = (int)x;
+            if (!bv_cli_int("synth", f, v, 1, bv_synth_num_tasks(), &o.tasks)) return 2;
         } else if (!strcmp(f, "--shards")) {
-            if (!parse_int(f, v, 1, 99999, &x)) return 2;
-            o.shards = (int)x;
+            if (!bv_cli_int("synth", f, v, 1, 99999, &o.shards)) return 2;
         } else if (!strcmp(f, "--threads")) {
-            if (!parse_int(f, v, 1, 1024, &x)) return 2;
-            o.threads = (int)x;
+            if (!bv_cli_int("synth", f, v, 1, 1024, &o.threads)) return 2;
         }
     }
     if (!o.episodes || !out) {

@@ -8,18 +8,6 @@
 #include "cli/cli.h"
 #include "src/tokenizer.h"
 
-static int parse_int(const char *cmd, const char *flag, const char *v, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || *end || end == v || x < lo || x > hi) {
-        fprintf(stderr, "bitvla %s: %s expects an integer in [%d, %d], got '%s'\n", cmd, flag, lo, hi, v ? v : "");
-        return 0;
-    }
-    *out = (int)x;
-    return 1;
-}
-
 static void usage_tokenize(FILE *f) {
     fprintf(f,
             "usage: bitvla tokenize --tokenizer FILE [--jsonl IN.jsonl] [options]\n"
@@ -110,16 +98,16 @@ int bv_cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(a, "--no-stop"))
             acfg.predict_stop = 0;
         else if (!strcmp(a, "--images")) {
-            if (!parse_int("tokenize", a, v, 0, 64, &acfg.n_images)) return 2;
+            if (!bv_cli_int("tokenize", a, v, 0, 64, &acfg.n_images)) return 2;
             i++;
         } else if (!strcmp(a, "--image-tokens")) {
-            if (!parse_int("tokenize", a, v, 0, 1 << 16, &acfg.image_tokens)) return 2;
+            if (!bv_cli_int("tokenize", a, v, 0, 1 << 16, &acfg.image_tokens)) return 2;
             i++;
         } else if (!strcmp(a, "--chunk")) {
-            if (!parse_int("tokenize", a, v, 1, 1 << 12, &acfg.num_actions_chunk)) return 2;
+            if (!bv_cli_int("tokenize", a, v, 1, 1 << 12, &acfg.num_actions_chunk)) return 2;
             i++;
         } else if (!strcmp(a, "--action-dim")) {
-            if (!parse_int("tokenize", a, v, 1, 1 << 12, &acfg.action_dim)) return 2;
+            if (!bv_cli_int("tokenize", a, v, 1, 1 << 12, &acfg.action_dim)) return 2;
             i++;
         } else {
             fprintf(stderr, "bitvla tokenize: unknown or incomplete option '%s'; see 'bitvla tokenize --help'\n", a);
@@ -335,10 +323,10 @@ int bv_cmd_tokenizer(int argc, char **argv) {
         else if (!strcmp(a, "--bitvla"))
             o.bitvla = 1;
         else if (!strcmp(a, "--vocab-size")) {
-            if (!parse_int("tokenizer", a, v, 256, 1 << 24, &o.vocab_size)) return 2;
+            if (!bv_cli_int("tokenizer", a, v, 256, 1 << 24, &o.vocab_size)) return 2;
             i++;
         } else if (!strcmp(a, "--min-frequency")) {
-            if (!parse_int("tokenizer", a, v, 1, INT32_MAX, &o.min_frequency)) return 2;
+            if (!bv_cli_int("tokenizer", a, v, 1, INT32_MAX, &o.min_frequency)) return 2;
             i++;
         } else {
             fprintf(stderr, "bitvla tokenizer %s: unknown or incomplete option '%s'\n", sub, a);

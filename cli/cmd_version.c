@@ -12,12 +12,6 @@
 #include "src/common.h"
 #include "src/cpu.h"
 
-int bv_cli_wants_help(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
-    return 0;
-}
-
 int bv_cmd_version(int argc, char **argv) {
     if (bv_cli_wants_help(argc, argv)) {
         printf("usage: bitvla version\n\nPrint the bitvla version and the libraries it was built with.\n");

@@ -51,9 +51,6 @@ bv_var *bv_nn_norm_fwd(bv_graph *g, const bv_params *p, const bv_nn_norm *n, bv_
 
 bv_var *bv_nn_act(bv_graph *g, bv_act a, bv_var *x);
 
-/* Parameter var shorthand. */
-static inline bv_var *bv_nn_var(bv_graph *g, const bv_params *p, int i) { return bv_var_param(g, p, i); }
-
 /* ---- initialisation (random weights for training from scratch and for tests) ---- */
 /* Fill parameter i with N(0, std^2) / the constant v. The stream of parameter i is derived from
  * (seed, its name), so the values do not depend on the registration order or on other parts. */

@@ -59,13 +59,6 @@ static bool ends(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static void shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
-    int k = snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && (size_t)k < n; i++)
-        k += snprintf(buf + k, n - (size_t)k, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if ((size_t)k < n) snprintf(buf + k, n - (size_t)k, "]");
-}
-
 /* ---- the files of a checkpoint ---- */
 
 typedef struct {
@@ -290,7 +283,7 @@ bv_status bv_weights_load(bv_params *p, const char *path, const bv_weights_opts 
             }
             int pi = bv_params_find(p, name);
             if (pi < 0) {
-                shape_str(e->ndim, e->shape, s1, sizeof s1);
+                bv_shape_str(e->ndim, e->shape, s1, sizeof s1);
                 sb_printf(&unexp, "  unexpected: %s %s %s (in %s)\n", e->name, bv_dtype_name(e->dtype), s1,
                           c.file_names[f]);
                 r.n_unexpected++;
@@ -309,8 +302,8 @@ bv_status bv_weights_load(bv_params *p, const char *path, const bv_weights_opts 
             bool same = e->ndim == q->ndim;
             for (int k = 0; same && k < q->ndim; k++) same = e->shape[k] == q->shape[k];
             if (!fl || !same) {
-                shape_str(q->ndim, q->shape, s1, sizeof s1);
-                shape_str(e->ndim, e->shape, s2, sizeof s2);
+                bv_shape_str(q->ndim, q->shape, s1, sizeof s1);
+                bv_shape_str(e->ndim, e->shape, s2, sizeof s2);
                 sb_printf(&bad, "  mis-shaped: %s: expected F32/BF16/F16 %s, found %s %s (in %s)\n", e->name, s1,
                           bv_dtype_name(e->dtype), s2, c.file_names[f]);
                 r.n_bad++;
@@ -336,7 +329,7 @@ bv_status bv_weights_load(bv_params *p, const char *path, const bv_weights_opts 
     }
     for (int i = 0; i < p->n; i++)
         if (found[i] == -1 && covered(&m, p->items[i].name)) {
-            shape_str(p->items[i].ndim, p->items[i].shape, s1, sizeof s1);
+            bv_shape_str(p->items[i].ndim, p->items[i].shape, s1, sizeof s1);
             sb_printf(&miss, "  missing: %s %s\n", p->items[i].name, s1);
             r.n_missing++;
         }

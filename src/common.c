@@ -1,5 +1,7 @@
 #include "src/common.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -79,6 +81,28 @@ char *bv_xstrdup(const char *s) {
     char *d = bv_xmalloc(n);
     memcpy(d, s, n);
     return d;
+}
+
+bv_status bv_parse_int(const char *what, const char *text, long long lo, long long hi, long long *out) {
+    char *end = NULL;
+    errno = 0;
+    long long v = text ? strtoll(text, &end, 10) : 0;
+    if (!text || !*text || *end || errno || v < lo || v > hi)
+        return bv_error_set(BV_ERR_ARG, "%s expects an integer in [%lld, %lld], got %s%s%s", what, lo, hi,
+                            text ? "'" : "", text ? text : "nothing", text ? "'" : "");
+    *out = v;
+    return BV_OK;
+}
+
+bv_status bv_parse_double(const char *what, const char *text, double lo, double hi, double *out) {
+    char *end = NULL;
+    errno = 0;
+    double v = text ? strtod(text, &end) : 0;
+    if (!text || !*text || *end || errno || !isfinite(v) || v < lo || v > hi)
+        return bv_error_set(BV_ERR_ARG, "%s expects a number in [%g, %g], got %s%s%s", what, lo, hi, text ? "'" : "",
+                            text ? text : "nothing", text ? "'" : "");
+    *out = v;
+    return BV_OK;
 }
 
 double bv_time_now(void) {

@@ -71,6 +71,13 @@ char *bv_xstrdup(const char *s);
 #define BV_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define BV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The one way to read a number from a flag or a config string: the whole of `text` must be a
+ * decimal integer in [lo, hi] (bv_parse_double: a finite number in [lo, hi]). On failure returns
+ * BV_ERR_ARG with the message "WHAT expects an integer in [LO, HI], got 'TEXT'" (text NULL: a
+ * missing value, "got nothing"); *out is left alone. */
+bv_status bv_parse_int(const char *what, const char *text, long long lo, long long hi, long long *out);
+bv_status bv_parse_double(const char *what, const char *text, double lo, double hi, double *out);
+
 /* Wall-clock seconds (monotonic). */
 double bv_time_now(void);
 

@@ -46,14 +46,6 @@ static const char *json_describe(const json_t *v, char *buf, size_t n) {
     return buf;
 }
 
-static void shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
-    size_t p = 0;
-    p += (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && p < n; i++)
-        p += (size_t)snprintf(buf + p, n - p, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (p < n) snprintf(buf + p, n - p, "]");
-}
-
 static void free_contents(bv_st_file *f) {
     for (int i = 0; i < f->n; i++) free(f->entries[i].name);
     free(f->entries);
@@ -144,7 +136,7 @@ static bv_status parse_tensor(const char *path, const char *name, const json_t *
     }
     uint64_t nbytes = 0;
     char sh[160];
-    shape_str(e->ndim, e->shape, sh, sizeof sh);
+    bv_shape_str(e->ndim, e->shape, sh, sizeof sh);
     /* numel must also fit int64_t (bv_tensor counts elements in int64_t) */
     if (overflow || numel > (uint64_t)INT64_MAX || __builtin_mul_overflow(numel, (uint64_t)bv_dtype_size(e->dtype), &nbytes))
         return bv_error_set(BV_ERR_FORMAT, "%s: tensor '" NAMEF "': shape %s of %s overflows 64-bit sizes", path,
@@ -402,14 +394,14 @@ bv_status bv_st_read(const bv_st_file *f, const char *name, bv_dtype dt, int ndi
                             f->n);
     const bv_st_entry *e = &f->entries[i];
     char want[160], got[160];
-    shape_str(e->ndim, e->shape, got, sizeof got);
+    bv_shape_str(e->ndim, e->shape, got, sizeof got);
     int64_t n = 1;
     for (int k = 0; k < e->ndim; k++) n *= e->shape[k]; /* fits: checked at open */
     if (ndim >= 0) {
         bool same = ndim == e->ndim;
         for (int k = 0; same && k < ndim; k++) same = shape[k] == e->shape[k];
         if (!same) {
-            shape_str(ndim, shape, want, sizeof want);
+            bv_shape_str(ndim, shape, want, sizeof want);
             return bv_error_set(BV_ERR_SHAPE, "%s: tensor '" NAMEF "': shape is %s, expected %s", f->path, name, got,
                                 want);
         }

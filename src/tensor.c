@@ -94,14 +94,16 @@ void *bv_tensor_at(const bv_tensor *t, const int64_t *idx) {
     return (char *)t->data + off * (int64_t)bv_dtype_size(t->dtype);
 }
 
-char *bv_tensor_shape_str(const bv_tensor *t, char *buf, size_t n) {
+char *bv_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
     size_t p = 0;
     p += (size_t)snprintf(buf + p, n - p, "[");
-    for (int i = 0; i < t->ndim && p < n; i++)
-        p += (size_t)snprintf(buf + p, n - p, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    for (int i = 0; i < ndim && p < n; i++)
+        p += (size_t)snprintf(buf + p, n - p, i ? ", %lld" : "%lld", (long long)shape[i]);
     if (p < n) snprintf(buf + p, n - p, "]");
     return buf;
 }
+
+char *bv_tensor_shape_str(const bv_tensor *t, char *buf, size_t n) { return bv_shape_str(t->ndim, t->shape, buf, n); }
 
 bv_status bv_tensor_reshape(const bv_tensor *t, int ndim, const int64_t *shape, bv_tensor *out) {
     char sb[96];

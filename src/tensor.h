@@ -49,7 +49,8 @@ bool bv_tensor_same_shape(const bv_tensor *a, const bv_tensor *b);
 void *bv_tensor_ptr(const bv_tensor *t);
 /* Pointer to element at index idx[ndim]. */
 void *bv_tensor_at(const bv_tensor *t, const int64_t *idx);
-/* Format "[2, 3, 4]" into buf (returns buf). */
+/* "[2, 3, 4]" into buf (truncated to n bytes); returns buf. */
+char *bv_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
 char *bv_tensor_shape_str(const bv_tensor *t, char *buf, size_t n);
 
 /* Views. They return BV_ERR_SHAPE with a message when the request does not fit the tensor. */

@@ -794,7 +794,7 @@ static void test_cli_errors(void **state) {
         {"--episodes 3", "--out DIR is required", NULL},
         {"--out %s", "--episodes N is required", NULL},
         {"--episodes 3 --out %s --image-size 8", "--image-size", "'8'"},
-        {"--episodes 3 --out %s --tasks 99", "--tasks", "1..24"},
+        {"--episodes 3 --out %s --tasks 99", "--tasks", "[1, 24]"},
         {"--episodes 3 --out %s --noise -1", "--noise", "'-1'"},
         {"--episodes 3 --out %s --seed -5", "--seed", "'-5'"},
         {"--episodes 3 --out %s --shards 5", "5 shards for 3 episodes", NULL},
