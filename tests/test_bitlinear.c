@@ -433,21 +433,10 @@ static void test_op_fast_vs_ref(void **state) {
     free(x), free(w), free(b), free(dy), free(dyd);
 }
 
-/* |got - want| <= 2 K 2^-24 bound[i]: the rounding error bound of a K-term fp32 dot product whose
- * terms have absolute sum bound[i]. OpenBLAS 0.3.21's sgemm is itself not thread-count invariant
- * with its Prescott and Haswell kernels (e.g. 130x301x257: most outputs differ in the last bits
- * between 1 and 2 threads, some by 1e-4 relative where terms cancel), so the GEMM outputs of the
- * op can only be held to this; the quantized operands are compared bit for bit. */
-static void check_within_dot_bound(const char *what, const float *got, const float *want, const double *bound,
-                                   int64_t n, int64_t K) {
-    for (int64_t i = 0; i < n; i++) {
-        double tol = 2.0 * (double)K * 0x1p-24 * bound[i];
-        if (!(fabs((double)got[i] - want[i]) <= tol))
-            fail_msg("%s: index %lld: %.9g vs %.9g differ by more than the dot-product error bound %.3g", what,
-                     (long long)i, got[i], want[i], tol);
-    }
-}
-
+/* OpenBLAS 0.3.21's sgemm is not thread-count invariant with its Prescott and Haswell kernels
+ * (e.g. 130x301x257: most outputs differ in the last bits between 1 and 2 threads, some by 1e-4
+ * relative where terms cancel), so the GEMM outputs of the op are held to the dot-product rounding
+ * bound (bv_check_within_dot_bound); the quantized operands are compared bit for bit. */
 /* Forward and backward of the op with 1 and 2 threads, on shapes that take the parallel paths. */
 static void test_op_threads_identical(void **state) {
     bv_rng r = {23};
@@ -489,19 +478,11 @@ static void test_op_threads_identical(void **state) {
     check_bits_f32("cached Wq 1 vs 2 threads", out[1][5], out[0][5], OC * C);
     check_bits_f32("db 1 vs 2 threads", out[1][3], out[0][3], OC);
     const float *xq = out[0][4], *wq = out[0][5];
-    double *by = calloc(N * OC, 8), *bdx = calloc(N * C, 8), *bdw = calloc(OC * C, 8);
-    for (int64_t i = 0; i < N; i++)
-        for (int64_t o = 0; o < OC; o++) {
-            by[i * OC + o] = fabsf(b[o]);
-            for (int64_t c = 0; c < C; c++) {
-                by[i * OC + o] += fabsf(xq[i * C + c] * wq[o * C + c]);
-                bdx[i * C + c] += fabsf(dy[i * OC + o] * wq[o * C + c]);
-                bdw[o * C + c] += fabsf(dy[i * OC + o] * xq[i * C + c]);
-            }
-        }
-    check_within_dot_bound("y 1 vs 2 threads", out[1][0], out[0][0], by, N * OC, C + 1);
-    check_within_dot_bound("dx 1 vs 2 threads", out[1][1], out[0][1], bdx, N * C, OC);
-    check_within_dot_bound("dW 1 vs 2 threads", out[1][2], out[0][2], bdw, OC * C, N);
+    double *by = malloc(N * OC * 8), *bdx = malloc(N * C * 8), *bdw = malloc(OC * C * 8);
+    bv_test_linear_bounds(xq, wq, b, dy, N, C, OC, by, bdx, bdw);
+    bv_check_within_dot_bound("y 1 vs 2 threads", out[1][0], out[0][0], by, N * OC, C + 1);
+    bv_check_within_dot_bound("dx 1 vs 2 threads", out[1][1], out[0][1], bdx, N * C, OC);
+    bv_check_within_dot_bound("dW 1 vs 2 threads", out[1][2], out[0][2], bdw, OC * C, N);
     for (int t = 0; t < 2; t++)
         for (int i = 0; i < 6; i++) free(out[t][i]);
     free(by), free(bdx), free(bdw);

@@ -68,6 +68,42 @@ static void check_close(const char *what, const void *got, getter gg, const void
     }
 }
 
+void bv_check_within_dot_bound(const char *what, const float *got, const float *want, const double *bound, int64_t n,
+                               int64_t K) {
+    int64_t first = -1, worst = -1;
+    double worst_ratio = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double tol = 2.0 * (double)K * 0x1p-24 * bound[i], diff = fabs((double)got[i] - want[i]);
+        double ratio = diff == 0.0 ? 0.0 : diff / tol;
+        if (!(ratio <= 1.0)) {
+            if (first < 0) first = i;
+            if (worst < 0 || !(ratio <= worst_ratio)) worst = i, worst_ratio = ratio;
+        }
+    }
+    if (first >= 0) {
+        print_error("%s: first mismatch at index %lld: got %.9g want %.9g, more than the %lld-term dot-product "
+                    "error bound %.3g; worst at index %lld: got %.9g want %.9g (%.3g x bound); %lld elements\n",
+                    what, (long long)first, got[first], want[first], (long long)K,
+                    2.0 * (double)K * 0x1p-24 * bound[first], (long long)worst, got[worst], want[worst], worst_ratio,
+                    (long long)n);
+        fail_msg("%s: values differ beyond the rounding bound", what);
+    }
+}
+
+void bv_test_linear_bounds(const float *x, const float *w, const float *b, const float *dy, int64_t N, int64_t C,
+                           int64_t OC, double *by, double *bdx, double *bdw) {
+    for (int64_t i = 0; i < N * OC; i++) by[i] = b ? fabsf(b[i % OC]) : 0.0;
+    for (int64_t i = 0; i < N * C; i++) bdx[i] = 0;
+    for (int64_t i = 0; i < OC * C; i++) bdw[i] = 0;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t o = 0; o < OC; o++)
+            for (int64_t c = 0; c < C; c++) {
+                by[i * OC + o] += fabs((double)x[i * C + c] * w[o * C + c]);
+                bdx[i * C + c] += fabs((double)dy[i * OC + o] * w[o * C + c]);
+                bdw[o * C + c] += fabs((double)dy[i * OC + o] * x[i * C + c]);
+            }
+}
+
 void bv_check_close_f32(const char *what, const float *got, const float *want, int64_t n, double atol, double rtol) {
     check_close(what, got, get_f32, want, get_f32, n, atol, rtol);
 }

@@ -35,6 +35,17 @@ void bv_check_close_f32_f64(const char *what, const float *got, const double *wa
 void bv_check_close_f64(const char *what, const double *got, const double *want, int64_t n, double atol,
                         double rtol);
 
+/* For results that legitimately depend on the BLAS blocking (sgemm with another thread count or
+ * kernel set; docs/architecture.md, "Threads and CPU kernels"): |got - want| <= 2 K 2^-24
+ * bound[i], the rounding error bound of two K-term fp32 dot products whose terms have absolute
+ * sum bound[i]. Fails like bv_check_close_f32, naming the first and worst elements. */
+void bv_check_within_dot_bound(const char *what, const float *got, const float *want, const double *bound, int64_t n,
+                               int64_t K);
+/* The absolute sums of the terms of linear's outputs: y = x w^T + b (by: N x OC, K = C + 1 with a
+ * bias), dx = dy w (bdx: N x C, K = OC), dW = dy^T x (bdw: OC x C, K = N). b may be NULL. */
+void bv_test_linear_bounds(const float *x, const float *w, const float *b, const float *dy, int64_t N, int64_t C,
+                           int64_t OC, double *by, double *bdx, double *bdw);
+
 /* Run bv_gradcheck and fail the test with the worst element, both values and the tolerance. */
 void bv_check_gradients(const char *what, bv_gradcheck_fn fn, void *user, int n, const bv_tensor *inputs,
                         const bool *check, const bv_gradcheck_opts *opts);
