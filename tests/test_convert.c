@@ -32,11 +32,10 @@
 #include "data/shards.h"
 #include "data/stats.h"
 #include "data/tfrecord.h"
-#include "tests/util/shared_fixture.h"
 #include "src/progress.h"
 #include "tests/util/testutil.h"
 
-#define BRIDGE "fixtures/rlds_bridge_debug/1.0.0"
+#define BRIDGE "rlds_bridge_debug/1.0.0"
 
 static int setup(void **state) { return bv_test_dir_make("convert"); }
 
@@ -147,7 +146,7 @@ static void test_bridge_jpeg(void **state) {
     const char *out = bv_test_path("bridge");
     bv_convert_opts o = opts(out);
     o.episodes_per_shard = 10;
-    bv_status st = bv_convert_rlds(bv_shared_path(BRIDGE), &s, &o);
+    bv_status st = bv_convert_rlds(bv_fixture_path(BRIDGE), &s, &o);
     if (st) fail_msg("%s", bv_error_msg());
     bv_schema_free(&s);
 
@@ -249,11 +248,11 @@ static void test_bridge_jpeg(void **state) {
     /* converting again into the same directory needs --force */
     bv_schema_load(&s, "bridge");
     o.max_episodes = 2;
-    assert_int_equal(bv_convert_rlds(bv_shared_path(BRIDGE), &s, &o), BV_ERR_ARG);
+    assert_int_equal(bv_convert_rlds(bv_fixture_path(BRIDGE), &s, &o), BV_ERR_ARG);
     bv_test_expect_in(bv_error_msg(), "already holds a converted dataset");
     bv_test_expect_in(bv_error_msg(), "--force");
     o.force = true;
-    assert_int_equal(bv_convert_rlds(bv_shared_path(BRIDGE), &s, &o), BV_OK);
+    assert_int_equal(bv_convert_rlds(bv_fixture_path(BRIDGE), &s, &o), BV_OK);
     snprintf(p, sizeof p, "%s/manifest.json", out);
     m = load_json(p);
     assert_int_equal(json_integer_value(json_object_get(m, "num_episodes")), 2);
@@ -274,7 +273,7 @@ static void test_bridge_raw(void **state) {
     o.images = BV_IMAGES_RAW;
     o.max_episodes = 3;
     o.dataset_name = "bridge_small";
-    if (bv_convert_rlds(bv_shared_path(BRIDGE), &s, &o)) fail_msg("%s", bv_error_msg());
+    if (bv_convert_rlds(bv_fixture_path(BRIDGE), &s, &o)) fail_msg("%s", bv_error_msg());
     char p[600];
     snprintf(p, sizeof p, "%s/shard-00000.h5", out);
     bv_shard sd;
@@ -517,7 +516,7 @@ static void expect_fail(const char *src, const char *schema, bv_status want, con
 static void test_bad_inputs(void **state) {
     char file[1024], src[512];
     /* corrupt copies of the Bridge file */
-    const char *bsrc = bv_shared_path(BRIDGE);
+    const char *bsrc = bv_fixture_path(BRIDGE);
     snprintf(src, sizeof src, "%s", bv_test_path("bridge_bad"));
     mkdir(src, 0777);
     char p[1200];
@@ -656,25 +655,25 @@ static void test_cli(void **state) {
     assert_int_equal(run("convert", out, sizeof out), 2);
     assert_int_equal(run("convert tfds x --out y", out, sizeof out), 2);
     bv_test_expect_in(out, "unknown source kind 'tfds' (expected rlds or libero-hdf5)");
-    snprintf(args, sizeof args, "convert rlds %s --schema bridge", bv_shared_path(BRIDGE));
+    snprintf(args, sizeof args, "convert rlds %s --schema bridge", bv_fixture_path(BRIDGE));
     assert_int_equal(run(args, out, sizeof out), 2);
     bv_test_expect_in(out, "--out SHARD_DIR is required");
-    snprintf(args, sizeof args, "convert rlds %s --out %s", bv_shared_path(BRIDGE), bv_test_path("cli"));
+    snprintf(args, sizeof args, "convert rlds %s --out %s", bv_fixture_path(BRIDGE), bv_test_path("cli"));
     assert_int_equal(run(args, out, sizeof out), 2);
     bv_test_expect_in(out, "--schema libero|bridge|FILE.json is required");
-    snprintf(args, sizeof args, "convert rlds %s --schema libro --out %s", bv_shared_path(BRIDGE), bv_test_path("cli"));
+    snprintf(args, sizeof args, "convert rlds %s --schema libro --out %s", bv_fixture_path(BRIDGE), bv_test_path("cli"));
     assert_int_equal(run(args, out, sizeof out), 2);
     bv_test_expect_in(out, "unknown schema 'libro'");
-    snprintf(args, sizeof args, "convert rlds %s --schema bridge --out %s --images png", bv_shared_path(BRIDGE),
+    snprintf(args, sizeof args, "convert rlds %s --schema bridge --out %s --images png", bv_fixture_path(BRIDGE),
              bv_test_path("cli"));
     assert_int_equal(run(args, out, sizeof out), 2);
     bv_test_expect_in(out, "--images expects jpeg or raw, got 'png'");
-    snprintf(args, sizeof args, "convert rlds %s --schema bridge --out %s --episodes-per-shard 0", bv_shared_path(BRIDGE),
+    snprintf(args, sizeof args, "convert rlds %s --schema bridge --out %s --episodes-per-shard 0", bv_fixture_path(BRIDGE),
              bv_test_path("cli"));
     assert_int_equal(run(args, out, sizeof out), 2);
     bv_test_expect_in(out, "--episodes-per-shard expects an integer");
     snprintf(args, sizeof args, "convert rlds %s --schema bridge --out %s --max-episodes 4 --episodes-per-shard 3",
-             bv_shared_path(BRIDGE), bv_test_path("cli"));
+             bv_fixture_path(BRIDGE), bv_test_path("cli"));
     int rc = run(args, out, sizeof out);
     if (rc) fail_msg("exit %d: %s", rc, out);
     bv_test_expect_in(out, "convert: 4/4 episodes (100.0%)"); /* the plain progress line */

@@ -1,5 +1,5 @@
 /* Tests of the RLDS reader (data/rlds.h) and the image codecs (data/image.h) on the real Bridge
- * debug set (../shared/fixtures/rlds_bridge_debug): the schema and splits from features.json and
+ * debug set (tests/fixtures/rlds_bridge_debug): the schema and splits from features.json and
  * dataset_info.json, and every episode decoded and compared with an independent decoding by
  * Google's protobuf runtime and PIL (tests/gen/gen_bridge_expect.py -> tests/fixtures/
  * bridge_expect.json): actions, states, instruction, flags, metadata exactly, and JPEG frames
@@ -17,10 +17,9 @@
 #include "data/image.h"
 #include "data/rlds.h"
 #include "data/tfrecord.h"
-#include "tests/util/shared_fixture.h"
 #include "tests/util/testutil.h"
 
-#define BRIDGE "fixtures/rlds_bridge_debug/1.0.0"
+#define BRIDGE "rlds_bridge_debug/1.0.0"
 
 static json_t *load_expect(void) {
     json_error_t je;
@@ -31,7 +30,7 @@ static json_t *load_expect(void) {
 
 static void test_schema(void **state) {
     bv_rlds_dataset ds;
-    const char *dir = bv_shared_path(BRIDGE);
+    const char *dir = bv_fixture_path(BRIDGE);
     bv_status st = bv_rlds_open(&ds, dir);
     if (st) fail_msg("%s", bv_error_msg());
     assert_string_equal(ds.name, "bridge_dataset");
@@ -96,7 +95,7 @@ static void check_floats(const char *what, const json_t *want, const float *got,
 static void test_episodes_match_python(void **state) {
     json_t *exp = load_expect();
     bv_rlds_dataset ds;
-    assert_int_equal(bv_rlds_open(&ds, bv_shared_path(BRIDGE)), BV_OK);
+    assert_int_equal(bv_rlds_open(&ds, bv_fixture_path(BRIDGE)), BV_OK);
     const bv_rlds_split *sp = bv_rlds_split_find(&ds, "train");
     bv_tfr_reader r;
     assert_int_equal(bv_tfr_open(&r, sp->files[0]), BV_OK);
@@ -197,7 +196,7 @@ static void test_episodes_match_python(void **state) {
 
 static void test_episode_errors(void **state) {
     bv_rlds_dataset ds;
-    assert_int_equal(bv_rlds_open(&ds, bv_shared_path(BRIDGE)), BV_OK);
+    assert_int_equal(bv_rlds_open(&ds, bv_fixture_path(BRIDGE)), BV_OK);
     bv_example_builder b = {0};
     bv_example ex = {0};
     float fl[70] = {0};

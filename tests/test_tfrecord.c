@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "data/tfrecord.h"
-#include "tests/util/shared_fixture.h"
 #include "tests/util/testutil.h"
 
 static int setup(void **state) { return bv_test_dir_make("tfr"); }
@@ -228,7 +227,7 @@ static void test_corruption(void **state) {
 /* The real RLDS file: 25 records, every CRC valid, and re-writing them reproduces the file. */
 static void test_bridge_fixture(void **state) {
     const char *path =
-        bv_shared_path("fixtures/rlds_bridge_debug/1.0.0/bridge_dataset-train.tfrecord-00000-of-00001");
+        bv_fixture_path("rlds_bridge_debug/1.0.0/bridge_dataset-train.tfrecord-00000-of-00001");
     int64_t n;
     assert_int_equal(bv_tfr_count(path, &n), BV_OK);
     assert_int_equal(n, 25);

@@ -1,5 +1,5 @@
 """Expected values for tests/test_rlds.c and tests/test_convert.c, decoded from the real Bridge RLDS
-debug set (../shared/fixtures/rlds_bridge_debug/1.0.0) by an implementation independent of bitvla:
+debug set (tests/fixtures/rlds_bridge_debug/1.0.0) by an implementation independent of bitvla:
 Google's protobuf runtime (python3-protobuf) with the tf.train.Example schema in
 tests/gen/feature.proto, compiled by protoc (protobuf-compiler) into a temporary directory, and
 PIL (python3-pil) for the JPEGs. The TFRecord framing is read with struct and its CRCs checked with
@@ -33,7 +33,7 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 OUT = os.path.join(REPO, "tests", "fixtures", "bridge_expect.json")
-REL = os.path.join("fixtures", "rlds_bridge_debug", "1.0.0")
+REL = os.path.join("fixtures", "rlds_bridge_debug", "1.0.0")  # the vendored copy (tests/fixtures/README.md)
 EPISODES = [0, 7, 24]  # episodes whose values are stored in full
 IMAGES = [(0, "steps/observation/image_0", 0), (13, "steps/observation/image_2", 9), (24, "steps/observation/image_3", 5)]
 
@@ -41,10 +41,7 @@ IMAGES = [(0, "steps/observation/image_0", 0), (13, "steps/observation/image_2",
 def find_dataset():
     if len(sys.argv) > 1:
         return sys.argv[1]
-    for base in (os.environ.get("BV_SHARED_DIR"), os.path.join(REPO, "..", "shared"), os.path.join(REPO, "..", "..", "shared")):
-        if base and os.path.isdir(os.path.join(base, REL)):
-            return os.path.join(base, REL)
-    sys.exit("gen_bridge_expect: cannot find %s under $BV_SHARED_DIR, ../shared or ../../shared; pass the directory" % REL)
+    return os.path.join(REPO, "tests", REL)
 
 
 def crc32c(data):
