@@ -1,7 +1,7 @@
 /* bench_encoder.c - one SigLIP-so400m encoder layer (pre-LN: x + out_proj(MHA(LN1 x));
  * x + fc2(gelu_tanh(fc1(LN2 x)))) forward + backward at B=2, T=256, D=1152, MLP 4304, 16 heads,
  * built from the autograd ops with parameters in a bv_params store under their HF names, the way
- * the model code will use them. Loss = mean(y^2), as ../shared/bench/torch_peer.py does.
+ * the model code will use them. Loss = mean(y^2), as bench/peer/torch_peer.py does.
  * Prints ms per step and GFLOP/s (same FLOP formula as the peer); scripts/bench prints the ratio.
  * --quant: also the layer with q,k,v,out_proj,fc1,fc2 as BitLinear W1.58A8 (bv_op_bitlinear, one
  * bv_qweight cache per weight), as the peer's quant=True layer, its steps alternating with the

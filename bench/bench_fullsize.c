@@ -10,7 +10,7 @@
  * Each timed step runs twice: "requant", after bv_params_mark_updated, so every BitLinear
  * re-quantizes its weight as after an optimizer step (what the PyTorch peer does on every forward),
  * and "cached", with the quantized weights reused (a gradient-accumulation micro-batch). FLOPs are
- * ../shared/bench/torch_peer.py's formulas: the tower counts 26 times the peer's SigLIP layer at
+ * bench/peer/torch_peer.py's formulas: the tower counts 26 times the peer's SigLIP layer at
  * B=2 T=256 (the patch embedding, 0.2% more, is not counted); the causal layer counts the full
  * attention like the bidirectional one. Figures are medians (and minima) over --reps steps after
  * one warm-up step. scripts/bench fullsize runs this beside the peer and prints the ratios. */

@@ -10,7 +10,7 @@
  * dx += dy @ Wq, dW += dy^T @ xq, db += sum dy. So this family has forward kernels only.
  *
  * Exact arithmetic of the fast (fp32) kernels, chosen to be bit-identical to PyTorch evaluating
- * the reference formulas (../shared/bench/torch_peer.py, bitvla-repo) on fp32 tensors:
+ * the reference formulas (bench/peer/torch_peer.py, bitvla-repo) on fp32 tensors:
  * - round is round-half-to-even (torch.round), with the sign of zero kept (round(-0.3) = -0.0).
  * - `a / t` with a Python number a and a tensor t is t.reciprocal() * a in PyTorch, so
  *   s = fl(fl(1/m) * 127) for activations (two roundings; not fl(127/m)) and s = fl(1/m) for

@@ -1,6 +1,6 @@
 """Fixture for tests/test_bitlinear.c: PyTorch values of the BitLinear quantizers and of a
 BitLinear layer's forward and straight-through gradients (spec section 2; the formulas of
-../shared/bench/torch_peer.py and bitvla-repo, evaluated by PyTorch itself).
+bench/peer/torch_peer.py and bitvla-repo, evaluated by PyTorch itself).
 
 Run with Debian's python (torch 1.13):  /usr/bin/python3 tests/gen/gen_bitlinear.py
 Writes tests/fixtures/bitlinear.safetensors (about 115 KB).
