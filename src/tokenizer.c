@@ -429,6 +429,8 @@ static const sslot *sparse_find(const bv_tok *t, int32_t id) {
 
 /* the slot of sparse id (created KIND_NONE if absent); NULL when out of memory */
 static sslot *sparse_put(bv_tok *t, int32_t id) {
+    const sslot *found = sparse_find(t, id);
+    if (found) return &t->sp[found - t->sp];
     if (2 * (t->sp_n + 1) > (t->sp ? t->sp_mask + 1 : 0)) {
         uint32_t cap = t->sp ? 2 * (t->sp_mask + 1) : 64;
         sslot *ns = malloc((size_t)cap * sizeof *ns);
@@ -445,11 +447,9 @@ static sslot *sparse_put(bv_tok *t, int32_t id) {
         t->sp_mask = cap - 1;
     }
     uint32_t i = sp_hash(id) & t->sp_mask;
-    while (t->sp[i].id >= 0 && t->sp[i].id != id) i = (i + 1) & t->sp_mask;
-    if (t->sp[i].id < 0) {
-        t->sp[i] = (sslot){id, KIND_NONE, 0, 0};
-        t->sp_n++;
-    }
+    while (t->sp[i].id >= 0) i = (i + 1) & t->sp_mask;
+    t->sp[i] = (sslot){id, KIND_NONE, 0, 0};
+    t->sp_n++;
     return &t->sp[i];
 }
 
@@ -459,7 +459,8 @@ static void sparse_clear(bv_tok *t) {
     t->sp_mask = t->sp_n = 0;
 }
 
-/* kind of token id (KIND_NONE if there is none) and, when bytes is not NULL, its decoded bytes */
+/* kind of token id (KIND_NONE if there is none) and, when bytes is not NULL, its decoded bytes
+ * (NULL and 0 for no token) */
 static inline int id_get(const bv_tok *t, int32_t id, const char **bytes, size_t *n) {
     int kind = KIND_NONE;
     uint32_t off = 0, len = 0;
@@ -469,7 +470,10 @@ static inline int id_get(const bv_tok *t, int32_t id, const char **bytes, size_t
         const sslot *e = sparse_find(t, id);
         if (e) kind = e->kind, off = e->off, len = e->len;
     }
-    if (bytes) *bytes = t->blob + off, *n = len;
+    if (bytes) {
+        *bytes = kind == KIND_NONE ? NULL : t->blob ? t->blob + off : ""; /* no blob yet: empty tokens only */
+        *n = kind == KIND_NONE ? 0 : len;
+    }
     return kind;
 }
 
@@ -1718,6 +1722,12 @@ bv_status bv_tok_bitvla_edit(bv_tok *t) {
     if (bv_tok_token_id(t, "<|image_pad|>") >= 0) return BV_OK; /* already edited */
     int32_t eot = bv_tok_token_id(t, "<|eot_id|>");
     if (eot < 0) return bv_error_set(BV_ERR_FORMAT, "%s: BitVLA edits: no <|eot_id|> added token", t->name);
+    /* the 258 tokens go after the highest id left, which is <|eot_id|> or a model token */
+    if ((eot > t->n_model - 1 ? eot : t->n_model - 1) > INT32_MAX - 259)
+        return bv_error_set(BV_ERR_FORMAT,
+                            "%s: BitVLA edits: <|eot_id|> has id %d: no room after it for the 258 BitVLA tokens (ids "
+                            "must stay below %d)",
+                            t->name, (int)eot, INT32_MAX);
     /* drop added tokens above <|eot_id|> */
     int k = 0;
     for (int i = 0; i < t->n_added; i++) {
@@ -1725,7 +1735,7 @@ bv_status bv_tok_bitvla_edit(bv_tok *t) {
         if (a->id > eot) {
             uint8_t *kind;
             uint32_t *off, *len;
-            if (!id_slot(t, a->id, &kind, &off, &len)) return TOK_OOM(t->name); /* exists: allocates nothing */
+            if (!id_slot(t, a->id, &kind, &off, &len)) return TOK_OOM(t->name); /* it exists: no allocation */
             *kind = KIND_NONE;
             *len = 0;
             free(a->content);

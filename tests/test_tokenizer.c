@@ -607,6 +607,17 @@ static void huge_added_id(void) {
     CHILD_CHECK(bv_tok_token_id(t, "<|image_pad|>") == 310 && bv_tok_token_id(t, "<action_255>") == 567);
     CHILD_CHECK(bv_tok_vocab_size(t) == 568);
     bv_tok_free(t);
+    /* <|eot_id|> so high that BitVLA's tokens would overflow the ids: refused, not wrapped */
+    sp.added_json = "{\"id\":2147483600,\"content\":\"<|eot_id|>\",\"special\":true,\"normalized\":false}";
+    j = make_json(&sp);
+    st = bv_tok_load_mem(&t, j, strlen(j), "far.json");
+    free(j);
+    CHILD_CHECK(st == BV_OK);
+    CHILD_CHECK(bv_tok_bitvla_edit(t) == BV_ERR_FORMAT);
+    CHILD_CHECK(strstr(bv_error_msg(), "far.json") && strstr(bv_error_msg(), "2147483600") &&
+                strstr(bv_error_msg(), "no room"));
+    CHILD_CHECK(bv_tok_vocab_size(t) == 2147483601 && bv_tok_token_id(t, "<|eot_id|>") == 2147483600);
+    bv_tok_free(t);
 }
 
 static char *g_far_model_json; /* made by the parent: the child must not run CMocka asserts */
