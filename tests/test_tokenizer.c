@@ -128,6 +128,7 @@ static char *make_json(const spec *sp) {
 
 static bv_tok *load_spec(const spec *sp) {
     char *j = make_json(sp);
+    bv_test_fuzz_seed(j, strlen(j));
     bv_tok *t = NULL;
     bv_status st = bv_tok_load_mem(&t, j, strlen(j), "handmade.json");
     if (st != BV_OK) print_error("load failed: %s\n", bv_error_msg());
@@ -398,6 +399,7 @@ static void test_utf8_errors(void **state) {
 
 static void expect_load_error(const char *json, bv_status want, const char *needle1, const char *needle2) {
     bv_tok *t = NULL;
+    bv_test_fuzz_seed(json, strlen(json));
     bv_status st = bv_tok_load_mem(&t, json, strlen(json), "bad.json");
     if (st != want || !strstr(bv_error_msg(), "bad.json") || (needle1 && !strstr(bv_error_msg(), needle1)) ||
         (needle2 && !strstr(bv_error_msg(), needle2))) {
