@@ -47,6 +47,7 @@ int bv_bench_bitlinear(int argc, char **argv) {
            "(median ms)\n", o.threads, o.reps);
     printf("%-34s %9s %10s %7s %9s %7s %9s %9s\n", "shape", "linear", "bitlinear", "ratio", "cached", "ratio",
            "wquant", "aquant");
+    bv_bench_text js = {0};
     bv_graph g;
     bv_graph_init(&g, 64u << 20);
     bv_bitlinear_cfg cfg = {1, 8};
@@ -85,6 +86,12 @@ int bv_bench_bitlinear(int argc, char **argv) {
         sum_lin += uses * ml, sum_bl += uses * mb, sum_cached += uses * mc;
         printf("%-34s %9.2f %10.2f %7.3f %9.2f %7.3f %9.2f %9.2f\n", s->name, ml * 1e3, mb * 1e3,
                bv_bench_median(rb, reps), mc * 1e3, bv_bench_median(rc, reps), mw * 1e3, ma * 1e3);
+        bv_bench_text_printf(&js,
+                             "{\"bench\": \"bitlinear\", \"case\": \"%s\", \"threads\": %d, \"reps\": %d, "
+                             "\"linear_ms\": %.4f, \"bitlinear_ms\": %.4f, \"bitlinear_ratio\": %.4f, "
+                             "\"cached_ms\": %.4f, \"cached_ratio\": %.4f, \"wquant_ms\": %.4f, \"aquant_ms\": %.4f}\n",
+                             s->name, o.threads, reps, ml * 1e3, mb * 1e3, bv_bench_median(rb, reps), mc * 1e3,
+                             bv_bench_median(rc, reps), mw * 1e3, ma * 1e3);
         bv_qweight_free(&cache);
         bv_aligned_free(x), bv_aligned_free(w), bv_aligned_free(b), bv_aligned_free(dy);
         bv_aligned_free(dx), bv_aligned_free(dw), bv_aligned_free(db), bv_aligned_free(xq);
@@ -92,6 +99,12 @@ int bv_bench_bitlinear(int argc, char **argv) {
     printf("ratio: median over reps of bitlinear / linear time (each rep runs both back to back)\n");
     printf("QAT overhead of a SigLIP layer's six projections (4 x q/k/v/out + fc1 + fc2, medians): %.3fx "
            "re-quantizing every step, %.3fx with cached weights\n", sum_bl / sum_lin, sum_cached / sum_lin);
+    bv_bench_text_printf(&js,
+                         "{\"bench\": \"bitlinear\", \"case\": \"siglip layer projections\", \"threads\": %d, "
+                         "\"reps\": %d, \"qat_overhead\": %.4f, \"qat_overhead_cached\": %.4f}\n",
+                         o.threads, o.reps > 64 ? 64 : o.reps, sum_bl / sum_lin, sum_cached / sum_lin);
     bv_graph_free(&g);
-    return 0;
+    int rc = bv_bench_json_append("bitlinear", o.json, &js);
+    bv_bench_text_free(&js);
+    return rc;
 }

@@ -147,6 +147,13 @@ int bv_bench_encoder(int argc, char **argv) {
     double t = bv_bench_median(times, reps);
     printf("siglip-so400m layer B=2 T=256 quant=False: %.1f ms fwd+bwd, %.1f GFLOP/s (bitvla, %d threads)\n",
            t * 1e3, fl / t / 1e9, o.threads);
+    bv_bench_text js = {0};
+    bv_bench_text_printf(&js,
+                         "{\"bench\": \"encoder\", \"case\": \"siglip-so400m layer B=2 T=256 quant=False\", "
+                         "\"threads\": %d, \"reps\": %d, \"ms\": %.4f, \"gflops\": %.2f, "
+                         "\"arena_high_water_bytes\": %zu, \"block_mallocs_after_warmup\": %zu}\n",
+                         o.threads, reps, t * 1e3, fl / t / 1e9, bv_arena_high_water(&g.arena),
+                         g.arena.n_block_mallocs - mallocs_after_warmup);
     if (pc.quant) {
         double tq = bv_bench_median(qtimes, reps), ratio = bv_bench_median(ratios, reps);
         printf("siglip-so400m layer B=2 T=256 quant=True: %.1f ms fwd+bwd, %.1f GFLOP/s (bitvla, %d threads)\n",
@@ -155,6 +162,11 @@ int bv_bench_encoder(int argc, char **argv) {
         /* CPU time is steadier than wall time on a shared machine (with OMP_WAIT_POLICY=passive,
          * idle threads do not spin and it is the work done) */
         printf("  in process CPU time: %.3fx\n", bv_bench_median(cpu_ratios, reps));
+        bv_bench_text_printf(&js,
+                             "{\"bench\": \"encoder\", \"case\": \"siglip-so400m layer B=2 T=256 quant=True\", "
+                             "\"threads\": %d, \"reps\": %d, \"ms\": %.4f, \"gflops\": %.2f, "
+                             "\"qat_overhead\": %.4f, \"qat_overhead_cpu\": %.4f}\n",
+                             o.threads, reps, tq * 1e3, fl / tq / 1e9, ratio, bv_bench_median(cpu_ratios, reps));
     }
     printf("  arena high-water %.1f MiB, block mallocs after warm-up: %zu\n",
            (double)bv_arena_high_water(&g.arena) / (1 << 20), g.arena.n_block_mallocs - mallocs_after_warmup);
@@ -162,5 +174,7 @@ int bv_bench_encoder(int argc, char **argv) {
     bv_graph_free(&g);
     bv_params_free(&p);
     bv_aligned_free(xin);
-    return 0;
+    int rc = bv_bench_json_append("encoder", o.json, &js);
+    bv_bench_text_free(&js);
+    return rc;
 }

@@ -14,7 +14,6 @@
  * B=2 T=256 (the patch embedding, 0.2% more, is not counted); the causal layer counts the full
  * attention like the bidirectional one. Figures are medians (and minima) over --reps steps after
  * one warm-up step. scripts/bench fullsize runs this beside the peer and prints the ratios. */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -59,22 +58,17 @@ static int report(const fs_ctx *c, double *t_req, double *t_cached, int reps, co
            c->flop / 1e9, nparams, hw, rss, c->threads);
     fflush(stdout);
     if (!c->json) return 0;
-    FILE *f = fopen(c->json, "a");
-    if (!f) {
-        fprintf(stderr, "bitvla bench fullsize: cannot open '%s' for appending: %s\n", c->json, strerror(errno));
-        return 1;
-    }
-    fprintf(f,
-            "{\"bench\": \"fullsize\", \"case\": \"%s\", \"threads\": %d, \"reps\": %d, \"gflop\": %.4f, "
-            "\"requant_ms_median\": %.3f, \"requant_ms_best\": %.3f, \"cached_ms_median\": %.3f, "
-            "\"cached_ms_best\": %.3f, \"params\": %zu, \"arena_high_water_bytes\": %zu, \"peak_rss_gib\": %.3f}\n",
-            c->label, c->threads, reps, c->flop / 1e9, med_r * 1e3, best_r * 1e3, med_c * 1e3, best_c * 1e3,
-            nparams, bv_arena_high_water(&g->arena), rss);
-    if (fclose(f) != 0) {
-        fprintf(stderr, "bitvla bench fullsize: cannot write '%s': %s\n", c->json, strerror(errno));
-        return 1;
-    }
-    return 0;
+    /* appended after each part, so the tower's figures survive a failure in the layer's run */
+    bv_bench_text js = {0};
+    bv_bench_text_printf(&js,
+                         "{\"bench\": \"fullsize\", \"case\": \"%s\", \"threads\": %d, \"reps\": %d, \"gflop\": %.4f, "
+                         "\"requant_ms_median\": %.3f, \"requant_ms_best\": %.3f, \"cached_ms_median\": %.3f, "
+                         "\"cached_ms_best\": %.3f, \"params\": %zu, \"arena_high_water_bytes\": %zu, \"peak_rss_gib\": %.3f}\n",
+                         c->label, c->threads, reps, c->flop / 1e9, med_r * 1e3, best_r * 1e3, med_c * 1e3, best_c * 1e3,
+                         nparams, bv_arena_high_water(&g->arena), rss);
+    int rc = bv_bench_json_append("fullsize", c->json, &js);
+    bv_bench_text_free(&js);
+    return rc;
 }
 
 /* ---- (a) the vision tower ---- */
@@ -260,14 +254,6 @@ int bv_bench_fullsize(int argc, char **argv) {
         fprintf(stderr, "bitvla bench fullsize: --reps %d is more than the %d this benchmark keeps\n", o.reps,
                 MAX_REPS);
         return 2;
-    }
-    if (o.json) { /* fail before minutes of work, not after */
-        FILE *f = fopen(o.json, "a");
-        if (!f || fclose(f) != 0) {
-            fprintf(stderr, "bitvla bench fullsize: --json: cannot open '%s' for appending: %s\n", o.json,
-                    strerror(errno));
-            return 2;
-        }
     }
     bv_vla_config cfg;
     if (bv_config_preset("bitvla-2b", &cfg) != BV_OK) {

@@ -72,6 +72,7 @@ static int parse(int argc, char **argv, lb_opts *o) {
                 return 2;
             }
             *ip = (int)x;
+            if (ip == &o->threads && bv_bench_check_threads("loader", o->threads)) return 2;
             i++;
         } else if (!strcmp(a, "--seconds")) {
             if (bv_parse_double(a, v, 0.01, 3600, &o->seconds)) {
@@ -92,6 +93,7 @@ static int parse(int argc, char **argv, lb_opts *o) {
             return usage();
         }
     }
+    if (o->json && bv_bench_json_check("loader", o->json)) return 2; /* before the minutes of work */
     return 0;
 }
 
@@ -263,7 +265,7 @@ done:
 int bv_bench_loader(int argc, char **argv) {
     lb_opts o;
     if (parse(argc, argv, &o)) return 2;
-    bv_set_num_threads(o.threads);
+    o.threads = bv_set_num_threads(o.threads);
     char root[256], rlds[300], jdir[300], rdir[300];
     const char *tmp = getenv("TMPDIR");
     snprintf(root, sizeof root, "%s/bitvla_bench_loader_%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
@@ -277,6 +279,7 @@ int bv_bench_loader(int argc, char **argv) {
     setenv("BV_PROGRESS", "0", 1);
     bv_tok *tok = NULL;
     bv_status st = BV_OK;
+    int json_rc = 0;
     double t0 = bv_time_now();
     bv_synth_opts so;
     bv_synth_opts_default(&so);
@@ -354,18 +357,17 @@ int bv_bench_loader(int argc, char **argv) {
     if (o.full) printf("; full size at 224: %.2f ms / %.1f s = %.3f%%", l224 * 1e3, t_full, 100.0 * l224 / t_full);
     printf("\n");
     if (o.json) {
-        FILE *f = fopen(o.json, "a");
-        if (f) {
-            fprintf(f,
-                    "{\"bench\": \"loader\", \"threads\": %d, \"batch\": %d, \"jpeg_mb\": %.2f, \"raw_mb\": %.2f, "
-                    "\"jpeg_decode_ms\": %.3f, \"raw_read_ms\": %.3f, \"train_224_ms\": %.3f, \"train_56_ms\": %.3f, "
-                    "\"rate_224_jpeg\": [%.1f, %.1f], \"rate_224_raw\": [%.1f, %.1f], \"rate_56_jpeg\": [%.1f, %.1f], "
-                    "\"rate_56_raw\": [%.1f, %.1f], \"tiny_ms\": %.3f, \"full_s\": %.2f}\n",
-                    o.threads, o.batch, bj / 1e6, br / 1e6, stt.jpeg_ms, stt.raw_ms, stt.train_ms[0], stt.train_ms[1],
-                    rate[0][0][0], rate[0][0][1], rate[0][1][0], rate[0][1][1], rate[1][0][0], rate[1][0][1],
-                    rate[1][1][0], rate[1][1][1], t_tiny * 1e3, t_full);
-            fclose(f);
-        }
+        bv_bench_text js = {0};
+        bv_bench_text_printf(&js,
+                             "{\"bench\": \"loader\", \"threads\": %d, \"batch\": %d, \"jpeg_mb\": %.2f, \"raw_mb\": %.2f, "
+                             "\"jpeg_decode_ms\": %.3f, \"raw_read_ms\": %.3f, \"train_224_ms\": %.3f, \"train_56_ms\": %.3f, "
+                             "\"rate_224_jpeg\": [%.1f, %.1f], \"rate_224_raw\": [%.1f, %.1f], \"rate_56_jpeg\": [%.1f, %.1f], "
+                             "\"rate_56_raw\": [%.1f, %.1f], \"tiny_ms\": %.3f, \"full_s\": %.2f}\n",
+                             o.threads, o.batch, bj / 1e6, br / 1e6, stt.jpeg_ms, stt.raw_ms, stt.train_ms[0],
+                             stt.train_ms[1], rate[0][0][0], rate[0][0][1], rate[0][1][0], rate[0][1][1], rate[1][0][0],
+                             rate[1][0][1], rate[1][1][0], rate[1][1][1], t_tiny * 1e3, t_full);
+        json_rc = bv_bench_json_append("loader", o.json, &js);
+        bv_bench_text_free(&js);
     }
 done:
     if (st) fprintf(stderr, "bitvla bench loader: %s\n", bv_error_msg());
@@ -377,5 +379,5 @@ done:
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
         if (system(cmd) != 0) fprintf(stderr, "bitvla bench loader: could not remove %s\n", root);
     }
-    return st ? 1 : 0;
+    return st || json_rc ? 1 : 0;
 }

@@ -30,6 +30,7 @@ int bv_bench_matmul(int argc, char **argv) {
            o.reps);
     printf("%-34s %10s %10s %7s %10s %10s %7s %8s\n", "shape", "fwd ours", "fwd sgemm", "ratio", "f+b ours",
            "f+b sgemm", "ratio", "GFLOP/s");
+    bv_bench_text js = {0};
     bv_graph g;
     bv_graph_init(&g, 64u << 20);
     for (size_t si = 0; si < sizeof k_shapes / sizeof k_shapes[0]; si++) {
@@ -78,6 +79,12 @@ int bv_bench_matmul(int argc, char **argv) {
         double flops = 6.0 * N * C * OC;
         printf("%-34s %10.2f %10.2f %7.3f %10.2f %10.2f %7.3f %8.1f\n", s->name, of * 1e3, rf * 1e3, of / rf,
                ofb * 1e3, rfb * 1e3, ofb / rfb, flops / ofb / 1e9);
+        bv_bench_text_printf(&js,
+                             "{\"bench\": \"matmul\", \"case\": \"%s\", \"threads\": %d, \"reps\": %d, "
+                             "\"fwd_ms\": %.4f, \"fwd_sgemm_ms\": %.4f, \"fwd_ratio\": %.4f, \"fwd_bwd_ms\": %.4f, "
+                             "\"fwd_bwd_sgemm_ms\": %.4f, \"fwd_bwd_ratio\": %.4f, \"gflops\": %.2f}\n",
+                             s->name, o.threads, reps, of * 1e3, rf * 1e3, of / rf, ofb * 1e3, rfb * 1e3, ofb / rfb,
+                             flops / ofb / 1e9);
         bv_aligned_free(x), bv_aligned_free(w), bv_aligned_free(y);
         bv_aligned_free(dy), bv_aligned_free(dx), bv_aligned_free(dw);
     }
@@ -107,8 +114,14 @@ int bv_bench_matmul(int argc, char **argv) {
         }
         double a = bv_bench_median(to, reps), b = bv_bench_median(tr, reps);
         printf("%-34s %10.2f %10.2f %7.3f\n", "scores 32x(256x72 @ 72x256)", a * 1e3, b * 1e3, a / b);
+        bv_bench_text_printf(&js,
+                             "{\"bench\": \"matmul\", \"case\": \"scores 32x(256x72 @ 72x256)\", \"threads\": %d, "
+                             "\"reps\": %d, \"fwd_ms\": %.4f, \"fwd_sgemm_ms\": %.4f, \"fwd_ratio\": %.4f}\n",
+                             o.threads, reps, a * 1e3, b * 1e3, a / b);
         bv_aligned_free(q), bv_aligned_free(k), bv_aligned_free(s);
     }
     bv_graph_free(&g);
-    return 0;
+    int rc = bv_bench_json_append("matmul", o.json, &js);
+    bv_bench_text_free(&js);
+    return rc;
 }

@@ -164,24 +164,19 @@ static double time_job(const job *j, int reps) {
     return bv_bench_median(t, n);
 }
 
-static void json_line(const char *path, const char *shape, const char *what, const char *kernel, int64_t N,
+static void json_line(bv_bench_text *js, const char *shape, const char *what, const char *kernel, int64_t N,
                       double sec, double gbs, double gops) {
-    if (!path) return;
-    FILE *f = fopen(path, "a");
-    if (!f) {
-        fprintf(stderr, "bitvla bench ternary: cannot open --json file '%s' for appending\n", path);
-        return;
-    }
-    fprintf(f, "{\"bench\":\"ternary\",\"shape\":\"%s\",\"what\":\"%s\",\"kernel\":\"%s\",\"N\":%lld,"
-               "\"ms\":%.6f,\"weight_GBps\":%.3f,\"GOPs\":%.3f}\n",
-            shape, what, kernel, (long long)N, sec * 1e3, gbs, gops);
-    if (fclose(f) != 0) fprintf(stderr, "bitvla bench ternary: writing '%s' failed\n", path);
+    bv_bench_text_printf(js,
+                         "{\"bench\":\"ternary\",\"shape\":\"%s\",\"what\":\"%s\",\"kernel\":\"%s\",\"N\":%lld,"
+                         "\"ms\":%.6f,\"weight_GBps\":%.3f,\"GOPs\":%.3f}\n",
+                         shape, what, kernel, (long long)N, sec * 1e3, gbs, gops);
 }
 
 int bv_bench_ternary(int argc, char **argv) {
     bv_bench_opts o;
     if (bv_bench_parse(argc, argv, "ternary", &o) != 0) return 2;
     int reps = o.reps > MAX_REPS ? MAX_REPS : o.reps;
+    bv_bench_text jl = {0};
     bv_ternary_kernel ks[BV_TERNARY_KERNEL_COUNT];
     int nk = 0;
     for (int k = 0; k < BV_TERNARY_KERNEL_COUNT; k++)
@@ -196,7 +191,7 @@ int bv_bench_ternary(int argc, char **argv) {
     printf("cpu: %s; default kernel: %s\n", bv_cpu_describe(), bv_ternary_kernel_active_name());
     printf("memory read bandwidth (streaming sum over %lld MiB in 4 MiB pieces, %d streams per thread, median): "
            "%.1f GB/s\n", (long long)(POOL_BYTES >> 20), BW_STREAMS, bw);
-    json_line(o.json, "-", "read_bandwidth", "-", 0, 0, bw, 0);
+    json_line(&jl, "-", "read_bandwidth", "-", 0, 0, bw, 0);
 
     for (size_t si = 0; si < BV_ARRAY_LEN(k_shapes); si++) {
         const tshape *s = &k_shapes[si];
@@ -212,6 +207,7 @@ int bv_bench_ternary(int argc, char **argv) {
         bv_ternary_mat m;
         if (bv_ternary_mat_pack(&m, codes, OC, C, 1.5f) != BV_OK) {
             fprintf(stderr, "bitvla bench ternary: %s\n", bv_error_msg());
+            bv_bench_text_free(&jl);
             return 1;
         }
         const int64_t wbytes = bv_ternary_mat_bytes(&m);
@@ -229,7 +225,7 @@ int bv_bench_ternary(int argc, char **argv) {
         if (bw_here > bw) bw = bw_here;
         printf("\n%s: packed weights %.2f MB (fp32 %.1f MB); stream pool %lld copies; read bandwidth now %.1f GB/s, "
                "best %.1f\n", s->name, wbytes / 1e6, OC * C * 4 / 1e6, (long long)ncopy, bw_here, bw);
-        json_line(o.json, s->name, "read_bandwidth", "-", 0, 0, bw_here, 0);
+        json_line(&jl, s->name, "read_bandwidth", "-", 0, 0, bw_here, 0);
         printf("  GEMV N=1           %10s %9s %6s %10s %9s %6s %9s\n", "hot us", "GB/s", "%bw", "stream us",
                "GB/s", "%bw", "x sgemv");
         double t_sgemv_stream = 0, t_sgemv_hot = 0;
@@ -264,12 +260,12 @@ int bv_bench_ternary(int argc, char **argv) {
         for (int i = 0; i < nk; i++) {
             const char *kn = bv_ternary_kernel_name(ks[i]);
             double gh = wbytes / t_hot[i] / 1e9;
-            json_line(o.json, s->name, "gemv_hot", kn, 1, t_hot[i], gh, 2.0 * C * OC / t_hot[i] / 1e9);
+            json_line(&jl, s->name, "gemv_hot", kn, 1, t_hot[i], gh, 2.0 * C * OC / t_hot[i] / 1e9);
             if (t_stream[i] > 0) {
                 double gs = wbytes / t_stream[i] / 1e9;
                 printf("  %-18s %10.1f %9.1f %5.0f%% %10.1f %9.1f %5.0f%% %8.1fx\n", kn, t_hot[i] * 1e6, gh,
                        100 * gh / bw, t_stream[i] * 1e6, gs, 100 * gs / bw, t_sgemv_stream / t_stream[i]);
-                json_line(o.json, s->name, "gemv_stream", kn, 1, t_stream[i], gs, 2.0 * C * OC / t_stream[i] / 1e9);
+                json_line(&jl, s->name, "gemv_stream", kn, 1, t_stream[i], gs, 2.0 * C * OC / t_stream[i] / 1e9);
             } else {
                 printf("  %-18s %10.1f %9.1f %5.0f%% %10s %9s %6s %8.1fx\n", kn, t_hot[i] * 1e6, gh, 100 * gh / bw,
                        "-", "-", "-", t_sgemv_hot / t_hot[i]);
@@ -279,8 +275,8 @@ int bv_bench_ternary(int argc, char **argv) {
             double gh = OC * C * 4 / t_sgemv_hot / 1e9, gs = OC * C * 4 / t_sgemv_stream / 1e9;
             printf("  %-18s %10.1f %9.1f %5.0f%% %10.1f %9.1f %5.0f%% %8.1fx\n", "fp32 sgemv", t_sgemv_hot * 1e6, gh,
                    100 * gh / bw, t_sgemv_stream * 1e6, gs, 100 * gs / bw, 1.0);
-            json_line(o.json, s->name, "gemv_hot", "sgemv", 1, t_sgemv_hot, gh, 2.0 * C * OC / t_sgemv_hot / 1e9);
-            json_line(o.json, s->name, "gemv_stream", "sgemv", 1, t_sgemv_stream, gs,
+            json_line(&jl, s->name, "gemv_hot", "sgemv", 1, t_sgemv_hot, gh, 2.0 * C * OC / t_sgemv_hot / 1e9);
+            json_line(&jl, s->name, "gemv_stream", "sgemv", 1, t_sgemv_stream, gs,
                       2.0 * C * OC / t_sgemv_stream / 1e9);
         }
 
@@ -300,7 +296,7 @@ int bv_bench_ternary(int argc, char **argv) {
             double t = time_job(&j, ref ? 0 : reps) * (double)N / (double)j.N;
             printf("  %-18s %10.2f %9.1f %8.2fx%s\n", kn, t * 1e3, ops / t / 1e9, t_sgemm / t,
                    ref ? "  (one call on 96 rows, scaled)" : "");
-            json_line(o.json, s->name, "gemm", kn, N, t, 0, ops / t / 1e9);
+            json_line(&jl, s->name, "gemm", kn, N, t, 0, ops / t / 1e9);
         }
         {
             bv_ternary_kernel k = bv_ternary_kernel_active();
@@ -310,10 +306,10 @@ int bv_bench_ternary(int argc, char **argv) {
             char name[48];
             snprintf(name, sizeof name, "%s fused f32", bv_ternary_kernel_name(k));
             printf("  %-18s %10.2f %9.1f %8.2fx\n", name, t * 1e3, ops / t / 1e9, t_sgemm / t);
-            json_line(o.json, s->name, "gemm_fused", bv_ternary_kernel_name(k), N, t, 0, ops / t / 1e9);
+            json_line(&jl, s->name, "gemm_fused", bv_ternary_kernel_name(k), N, t, 0, ops / t / 1e9);
         }
         printf("  %-18s %10.2f %9.1f %8.2fx\n", "fp32 sgemm", t_sgemm * 1e3, ops / t_sgemm / 1e9, 1.0);
-        json_line(o.json, s->name, "gemm", "sgemm", N, t_sgemm, 0, ops / t_sgemm / 1e9);
+        json_line(&jl, s->name, "gemm", "sgemm", N, t_sgemm, 0, ops / t_sgemm / 1e9);
 
         free(copies);
         bv_ternary_mat_free(&m);
@@ -322,5 +318,7 @@ int bv_bench_ternary(int argc, char **argv) {
     }
     bv_aligned_free(pool);
     if (sink == 42) printf(" \n"); /* keeps the bandwidth sums alive */
-    return 0;
+    int rc = bv_bench_json_append("ternary", o.json, &jl);
+    bv_bench_text_free(&jl);
+    return rc;
 }

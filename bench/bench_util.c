@@ -1,9 +1,14 @@
 #include "bench/bench_util.h"
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "src/atomic_file.h"
 #include "src/common.h"
 
 static int parse_pos_int(const char *cmd, const char *flag, const char *v, int *out) {
@@ -16,6 +21,15 @@ static int parse_pos_int(const char *cmd, const char *flag, const char *v, int *
     return 0;
 }
 
+int bv_bench_check_threads(const char *name, int n) {
+    const char *limit;
+    int max = bv_max_threads(&limit);
+    if (n <= max) return 0;
+    fprintf(stderr, "bitvla bench %s: --threads %d is more than this build can run: at most %d (%s)\n", name, n, max,
+            limit);
+    return 2;
+}
+
 int bv_bench_parse(int argc, char **argv, const char *name, bv_bench_opts *o) {
     o->reps = 5;
     o->threads = bv_num_threads();
@@ -26,7 +40,7 @@ int bv_bench_parse(int argc, char **argv, const char *name, bv_bench_opts *o) {
             if (parse_pos_int(name, "--reps", v, &o->reps)) return 2;
             i++;
         } else if (!strcmp(argv[i], "--threads")) {
-            if (parse_pos_int(name, "--threads", v, &o->threads)) return 2;
+            if (parse_pos_int(name, "--threads", v, &o->threads) || bv_bench_check_threads(name, o->threads)) return 2;
             i++;
         } else if (!strcmp(argv[i], "--json")) {
             if (!v) {
@@ -41,7 +55,8 @@ int bv_bench_parse(int argc, char **argv, const char *name, bv_bench_opts *o) {
             return 2;
         }
     }
-    bv_set_num_threads(o->threads);
+    if (o->json && bv_bench_json_check(name, o->json)) return 2;
+    o->threads = bv_set_num_threads(o->threads);
     return 0;
 }
 
@@ -61,4 +76,131 @@ static int cmp_d(const void *a, const void *b) {
 double bv_bench_median(double *t, int n) {
     qsort(t, (size_t)n, sizeof *t, cmp_d);
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* ---- --json ---- */
+
+void bv_bench_text_printf(bv_bench_text *b, const char *fmt, ...) {
+    if (b->oom) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->oom = 1;
+        return;
+    }
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = (b->len + (size_t)n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p, b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void bv_bench_text_free(bv_bench_text *b) {
+    free(b->p);
+    *b = (bv_bench_text){0};
+}
+
+/* the current contents of path (empty when it does not exist): malloc'd in *data, or -1 with errno */
+static int read_existing(const char *path, char **data, size_t *len) {
+    *data = NULL, *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return errno == ENOENT ? 0 : -1;
+    size_t cap = 0;
+    for (;;) {
+        if (*len == cap) {
+            cap = cap ? 2 * cap : 4096;
+            char *p = realloc(*data, cap);
+            if (!p) {
+                free(*data);
+                fclose(f);
+                errno = ENOMEM;
+                return -1;
+            }
+            *data = p;
+        }
+        size_t k = fread(*data + *len, 1, cap - *len, f);
+        *len += k;
+        if (k == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(*data);
+        *data = NULL;
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+int bv_bench_json_check(const char *name, const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        if (!S_ISREG(sb.st_mode)) {
+            fprintf(stderr, "bitvla bench %s: --json %s: not a regular file (expected a file to append JSON lines to)\n",
+                    name, path);
+            return 2;
+        }
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            fprintf(stderr, "bitvla bench %s: --json %s: cannot read it to append to it: %s\n", name, path,
+                    strerror(errno));
+            return 2;
+        }
+        fclose(f);
+    }
+    /* a temporary beside it, created and removed: the directory exists and takes new files */
+    bv_atomic_file af;
+    if (bv_atomic_open(&af, path) != BV_OK) {
+        fprintf(stderr, "bitvla bench %s: --json: %s\n", name, bv_error_msg());
+        return 2;
+    }
+    bv_atomic_abort(&af);
+    return 0;
+}
+
+int bv_bench_json_append(const char *name, const char *path, const bv_bench_text *text) {
+    if (!path) return 0;
+    if (text->oom) {
+        fprintf(stderr, "bitvla bench %s: --json %s: out of memory collecting the figures; file left unchanged\n", name,
+                path);
+        return 1;
+    }
+    char *old;
+    size_t n_old;
+    if (read_existing(path, &old, &n_old) != 0) {
+        fprintf(stderr, "bitvla bench %s: --json %s: cannot read it to append to it: %s\n", name, path,
+                strerror(errno));
+        return 1;
+    }
+    bv_atomic_file af;
+    bv_status st = bv_atomic_open(&af, path);
+    if (st == BV_OK) {
+        bool ok = (n_old == 0 || fwrite(old, 1, n_old, af.fp) == n_old) &&
+                  (n_old == 0 || old[n_old - 1] == '\n' || fputc('\n', af.fp) != EOF) &&
+                  (text->len == 0 || fwrite(text->p, 1, text->len, af.fp) == text->len);
+        if (!ok) {
+            int e = errno;
+            bv_atomic_abort(&af);
+            st = bv_error_set(BV_ERR_IO, "%s: write failed: %s", path, strerror(e));
+        } else {
+            st = bv_atomic_commit(&af);
+        }
+    }
+    free(old);
+    if (st != BV_OK) {
+        fprintf(stderr, "bitvla bench %s: --json: %s (figures not saved)\n", name, bv_error_msg());
+        return 1;
+    }
+    return 0;
 }

@@ -1,19 +1,48 @@
-/* bench_util.h - shared helpers of the built-in benchmarks: flag parsing, fills, medians. */
+/* bench_util.h - shared helpers of the built-in benchmarks: flag parsing, fills, medians, and the
+ * --json output.
+ *
+ * --json FILE: a benchmark's figures as JSON Lines (one object per line, each with "bench"),
+ * appended to what FILE already holds. FILE is rewritten atomically (old lines + new ones under a
+ * temporary name, fsync, rename: src/atomic_file.h), so a run that fails or is killed leaves it as
+ * it was. Whether it can be written is checked before the run (bv_bench_parse does it), so a bad
+ * path fails in a second, not after minutes of work. */
 #ifndef BV_BENCH_UTIL_H
 #define BV_BENCH_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
     int reps;
-    int threads;
-    const char *json; /* --json FILE: also append the figures as one JSON object per line */
+    int threads;      /* the count in effect (bv_set_num_threads' answer) */
+    const char *json; /* --json FILE, or NULL */
 } bv_bench_opts;
 
-/* Parses --reps N (default 5), --threads N (default: current), --json FILE; sets the threads.
- * Prints a message naming the flag and returns 2 on a bad flag. */
+/* Parses --reps N (default 5), --threads N (default: current; at most bv_max_threads()),
+ * --json FILE (checked with bv_bench_json_check); sets the threads. Prints a message naming the
+ * flag and returns 2 on a bad flag. */
 int bv_bench_parse(int argc, char **argv, const char *name, bv_bench_opts *o);
+/* n from --threads N: 0, or 2 after printing "bitvla bench NAME: --threads N is more than ..."
+ * when n is above bv_max_threads() (the limit named). */
+int bv_bench_check_threads(const char *name, int n);
 void bv_bench_fill(float *x, int64_t n, uint64_t seed); /* uniform [-1, 1) */
 double bv_bench_median(double *t, int n);              /* sorts t */
+
+/* Growable text for the JSON lines of a run. Zero-initialise; free with bv_bench_text_free. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom; /* an append failed: bv_bench_json_append reports it */
+} bv_bench_text;
+void bv_bench_text_printf(bv_bench_text *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bv_bench_text_free(bv_bench_text *b);
+
+/* Before the run: can --json FILE be written? Its directory must exist and take a new file, and
+ * FILE, if it exists, must be a readable regular file. 0, or 2 after printing
+ * "bitvla bench NAME: --json FILE: <why>". */
+int bv_bench_json_check(const char *name, const char *path);
+/* After the run: append the lines of `text` to path, atomically. path NULL: nothing to do. 0, or 1
+ * after printing "bitvla bench NAME: --json FILE: <why>" (FILE then unchanged). */
+int bv_bench_json_append(const char *name, const char *path, const bv_bench_text *text);
 
 #endif

@@ -23,9 +23,11 @@ static const struct {
 
 int bv_cmd_bench(int argc, char **argv) {
     if (argc < 2 || (argc == 2 && bv_cli_wants_help(argc, argv))) {
-        printf("usage: bitvla bench <name> [--reps N] [--threads N] [options of the benchmark]\n\n");
+        printf("usage: bitvla bench <name> [--reps N] [--threads N] [--json FILE] [options of the benchmark]\n\n");
         for (size_t i = 0; i < BV_ARRAY_LEN(k_benches); i++) printf("  %-10s %s\n", k_benches[i].name, k_benches[i].help);
-        printf("\nPrints figures; scripts/bench runs these beside their peers and prints ratios.\n");
+        printf("\nPrints figures; scripts/bench runs these beside their peers and prints ratios.\n"
+               "--json FILE appends them to FILE as JSON lines (rewritten atomically; checked before the run).\n"
+               "--threads N: at most what OpenBLAS/OpenMP can run (this build: %d).\n", bv_max_threads(NULL));
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < BV_ARRAY_LEN(k_benches); i++)

@@ -30,7 +30,7 @@ static void usage(FILE *f) {
             "  --compare      check every tensor of REF against the outputs (norm-relative error; tensors named\n"
             "                 grad.* use --grad-rtol); exit status 1 on any mismatch\n"
             "  --allow-missing  weights absent from the checkpoint keep a random initialisation (seed 0)\n"
-            "  --threads      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n");
+            "  --threads      OpenMP threads (default: OMP_NUM_THREADS or all cores; at most what OpenBLAS can run)\n");
 }
 
 static int need_value(int i, int argc, char **argv) {
@@ -76,8 +76,8 @@ int bv_cmd_forward(int argc, char **argv) {
             } else if (!strcmp(a, "--grad-rtol")) {
                 if (!bv_cli_double("forward", a, v, 1e-30, 1e30, &o.grad_rtol)) return 2;
             } else {
-                int n;
-                if (!bv_cli_int("forward", a, v, 1, 4096, &n)) return 2;
+                int n; /* at most what OpenBLAS/OpenMP can run (bv_set_num_threads would cap it silently) */
+                if (!bv_cli_int("forward", a, v, 1, bv_max_threads(NULL), &n)) return 2;
                 bv_set_num_threads(n);
             }
         } else {

@@ -73,17 +73,17 @@ typedef struct {
     bv_tensor t; /* F32 contiguous */
 } out_item;
 
-static bv_status compare(const bv_harness_opts *o, const out_item *outs, int n, bv_harness_result *res) {
-    bv_st_file f;
-    bv_status st = bv_st_open(&f, o->compare);
-    if (st) return st;
+/* ref: the reference file, opened (and its header validated) before the run */
+static bv_status compare(const bv_harness_opts *o, const bv_st_file *ref, const out_item *outs, int n,
+                         bv_harness_result *res) {
+    bv_status st = BV_OK;
     double rtol = o->rtol > 0 ? o->rtol : BV_HARNESS_RTOL, grtol = o->grad_rtol > 0 ? o->grad_rtol : BV_HARNESS_GRAD_RTOL;
     FILE *log = o->log;
     if (log)
         fprintf(log, "comparison with %s (error ||got - want|| / (||want|| + atol/tol*sqrt(n)), atol %.0e):\n",
                 o->compare, o->atol > 0 ? o->atol : BV_HARNESS_ATOL);
-    for (int i = 0; i < f.n; i++) {
-        const bv_st_entry *e = &f.entries[i];
+    for (int i = 0; i < ref->n; i++) {
+        const bv_st_entry *e = &ref->entries[i];
         bool is_grad = strncmp(e->name, "grad.", 5) == 0;
         double tol = is_grad ? grtol : rtol;
         res->n_compared++;
@@ -109,7 +109,7 @@ static bv_status compare(const bv_harness_opts *o, const out_item *outs, int n, 
             continue;
         }
         double *want = bv_xmalloc((size_t)(en ? en : 1) * sizeof *want);
-        if ((st = bv_st_read(&f, e->name, BV_DTYPE_F64, e->ndim, e->shape, en, want))) {
+        if ((st = bv_st_read(ref, e->name, BV_DTYPE_F64, e->ndim, e->shape, en, want))) {
             free(want);
             break;
         }
@@ -138,7 +138,6 @@ static bv_status compare(const bv_harness_opts *o, const out_item *outs, int n, 
     if (log && !st)
         fprintf(log, "  %d tensors compared, %d outside tolerance; worst output %.2e, worst gradient %.2e\n",
                 res->n_compared, res->n_mismatch, res->worst_out, res->worst_grad);
-    bv_st_close(&f);
     return st;
 }
 
@@ -149,8 +148,15 @@ bv_status bv_harness_run(const bv_harness_opts *o, bv_harness_result *res) {
     bv_vla_config cfg;
     bv_status st = bv_config_load(o->config, false, &cfg);
     if (st) return st;
+    /* the reference is opened (its header validated) before the run, so a bad one fails at once */
+    bv_st_file ref;
+    memset(&ref, 0, sizeof ref);
+    if (o->compare && (st = bv_st_open(&ref, o->compare))) return st;
     inputs in;
-    if ((st = inputs_read(&in, o->inputs))) return st;
+    if ((st = inputs_read(&in, o->inputs))) {
+        bv_st_close(&ref);
+        return st;
+    }
     bv_vla_batch b = {get(&in, "input_ids"), get(&in, "attention_mask"), get(&in, "pixel_values"), get(&in, "proprio"),
                       get(&in, "action_mask"), get(&in, "actions"),      get(&in, "labels")};
 
@@ -162,6 +168,7 @@ bv_status bv_harness_run(const bv_harness_opts *o, bv_harness_result *res) {
         if ((st = bv_weights_has_prefix(o->weights, NULL, "proprio_projector.", &has_proprio)) ||
             (st = bv_weights_has_prefix(o->weights, NULL, "action_head.", &has_head))) {
             inputs_free(&in);
+            bv_st_close(&ref);
             return st;
         }
         parts = BV_VLA_VLM | (has_proprio || b.proprio ? BV_VLA_PROPRIO : 0) | (has_head ? BV_VLA_ACTION_HEAD : 0);
@@ -172,6 +179,7 @@ bv_status bv_harness_run(const bv_harness_opts *o, bv_harness_result *res) {
     if ((st = bv_vla_init(&m, &cfg, parts, &p))) {
         bv_params_free(&p);
         inputs_free(&in);
+        bv_st_close(&ref);
         return st;
     }
     bv_graph g;
@@ -207,10 +215,11 @@ bv_status bv_harness_run(const bv_harness_opts *o, bv_harness_result *res) {
         bv_graph_backward(&g, y.loss);
         res->backward_s = bv_time_now() - t0;
     }
-    if (o->log)
-        fprintf(o->log, "forward %.3f s%s%.3f s, %zu MiB of activations\n", res->forward_s,
-                o->backward ? ", backward " : "", o->backward ? res->backward_s : 0.0,
-                bv_arena_high_water(&g.arena) >> 20);
+    if (o->log) {
+        fprintf(o->log, "forward %.3f s", res->forward_s);
+        if (o->backward) fprintf(o->log, ", backward %.3f s", res->backward_s);
+        fprintf(o->log, ", %zu MiB of activations\n", bv_arena_high_water(&g.arena) >> 20);
+    }
 
     outs = bv_xcalloc((size_t)p.n + 8, sizeof *outs);
     struct {
@@ -236,8 +245,9 @@ bv_status bv_harness_run(const bv_harness_opts *o, bv_harness_result *res) {
         free(items);
         if (st) goto done;
     }
-    if (o->compare) st = compare(o, outs, n_out, res);
+    if (o->compare) st = compare(o, &ref, outs, n_out, res);
 done:
+    bv_st_close(&ref);
     for (int i = 0; i < n_out; i++) free(outs[i].name);
     free(outs);
     if (g.tape) bv_graph_free(&g);

@@ -17,6 +17,8 @@
  * an RMS difference of atol always passes, which matters only for tensors whose true value is 0,
  * such as the gradient of SigLIP's k_proj bias (softmax cancels it; both sides hold rounding noise).
  * The reported error is ||got - want|| / (||want|| + atol/tol*sqrt(n)), compared with tol.
+ * The reference file is opened and its header validated before the model is built, so a bad
+ * --compare path fails before any work.
  * Owns: everything it allocates, freed before returning.
  */
 #ifndef BV_MODELS_HARNESS_H

@@ -1,6 +1,7 @@
 #include "src/common.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -119,10 +120,28 @@ int bv_num_threads(void) {
 #endif
 }
 
-void bv_set_num_threads(int n) {
+int bv_set_num_threads(int n) {
     if (n < 1) n = 1;
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(n); /* the OpenMP build clamps n and sets OpenMP's count to the result */
+    return bv_num_threads();
+}
+
+int bv_max_threads(const char **limit) {
+    int max = INT_MAX;
+    const char *why = "";
+#ifdef _OPENMP
+    int tl = omp_get_thread_limit();
+    if (tl > 0 && tl < max) max = tl, why = "OMP_THREAD_LIMIT";
+#endif
+    /* not exported as a function; the build string says it ("... USE_OPENMP Haswell MAX_THREADS=64") */
+    const char *cfg = openblas_get_config(), *p = cfg ? strstr(cfg, "MAX_THREADS=") : NULL;
+    if (p) {
+        long v = strtol(p + strlen("MAX_THREADS="), NULL, 10);
+        if (v > 0 && v < max) max = (int)v, why = "OpenBLAS MAX_THREADS";
+    }
+    if (limit) *limit = why;
+    return max;
 }

@@ -82,9 +82,15 @@ bv_status bv_parse_double(const char *what, const char *text, double lo, double 
 double bv_time_now(void);
 
 /* Number of OpenMP threads bitvla kernels use, and setter (also sets OpenBLAS's threads, which
- * share OpenMP's pool because we link the OpenMP build of OpenBLAS). */
+ * share OpenMP's pool because we link the OpenMP build of OpenBLAS). The setter returns the count
+ * now in effect, which is min(n, bv_max_threads()): OpenBLAS caps it silently. */
 int bv_num_threads(void);
-void bv_set_num_threads(int n);
+int bv_set_num_threads(int n);
+/* The most threads bv_set_num_threads can give: OpenBLAS's compile-time MAX_THREADS (64 in
+ * Debian's build) or OMP_THREAD_LIMIT, whichever is lower; *limit (if not NULL) names it
+ * ("OpenBLAS MAX_THREADS", "OMP_THREAD_LIMIT" or "" when neither is known). For flags that take a
+ * thread count: refuse a larger one rather than run fewer threads than the user asked for. */
+int bv_max_threads(const char **limit);
 
 #define BV_VERSION_STRING "0.1.0"
 

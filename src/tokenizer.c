@@ -291,6 +291,13 @@ typedef struct {
     bool special, lstrip, rstrip, single_word, normalized;
 } added_tok;
 
+/* a token whose id lies beyond the dense table (an added token far above the vocabulary) */
+typedef struct {
+    int32_t id; /* -1 = empty slot */
+    uint8_t kind;
+    uint32_t off, len;
+} sslot;
+
 /* byte trie over added-token contents */
 typedef struct {
     int32_t child, sibling; /* -1 = none */
@@ -315,8 +322,13 @@ typedef struct {
 
 struct bv_tok {
     char *name;
-    /* per id */
-    int32_t n_ids, ids_cap;
+    /* per id. Ids below dense_max live in dense tables indexed by id ([0, n_dense) allocated);
+     * ids at or above it (added tokens only: HF allows any id) in the hash table sp. dense_max is
+     * the number of tokens in the file, so memory follows the file's size, not its largest id. */
+    int32_t n_ids; /* largest id + 1 */
+    int32_t n_dense, dense_cap, dense_max;
+    sslot *sp;
+    uint32_t sp_mask, sp_n;
     uint8_t *kind;
     uint8_t *raw_model; /* model token whose string is not byte-level: stored and matched as given */
     uint32_t *off, *len; /* bytes (decode form) in blob */
@@ -367,11 +379,14 @@ static bool blob_add(bv_tok *t, const void *s, size_t n, uint32_t *off) {
     return true;
 }
 
-static bool ids_grow(bv_tok *t, int32_t n) {
-    if (n <= t->n_ids) return true;
-    if (n > t->ids_cap) { /* geometric: ids arrive one by one while loading */
-        int32_t cap = t->ids_cap ? t->ids_cap : 1024;
+/* make ids [0, n) dense slots (n <= dense_max); ids it adds are KIND_NONE */
+static bool dense_grow(bv_tok *t, int32_t n) {
+    if (n <= t->n_dense) return true;
+    if (n > t->dense_max) return false; /* callers check first; never allocate past the bound */
+    if (n > t->dense_cap) { /* geometric: ids arrive one by one while loading */
+        int32_t cap = t->dense_cap ? t->dense_cap : 1024;
         while (cap < n) cap = cap > INT32_MAX / 2 ? n : cap * 2;
+        if (cap > t->dense_max) cap = t->dense_max;
         uint8_t *k = realloc(t->kind, (size_t)cap);
         if (!k) return false;
         t->kind = k;
@@ -384,14 +399,95 @@ static bool ids_grow(bv_tok *t, int32_t n) {
         uint32_t *l = realloc(t->len, (size_t)cap * 4);
         if (!l) return false;
         t->len = l;
-        t->ids_cap = cap;
+        t->dense_cap = cap;
     }
-    for (int32_t i = t->n_ids; i < n; i++) {
+    for (int32_t i = t->n_dense; i < n; i++) {
         t->kind[i] = KIND_NONE;
         t->raw_model[i] = 0;
         t->off[i] = t->len[i] = 0;
     }
-    t->n_ids = n;
+    t->n_dense = n;
+    return true;
+}
+
+/* dense ids [0, n), counted in the vocabulary size */
+static bool ids_grow(bv_tok *t, int32_t n) {
+    if (!dense_grow(t, n)) return false;
+    if (n > t->n_ids) t->n_ids = n;
+    return true;
+}
+
+static inline uint32_t sp_hash(int32_t id) { return (uint32_t)id * 2654435761u; }
+
+static const sslot *sparse_find(const bv_tok *t, int32_t id) {
+    if (!t->sp) return NULL;
+    for (uint32_t i = sp_hash(id) & t->sp_mask;; i = (i + 1) & t->sp_mask) {
+        if (t->sp[i].id == id) return &t->sp[i];
+        if (t->sp[i].id < 0) return NULL;
+    }
+}
+
+/* the slot of sparse id (created KIND_NONE if absent); NULL when out of memory */
+static sslot *sparse_put(bv_tok *t, int32_t id) {
+    const sslot *found = sparse_find(t, id);
+    if (found) return &t->sp[found - t->sp];
+    if (2 * (t->sp_n + 1) > (t->sp ? t->sp_mask + 1 : 0)) {
+        uint32_t cap = t->sp ? 2 * (t->sp_mask + 1) : 64;
+        sslot *ns = malloc((size_t)cap * sizeof *ns);
+        if (!ns) return NULL;
+        for (uint32_t i = 0; i < cap; i++) ns[i].id = -1;
+        for (uint32_t i = 0; t->sp && i <= t->sp_mask; i++) {
+            if (t->sp[i].id < 0) continue;
+            uint32_t j = sp_hash(t->sp[i].id) & (cap - 1);
+            while (ns[j].id >= 0) j = (j + 1) & (cap - 1);
+            ns[j] = t->sp[i];
+        }
+        free(t->sp);
+        t->sp = ns;
+        t->sp_mask = cap - 1;
+    }
+    uint32_t i = sp_hash(id) & t->sp_mask;
+    while (t->sp[i].id >= 0) i = (i + 1) & t->sp_mask;
+    t->sp[i] = (sslot){id, KIND_NONE, 0, 0};
+    t->sp_n++;
+    return &t->sp[i];
+}
+
+static void sparse_clear(bv_tok *t) {
+    free(t->sp);
+    t->sp = NULL;
+    t->sp_mask = t->sp_n = 0;
+}
+
+/* kind of token id (KIND_NONE if there is none) and, when bytes is not NULL, its decoded bytes
+ * (NULL and 0 for no token) */
+static inline int id_get(const bv_tok *t, int32_t id, const char **bytes, size_t *n) {
+    int kind = KIND_NONE;
+    uint32_t off = 0, len = 0;
+    if (id >= 0 && id < t->n_dense) {
+        kind = t->kind[id], off = t->off[id], len = t->len[id];
+    } else if (id >= t->dense_max) {
+        const sslot *e = sparse_find(t, id);
+        if (e) kind = e->kind, off = e->off, len = e->len;
+    }
+    if (bytes) {
+        *bytes = kind == KIND_NONE ? NULL : t->blob ? t->blob + off : ""; /* no blob yet: empty tokens only */
+        *n = kind == KIND_NONE ? 0 : len;
+    }
+    return kind;
+}
+
+/* the kind and byte range of id, creating its slot (dense below dense_max, else sparse); false
+ * when out of memory. The pointers are valid until the next slot is created. */
+static bool id_slot(bv_tok *t, int32_t id, uint8_t **kind, uint32_t **off, uint32_t **len) {
+    if (id < t->dense_max) {
+        if (!dense_grow(t, id + 1)) return false;
+        *kind = &t->kind[id], *off = &t->off[id], *len = &t->len[id];
+        return true;
+    }
+    sslot *e = sparse_put(t, id);
+    if (!e) return false;
+    *kind = &e->kind, *off = &e->off, *len = &e->len;
     return true;
 }
 
@@ -554,12 +650,15 @@ static bool rebuild_tries(bv_tok *t) {
 
 /* bytes of an added token as HF decodes it: byte-level chars mapped back if every char maps */
 static bool added_set_bytes(bv_tok *t, int32_t id, const char *content, size_t n) {
+    uint8_t *kind;
+    uint32_t *off, *len;
+    if (!id_slot(t, id, &kind, &off, &len)) return false;
     sbuf b = {0};
     bool ok = true;
     if (t->bytelevel && bytelevel_decode(content, n, &b))
-        ok = blob_add(t, b.p ? b.p : "", b.len, &t->off[id]), t->len[id] = (uint32_t)b.len;
+        ok = blob_add(t, b.p ? b.p : "", b.len, off), *len = (uint32_t)b.len;
     else
-        ok = blob_add(t, content, n, &t->off[id]), t->len[id] = (uint32_t)n;
+        ok = blob_add(t, content, n, off), *len = (uint32_t)n;
     free(b.p);
     return ok;
 }
@@ -658,6 +757,7 @@ void bv_tok_free(bv_tok *t) {
     if (!t) return;
     free(t->name);
     free(t->kind);
+    free(t->sp);
     free(t->raw_model);
     free(t->off);
     free(t->len);
@@ -859,7 +959,7 @@ static bv_status parse_decoder(bv_tok *t, json_t *j) {
 
 /* set token id -> bytes; model tokens also go into the vocab hash */
 static bv_status set_model_token(bv_tok *t, int32_t id, const char *s, size_t n, sbuf *tmp) {
-    if (!ids_grow(t, id + 1)) return TOK_OOM(t->name);
+    if (!ids_grow(t, id + 1)) return TOK_OOM(t->name); /* id < dense_max: parse_model checked it */
     if (t->kind[id] != KIND_NONE)
         return bv_error_set(BV_ERR_FORMAT, "%s: model.vocab: id %d is used twice", t->name, (int)id);
     t->kind[id] = KIND_MODEL;
@@ -937,10 +1037,18 @@ static bv_status parse_model(bv_tok *t, json_t *m) {
     const char *key;
     json_t *val;
     json_object_foreach(vocab, key, val) {
-        if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) >= INT32_MAX) {
+        /* model ids index dense tables: each must be below the number of tokens in the file */
+        if (!json_is_integer(val)) {
             free(tmp.p);
-            return bv_error_set(BV_ERR_FORMAT, "%s: model.vocab[\"%.80s\"]: expected a non-negative integer id, found %s",
-                                t->name, key, jtype_name(val));
+            return bv_error_set(BV_ERR_FORMAT, "%s: model.vocab[\"%.80s\"]: expected an integer id in [0, %d], found %s",
+                                t->name, key, (int)t->dense_max - 1, jtype_name(val));
+        }
+        if (json_integer_value(val) < 0 || json_integer_value(val) >= t->dense_max) {
+            free(tmp.p);
+            return bv_error_set(BV_ERR_FORMAT,
+                                "%s: model.vocab[\"%.80s\"]: id %lld is out of range: expected an integer in [0, %d] "
+                                "(model ids must be below the number of tokens in the file, %d)",
+                                t->name, key, (long long)json_integer_value(val), (int)t->dense_max - 1, (int)t->dense_max);
         }
         int32_t id = (int32_t)json_integer_value(val);
         if ((st = set_model_token(t, id, key, strlen(key), &tmp)) != BV_OK) {
@@ -1027,12 +1135,12 @@ static bv_status add_added(bv_tok *t, int32_t id, const char *content, size_t le
     memcpy(c, content, len);
     c[len] = 0;
     t->added[t->n_added++] = (added_tok){id, c, len, special, lstrip, rstrip, single_word, normalized};
-    if (!ids_grow(t, id + 1)) return TOK_OOM(t->name);
-    if (t->kind[id] == KIND_MODEL) {
-        /* an added token over a model id keeps the model bytes for the hash but decodes as content */
-        t->kind[id] = KIND_ADDED;
-    } else
-        t->kind[id] = KIND_ADDED;
+    /* an added token over a model id keeps the model bytes for the hash but decodes as content */
+    uint8_t *kind;
+    uint32_t *off, *ln;
+    if (!id_slot(t, id, &kind, &off, &ln)) return TOK_OOM(t->name);
+    *kind = KIND_ADDED;
+    if (id + 1 > t->n_ids) t->n_ids = id + 1;
     if (!added_set_bytes(t, id, content, len)) return TOK_OOM(t->name);
     return BV_OK;
 }
@@ -1043,8 +1151,13 @@ static bv_status parse_added(bv_tok *t, json_t *arr) {
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *e = json_array_get(arr, i);
         json_t *id = json_object_get(e, "id"), *content = json_object_get(e, "content");
-        if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= INT32_MAX)
-            return bv_error_set(BV_ERR_FORMAT, "%s: added_tokens[%zu].id: expected a non-negative integer", t->name, i);
+        /* HF takes any u32; ids here are int32 and the vocabulary size (largest id + 1) must fit */
+        if (!json_is_integer(id))
+            return bv_error_set(BV_ERR_FORMAT, "%s: added_tokens[%zu].id: expected an integer in [0, %d], found %s", t->name,
+                                i, INT32_MAX - 1, id ? jtype_name(id) : "nothing");
+        if (json_integer_value(id) < 0 || json_integer_value(id) >= INT32_MAX)
+            return bv_error_set(BV_ERR_FORMAT, "%s: added_tokens[%zu].id: %lld is out of range: expected an integer in [0, %d]",
+                                t->name, i, (long long)json_integer_value(id), INT32_MAX - 1);
         if (!json_is_string(content))
             return bv_error_set(BV_ERR_FORMAT, "%s: added_tokens[%zu].content: expected a string", t->name, i);
         char w[64];
@@ -1102,15 +1215,19 @@ static bv_status load_root(bv_tok *t, json_t *root) {
         return bv_error_set(BV_ERR_UNSUPPORTED,
                             "%s: pre_tokenizer: no ByteLevel pre-tokenizer: only byte-level BPE tokenizers are supported",
                             t->name);
+    /* the dense id tables hold at most as many ids as the file has tokens (Llama-3: 128,256) */
+    size_t n_tokens = json_object_size(json_object_get(model, "vocab")) +
+                      json_array_size(json_object_get(root, "added_tokens"));
+    t->dense_max = n_tokens < (size_t)INT32_MAX ? (int32_t)n_tokens : INT32_MAX;
     if ((st = parse_model(t, model)) != BV_OK) return st;
     if ((st = parse_added(t, json_object_get(root, "added_tokens"))) != BV_OK) return st;
     if ((st = parse_post(t, json_object_get(root, "post_processor"), "post_processor")) != BV_OK) return st;
     if ((st = parse_decoder(t, json_object_get(root, "decoder"))) != BV_OK) return st;
     for (int i = 0; i < t->n_tpl_pre; i++)
-        if (t->tpl_pre[i] >= t->n_ids || t->kind[t->tpl_pre[i]] == KIND_NONE)
+        if (id_get(t, t->tpl_pre[i], NULL, NULL) == KIND_NONE)
             return bv_error_set(BV_ERR_FORMAT, "%s: post_processor: template id %d is not a token", t->name, t->tpl_pre[i]);
     for (int i = 0; i < t->n_tpl_post; i++)
-        if (t->tpl_post[i] >= t->n_ids || t->kind[t->tpl_post[i]] == KIND_NONE)
+        if (id_get(t, t->tpl_post[i], NULL, NULL) == KIND_NONE)
             return bv_error_set(BV_ERR_FORMAT, "%s: post_processor: template id %d is not a token", t->name, t->tpl_post[i]);
     t->j_normalizer = json_incref(norm);
     t->j_pre = json_incref(pre);
@@ -1195,9 +1312,11 @@ int32_t bv_tok_token_id(const bv_tok *t, const char *token) {
 }
 
 const char *bv_tok_token_bytes(const bv_tok *t, int32_t id, size_t *len) {
-    if (id < 0 || id >= t->n_ids || t->kind[id] == KIND_NONE) return NULL;
-    *len = t->len[id];
-    return t->blob + t->off[id];
+    const char *b;
+    size_t n;
+    if (id_get(t, id, &b, &n) == KIND_NONE) return NULL;
+    *len = n;
+    return b;
 }
 
 int32_t bv_tok_bos_id(const bv_tok *t) {
@@ -1560,7 +1679,7 @@ bv_status bv_tok_encode(const bv_tok *t, const char *text, size_t len, unsigned 
 /* decoding                                                                                    */
 
 static bool id_is_special(const bv_tok *t, int32_t id) {
-    if (t->kind[id] != KIND_ADDED) return false;
+    if (id_get(t, id, NULL, NULL) != KIND_ADDED) return false;
     for (int i = 0; i < t->n_added; i++)
         if (t->added[i].id == id) return t->added[i].special;
     return false;
@@ -1572,13 +1691,15 @@ bv_status bv_tok_decode(const bv_tok *t, const int32_t *ids, size_t n, unsigned 
     sbuf raw = {0}, out = {0};
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
-        if (id < 0 || id >= t->n_ids || t->kind[id] == KIND_NONE) {
+        const char *b;
+        size_t bn;
+        if (id_get(t, id, &b, &bn) == KIND_NONE) {
             free(raw.p);
             return bv_error_set(BV_ERR_ARG, "%s: decode: id %d at position %zu is not a token (vocabulary size %d)", t->name,
                                 (int)id, i, (int)t->n_ids);
         }
         if ((flags & BV_TOK_SKIP_SPECIAL) && id_is_special(t, id)) continue;
-        if (!sb_add(&raw, t->blob + t->off[id], t->len[id])) {
+        if (!sb_add(&raw, b, bn)) {
             free(raw.p);
             return TOK_OOM(t->name);
         }
@@ -1601,13 +1722,22 @@ bv_status bv_tok_bitvla_edit(bv_tok *t) {
     if (bv_tok_token_id(t, "<|image_pad|>") >= 0) return BV_OK; /* already edited */
     int32_t eot = bv_tok_token_id(t, "<|eot_id|>");
     if (eot < 0) return bv_error_set(BV_ERR_FORMAT, "%s: BitVLA edits: no <|eot_id|> added token", t->name);
+    /* the 258 tokens go after the highest id left, which is <|eot_id|> or a model token */
+    if ((eot > t->n_model - 1 ? eot : t->n_model - 1) > INT32_MAX - 259)
+        return bv_error_set(BV_ERR_FORMAT,
+                            "%s: BitVLA edits: <|eot_id|> has id %d: no room after it for the 258 BitVLA tokens (ids "
+                            "must stay below %d)",
+                            t->name, (int)eot, INT32_MAX);
     /* drop added tokens above <|eot_id|> */
     int k = 0;
     for (int i = 0; i < t->n_added; i++) {
         added_tok *a = &t->added[i];
         if (a->id > eot) {
-            t->kind[a->id] = KIND_NONE;
-            t->len[a->id] = 0;
+            uint8_t *kind;
+            uint32_t *off, *len;
+            if (!id_slot(t, a->id, &kind, &off, &len)) return TOK_OOM(t->name); /* it exists: no allocation */
+            *kind = KIND_NONE;
+            *len = 0;
             free(a->content);
             continue;
         }
@@ -1615,12 +1745,24 @@ bv_status bv_tok_bitvla_edit(bv_tok *t) {
     }
     t->n_added = k;
     int32_t top = eot;
-    for (int32_t id = t->n_ids - 1; id > top; id--)
+    for (int32_t id = t->n_dense - 1; id > top; id--)
         if (t->kind[id] != KIND_NONE) {
             top = id;
             break;
         }
+    bool sparse_live = false;
+    for (uint32_t i = 0; t->sp && i <= t->sp_mask; i++)
+        if (t->sp[i].id >= 0 && t->sp[i].kind != KIND_NONE) {
+            sparse_live = true;
+            if (t->sp[i].id > top) top = t->sp[i].id;
+        }
     t->n_ids = top + 1;
+    /* the tokens appended below are dense when nothing lives in the sparse table any more
+     * (Llama-3: 128010 .. 128267, past the file's 128,256 tokens) */
+    if (!sparse_live && top < INT32_MAX - 258) {
+        sparse_clear(t);
+        if (t->dense_max < top + 1 + 258) t->dense_max = top + 1 + 258;
+    }
     /* rename <|reserved_special_token_0|> */
     for (int i = 0; i < t->n_added; i++) {
         added_tok *a = &t->added[i];
@@ -1844,7 +1986,7 @@ static json_t *build_json(const bv_tok *t) {
     free(sorted);
     /* model vocab in id order; an id taken over by an added token keeps its model entry only if it
      * was a model token originally, which we cannot tell apart once replaced: skip it */
-    for (int32_t id = 0; ok && id < t->n_ids; id++) {
+    for (int32_t id = 0; ok && id < t->n_dense; id++) { /* model ids are all dense */
         if (t->kind[id] != KIND_MODEL) continue;
         json_t *s = model_token_json(t, id, &tmp);
         ok = s && json_object_setn_new(vocab, json_string_value(s), json_string_length(s), json_integer(id)) == 0;
@@ -2076,13 +2218,12 @@ bv_status bv_tok_train(bv_tok **out, const char *text, size_t len, const bv_tok_
     if ((st = finish_added(t)) != BV_OK) goto fail;
     if ((st = collect_words(t, text, len, &w)) != BV_OK) goto fail;
 
-    /* start over for the model part */
-    for (int i = 0; i < t->n_added; i++) {
-        t->kind[t->added[i].id] = KIND_NONE;
-        free(t->added[i].content);
-    }
+    /* start over for the model part (those ids were sparse: dense_max was 0) */
+    for (int i = 0; i < t->n_added; i++) free(t->added[i].content);
     t->n_added = 0;
     t->n_ids = 0;
+    sparse_clear(t);
+    t->dense_max = INT32_MAX; /* ids are made one by one, consecutively */
     if (!vtab_init(t, (size_t)o->vocab_size) || !mtab_init(t, (size_t)o->vocab_size) || !ids_grow(t, 256)) {
         st = TOK_OOM(t->name);
         goto fail;

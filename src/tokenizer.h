@@ -12,6 +12,8 @@
  * (add_prefix_space, use_regex) alone or in a Sequence, post_processor null, ByteLevel or
  * TemplateProcessing (alone or in a Sequence), decoder null or ByteLevel, added_tokens (matched
  * whole, leftmost-longest, before pre-tokenization; lstrip, rstrip, single_word honoured).
+ * Ids: added tokens anywhere in [0, 2147483646] (far ones are stored sparsely); model.vocab ids
+ * below the number of tokens in the file (docs/tokenizer.md).
  * Regexes run on PCRE2 (UTF + Unicode properties, JIT when available); `\s` is rewritten to the
  * Unicode White_Space set that HF's Oniguruma and tiktoken's Rust regex use.
  *

@@ -16,6 +16,7 @@ static const char *k_good =
     " \"projector_hidden_act\": \"gelu\", \"image_token_index\": 510}";
 
 static bv_status parse(const char *s, bool strict, bv_vla_config *c) {
+    bv_test_fuzz_seed(s, strlen(s));
     return bv_config_parse(s, strlen(s), "cfg.json", strict, c);
 }
 

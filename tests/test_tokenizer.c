@@ -4,7 +4,11 @@
  * template, BitVLA's edits, the chat template, the action prompt, error messages for bad input and
  * bad files, save/load round trips and tiny-tokenizer training. Parity with the real Llama-3
  * tokenizer is tests/tokenizer/check_llama3.sh. */
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "src/tokenizer.h"
@@ -124,6 +128,7 @@ static char *make_json(const spec *sp) {
 
 static bv_tok *load_spec(const spec *sp) {
     char *j = make_json(sp);
+    bv_test_fuzz_seed(j, strlen(j));
     bv_tok *t = NULL;
     bv_status st = bv_tok_load_mem(&t, j, strlen(j), "handmade.json");
     if (st != BV_OK) print_error("load failed: %s\n", bv_error_msg());
@@ -394,6 +399,7 @@ static void test_utf8_errors(void **state) {
 
 static void expect_load_error(const char *json, bv_status want, const char *needle1, const char *needle2) {
     bv_tok *t = NULL;
+    bv_test_fuzz_seed(json, strlen(json));
     bv_status st = bv_tok_load_mem(&t, json, strlen(json), "bad.json");
     if (st != want || !strstr(bv_error_msg(), "bad.json") || (needle1 && !strstr(bv_error_msg(), needle1)) ||
         (needle2 && !strstr(bv_error_msg(), needle2))) {
@@ -483,6 +489,174 @@ static void test_file_errors(void **state) {
     assert_int_equal(bv_tok_load(&t, path), BV_ERR_FORMAT);
     assert_non_null(strstr(bv_error_msg(), path));
     unlink(path);
+}
+
+/* ---- ids far beyond the vocabulary ----
+ * HF accepts an added token with any id (it keeps ids in hash maps); a dense table indexed by id
+ * once made a 7 KB file with the id 2147483646 take 21 GB. These checks run in a forked child whose
+ * address space is limited to what it already maps plus 512 MiB (not under ASan, which reserves
+ * terabytes of shadow up front; there the time limit alone guards), so a dense table fails them. */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TOK_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TOK_UNDER_ASAN 1
+#endif
+#endif
+
+static int g_child_fail; /* set by CHILD_CHECK in the child */
+#define CHILD_CHECK(c)                                                                             \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__, __LINE__, #c, \
+                    bv_error_msg());                                                               \
+            g_child_fail = 1;                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+static void run_bounded(const char *what, void (*fn)(void)) {
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+#ifndef TOK_UNDER_ASAN
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f) {
+            if (fscanf(f, "%ld", &pages) != 1) pages = 0;
+            fclose(f);
+        }
+        rlim_t lim = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)512 << 20);
+        struct rlimit rl = {lim, lim};
+        if (pages <= 0 || setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+#endif
+        alarm(60);
+        fn();
+        _exit(g_child_fail ? 1 : 0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("%s: the bounded child failed (status 0x%x%s); see its message above", what, status,
+                 WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? ", took over 60 s" : "");
+}
+
+static void huge_added_id(void) {
+    spec sp = {.added_json = "{\"id\":2147483646,\"content\":\"<|far|>\",\"special\":true,\"normalized\":false},"
+                             "{\"id\":300,\"content\":\"<|near|>\",\"special\":true,\"normalized\":false}"};
+    char *j = make_json(&sp);
+    bv_tok *t = NULL;
+    bv_status st = bv_tok_load_mem(&t, j, strlen(j), "far.json");
+    free(j);
+    CHILD_CHECK(st == BV_OK);
+    CHILD_CHECK(bv_tok_vocab_size(t) == 2147483647);
+    CHILD_CHECK(bv_tok_token_id(t, "<|far|>") == 2147483646);
+    size_t n = 0;
+    const char *b = bv_tok_token_bytes(t, 2147483646, &n);
+    CHILD_CHECK(b && n == 7 && !memcmp(b, "<|far|>", 7));
+    CHILD_CHECK(bv_tok_token_bytes(t, 2147483645, &n) == NULL);
+    CHILD_CHECK(bv_tok_token_bytes(t, 299, &n) == NULL);
+    bv_tok_ids v = {0};
+    CHILD_CHECK(bv_tok_encode(t, "ba<|far|><|near|>", 17, 0, &v) == BV_OK);
+    CHILD_CHECK(v.len == 4 && v.ids[0] == 'b' && v.ids[1] == 'a' && v.ids[2] == 2147483646 && v.ids[3] == 300);
+    char *d = NULL;
+    size_t dl = 0;
+    CHILD_CHECK(bv_tok_decode(t, v.ids, v.len, 0, &d, &dl) == BV_OK);
+    CHILD_CHECK(dl == 17 && !memcmp(d, "ba<|far|><|near|>", 17));
+    free(d);
+    CHILD_CHECK(bv_tok_decode(t, v.ids, v.len, BV_TOK_SKIP_SPECIAL, &d, &dl) == BV_OK);
+    CHILD_CHECK(dl == 2 && !memcmp(d, "ba", 2));
+    free(d);
+    int32_t hole = 2147483645;
+    CHILD_CHECK(bv_tok_decode(t, &hole, 1, 0, &d, &dl) == BV_ERR_ARG);
+    CHILD_CHECK(strstr(bv_error_msg(), "2147483645") != NULL);
+    bv_tok_ids_free(&v);
+    /* saved and loaded again, the far token keeps its id */
+    char path[] = "/tmp/bv_tok_far_XXXXXX";
+    int fd = mkstemp(path);
+    CHILD_CHECK(fd >= 0);
+    close(fd);
+    CHILD_CHECK(bv_tok_save(t, path) == BV_OK);
+    bv_tok *u = NULL;
+    st = bv_tok_load(&u, path);
+    unlink(path);
+    CHILD_CHECK(st == BV_OK);
+    CHILD_CHECK(bv_tok_vocab_size(u) == 2147483647 && bv_tok_token_id(u, "<|far|>") == 2147483646);
+    bv_tok_free(u);
+    bv_tok_free(t);
+    /* a far token in a post-processor template; the BitVLA edits drop it (it is above <|eot_id|>) */
+    sp.added_json = "{\"id\":2000000000,\"content\":\"<|far|>\",\"special\":true,\"normalized\":false},"
+                    "{\"id\":309,\"content\":\"<|eot_id|>\",\"special\":true,\"normalized\":false}";
+    sp.post = "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<|far|>\",\"type_id\":0}},"
+              "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"special_tokens\":{\"<|far|>\":{\"id\":\"<|far|>\","
+              "\"ids\":[2000000000],\"tokens\":[\"<|far|>\"]}}}";
+    j = make_json(&sp);
+    st = bv_tok_load_mem(&t, j, strlen(j), "far.json");
+    free(j);
+    CHILD_CHECK(st == BV_OK);
+    CHILD_CHECK(bv_tok_bos_id(t) == 2000000000);
+    CHILD_CHECK(bv_tok_vocab_size(t) == 2000000001);
+    bv_tok_free(t);
+    sp.post = NULL;
+    j = make_json(&sp);
+    st = bv_tok_load_mem(&t, j, strlen(j), "far.json");
+    free(j);
+    CHILD_CHECK(st == BV_OK);
+    CHILD_CHECK(bv_tok_bitvla_edit(t) == BV_OK);
+    CHILD_CHECK(bv_tok_token_id(t, "<|far|>") == -1 && bv_tok_token_bytes(t, 2000000000, &n) == NULL);
+    CHILD_CHECK(bv_tok_token_id(t, "<|image_pad|>") == 310 && bv_tok_token_id(t, "<action_255>") == 567);
+    CHILD_CHECK(bv_tok_vocab_size(t) == 568);
+    bv_tok_free(t);
+    /* <|eot_id|> so high that BitVLA's tokens would overflow the ids: refused, not wrapped */
+    sp.added_json = "{\"id\":2147483600,\"content\":\"<|eot_id|>\",\"special\":true,\"normalized\":false}";
+    j = make_json(&sp);
+    st = bv_tok_load_mem(&t, j, strlen(j), "far.json");
+    free(j);
+    CHILD_CHECK(st == BV_OK);
+    CHILD_CHECK(bv_tok_bitvla_edit(t) == BV_ERR_FORMAT);
+    CHILD_CHECK(strstr(bv_error_msg(), "far.json") && strstr(bv_error_msg(), "2147483600") &&
+                strstr(bv_error_msg(), "no room"));
+    CHILD_CHECK(bv_tok_vocab_size(t) == 2147483601 && bv_tok_token_id(t, "<|eot_id|>") == 2147483600);
+    bv_tok_free(t);
+}
+
+static char *g_far_model_json; /* made by the parent: the child must not run CMocka asserts */
+
+static void huge_model_id(void) {
+    bv_tok *t = NULL;
+    CHILD_CHECK(bv_tok_load_mem(&t, g_far_model_json, strlen(g_far_model_json), "bad.json") == BV_ERR_FORMAT);
+    const char *m = bv_error_msg();
+    CHILD_CHECK(strstr(m, "bad.json") && strstr(m, "model.vocab[\"xyz\"]") && strstr(m, "2147483646") &&
+                strstr(m, "[0, 274]"));
+}
+
+static void test_huge_ids(void **state) {
+    run_bounded("added token id 2147483646", huge_added_id);
+    /* model.vocab ids are stored densely, so they are bounded by the number of tokens in the file */
+    spec sx = {.extra_vocab = "xyz"};
+    char *gx = make_json(&sx);
+    g_far_model_json = replace(gx, "\"xyz\":274", "\"xyz\":2147483646");
+    run_bounded("model.vocab id 2147483646", huge_model_id);
+    free(g_far_model_json);
+    free(gx);
+    /* out of range: the message says which range is accepted */
+    spec sp = {0};
+    char *good = make_json(&sp);
+    char *j = replace(good, "\"added_tokens\":[]", "\"added_tokens\":[{\"id\":2147483647,\"content\":\"x\"}]");
+    expect_load_error(j, BV_ERR_FORMAT, "added_tokens[0].id: 2147483647", "[0, 2147483646]");
+    free(j);
+    j = replace(good, "\"added_tokens\":[]", "\"added_tokens\":[{\"id\":4294967296,\"content\":\"x\"}]");
+    expect_load_error(j, BV_ERR_FORMAT, "added_tokens[0].id: 4294967296", "[0, 2147483646]");
+    free(j);
+    j = replace(good, "\"added_tokens\":[]", "\"added_tokens\":[{\"id\":\"7\",\"content\":\"x\"}]");
+    expect_load_error(j, BV_ERR_FORMAT, "added_tokens[0].id", "[0, 2147483646], found a string");
+    free(j);
+    j = replace(good, "\"a\":97", "\"a\":-1");
+    expect_load_error(j, BV_ERR_FORMAT, "model.vocab[\"a\"]: id -1", "[0, 273]");
+    free(j);
+    free(good);
 }
 
 static void test_bitvla_edits(void **state) {
@@ -728,6 +902,7 @@ int main(void) {
         cmocka_unit_test(test_file_errors),       cmocka_unit_test(test_bitvla_edits),
         cmocka_unit_test(test_chat_template),     cmocka_unit_test(test_action_prompt),
         cmocka_unit_test(test_save_load_roundtrip), cmocka_unit_test(test_train_roundtrip),
+        cmocka_unit_test(test_huge_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

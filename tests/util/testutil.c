@@ -347,3 +347,13 @@ void bv_fx_check_op(bv_fx *fx, const char *name, int n_in, bv_gradcheck_fn fn, v
         bv_graph_free(&g);
     }
 }
+
+void bv_test_fuzz_seed(const void *p, size_t n) {
+    const char *dir = getenv("BV_FUZZ_SEED_DIR");
+    if (!dir || !*dir) return;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a: one file per distinct text */
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211ull;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/seed_%016llx.json", dir, (unsigned long long)h);
+    bv_test_write_bytes(path, p, n);
+}

@@ -118,6 +118,11 @@ void bv_fx_expect(bv_fx *fx, const char *what, bv_dtype dt, const void *got, con
 /* Backward of y seeded with the fixture's tensor `dout_name` (in y's dtype; same element count). */
 void bv_fx_backward(bv_fx *fx, bv_graph *g, bv_var *y, const char *dout_name);
 
+/* Fuzzing seeds from the tests: when BV_FUZZ_SEED_DIR is set, writes the n bytes at p to
+ * "$BV_FUZZ_SEED_DIR/seed_<hash of the bytes>.json" (fuzz/gen_corpus_json.sh sets it to collect
+ * every tokenizer.json and config.json the tests parse); otherwise does nothing. */
+void bv_test_fuzz_seed(const void *p, size_t n);
+
 /* Path of a committed fixture: BV_TEST_FIXTURES "/" name (static buffer). */
 const char *bv_fixture_path(const char *name);
 
