@@ -21,7 +21,9 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -972,6 +974,83 @@ static void test_libero_hdf5(void **state) {
     bv_test_expect_in(buf, "--schema and --split apply to rlds only");
 }
 
+/* ---- failed writes, and what a failed or killed run leaves ---- */
+
+/* Entries of the test directory whose name starts with `prefix`, hidden ones included. */
+static int count_prefix(const char *prefix) {
+    DIR *d = opendir(bv_test_dir());
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) n += !strncmp(de->d_name, prefix, strlen(prefix));
+    closedir(d);
+    return n;
+}
+
+/* Runs the `bitvla` beside this test with argv (argv[0] ignored) in a child whose files may not
+ * grow past fsize bytes (SIGXFSZ ignored, so writes fail with EFBIG, as on a full disk); returns
+ * the wait status, the output (stdout and stderr) in out. */
+static int run_limited(char **argv, rlim_t fsize, char *out, size_t cap) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    assert_true(n > 0);
+    exe[n] = 0;
+    snprintf(strrchr(exe, '/') + 1, sizeof exe - (size_t)(strrchr(exe, '/') + 1 - exe), "bitvla");
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {fsize, fsize};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        setenv("BV_PROGRESS", "0", 1);
+        argv[0] = exe;
+        execv(exe, argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t len = 0;
+    ssize_t k;
+    while (len < cap - 1 && (k = read(pfd[0], out + len, cap - 1 - len)) > 0) len += (size_t)k;
+    out[len] = 0;
+    close(pfd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* A write that fails (file-size limit, as a full disk) is a clear error naming the file and the
+ * OS reason, exit 1, nothing left behind, and no crash in HDF5's exit handler (HDF5 1.10 crashed
+ * there after a failed H5Fclose). The limits hit the failure at different points: the first
+ * episode's frames, a later one, the episode tables, the final flush. */
+static void test_write_failure(void **state) {
+    char out[600], buf[8192];
+    snprintf(out, sizeof out, "%s", bv_test_path("limited"));
+    const struct {
+        rlim_t kb;
+        const char *images, *per_shard;
+    } cases[] = {{8, "jpeg", "64"}, {40, "jpeg", "1"}, {100, "jpeg", "1"}, {256, "jpeg", "64"}, {256, "raw", "64"}};
+    for (size_t i = 0; i < BV_ARRAY_LEN(cases); i++) {
+        char *argv[] = {"bitvla", "convert", "rlds", (char *)bv_shared_path(BRIDGE), "--schema", "bridge", "--out", out,
+                        "--images", (char *)cases[i].images, "--episodes-per-shard", (char *)cases[i].per_shard, NULL};
+        int status = run_limited(argv, cases[i].kb << 10, buf, sizeof buf);
+        if (getenv("BV_TEST_VERBOSE")) printf("    %s", buf);
+        if (!WIFEXITED(status))
+            fail_msg("case %zu (%llu KiB, %s): killed by signal %d; output: %s", i, (unsigned long long)cases[i].kb,
+                     cases[i].images, WIFSIGNALED(status) ? WTERMSIG(status) : -1, buf);
+        if (WEXITSTATUS(status) != 1) fail_msg("case %zu: exit %d, expected 1; output: %s", i, WEXITSTATUS(status), buf);
+        bv_test_expect_in(buf, "bitvla convert: ");
+        bv_test_expect_in(buf, "shard-00000.h5");
+        bv_test_expect_in(buf, "failed: File too large");
+        if (access(out, F_OK) == 0) fail_msg("case %zu: the failed conversion left %s", i, out);
+        if (count_prefix(".limited.")) fail_msg("case %zu: the failed conversion left a temporary", i);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantile_numpy),
@@ -983,6 +1062,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
         cmocka_unit_test(test_noop_rule),
         cmocka_unit_test_setup_teardown(test_libero_hdf5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_failure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
