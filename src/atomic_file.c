@@ -318,7 +318,7 @@ static bv_status check_existing(const char *dest, const char *parent, const stru
     if (n == 0 || o->force) return BV_OK;
     if (complete)
         return bv_error_set(BV_ERR_ARG, "%s: already holds %s (%s and %d more files); use --force to replace it", dest,
-                            o->what, first, n - 1);
+                            o->what, o->complete_name, n - 1);
     return bv_error_set(BV_ERR_ARG,
                         "%s: holds files of an earlier run that did not finish (%s and %d more, no %s); use --force "
                         "to replace them",
