@@ -23,9 +23,10 @@ static void usage(FILE *f) {
             "               proprio = ee_states ++ gripper_states, LIBERO gripper transform\n"
             "\n"
             "options:\n"
-            "  --out DIR               output directory (created; must not hold a converted dataset)\n"
-            "  --force                 replace a converted dataset already in DIR\n"
-            "  --name NAME             dataset name in the statistics (default: the source's)\n"
+            "  --out DIR               output directory (created; must be new or empty)\n"
+            "  --force                 replace a converted dataset already in DIR (once the new one is complete)\n"
+            "  --name NAME             dataset name in the statistics (default: the source's; letters, digits,\n"
+            "                          _ - .)\n"
             "  --split NAME            rlds: the split to convert (default: the schema's, 'train')\n"
             "  --images jpeg|raw       image storage (default: the schema's, jpeg: the source JPEGs as is)\n"
             "  --jpeg-quality Q        when frames must be (re-)encoded as JPEG (default 95)\n"
@@ -74,6 +75,11 @@ int bv_cmd_convert(int argc, char **argv) {
             schema = v;
         } else if (!strcmp(a, "--name")) {
             NEEDV;
+            if (bv_convert_name_check(v)) {
+                fprintf(stderr, "bitvla convert: --name: %s\n", bv_error_msg());
+                free(pos);
+                return 2;
+            }
             o.dataset_name = v;
         } else if (!strcmp(a, "--split")) {
             NEEDV;

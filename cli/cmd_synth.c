@@ -19,12 +19,13 @@ static void usage(FILE *f) {
             "\n"
             "options:\n"
             "  --episodes N        number of episodes (required)\n"
-            "  --out DIR           output directory, created if missing (required)\n"
+            "  --out DIR           output directory, created (required; must be new or empty)\n"
+            "  --force             replace an RLDS dataset already in DIR\n"
             "  --seed S            dataset seed (default 0)\n"
             "  --image-size N      camera images N x N (default 256, as LIBERO's RLDS; 16..1024)\n"
             "  --jpeg-quality Q    1..100 (default 95)\n"
             "  --tasks K           use the first K of the %d tasks in turn (default all)\n"
-            "  --shards K          TFRecord files (default one per 64 episodes)\n"
+            "  --shards K          TFRecord files (default 0: one per 64 episodes)\n"
             "  --noise X           expert action noise std, action units (default 0.05)\n"
             "  --threads T         worker threads (default OpenMP's)\n"
             "  --name NAME         dataset name, the shard prefix (default bitvla_synth)\n"
@@ -46,6 +47,10 @@ int bv_cmd_synth(int argc, char **argv) {
         const char *f = argv[i];
         if (!strcmp(f, "--quiet")) {
             o.quiet = true;
+            continue;
+        }
+        if (!strcmp(f, "--force")) {
+            o.force = true;
             continue;
         }
         static const char *const with_value[] = {"--episodes",     "--out",   "--seed",   "--image-size",
@@ -88,7 +93,7 @@ int bv_cmd_synth(int argc, char **argv) {
         } else if (!strcmp(f, "--tasks")) {
             if (!bv_cli_int("synth", f, v, 1, bv_synth_num_tasks(), &o.tasks)) return 2;
         } else if (!strcmp(f, "--shards")) {
-            if (!bv_cli_int("synth", f, v, 1, 99999, &o.shards)) return 2;
+            if (!bv_cli_int("synth", f, v, 0, 99999, &o.shards)) return 2;
         } else if (!strcmp(f, "--threads")) {
             if (!bv_cli_int("synth", f, v, 1, 1024, &o.threads)) return 2;
         }
@@ -99,16 +104,17 @@ int bv_cmd_synth(int argc, char **argv) {
         return 2;
     }
     if (bv_synth_opts_check(&o)) {
-        fprintf(stderr, "bitvla %s\n", bv_error_msg());
+        fprintf(stderr, "bitvla synth: %s\n", bv_error_msg());
         return 2;
-    }
-    if (preview && bv_synth_write_preview(preview, &o)) {
-        fprintf(stderr, "bitvla %s\n", bv_error_msg());
-        return 1;
     }
     bv_synth_report rep;
     if (bv_synth_write_rlds(out, &o, &rep)) {
-        fprintf(stderr, "bitvla %s\n", bv_error_msg());
+        fprintf(stderr, "bitvla synth: %s\n", bv_error_msg());
+        return 1;
+    }
+    /* the preview after the dataset, so that it may go into the same directory */
+    if (preview && bv_synth_write_preview(preview, &o)) {
+        fprintf(stderr, "bitvla synth: %s\n", bv_error_msg());
         return 1;
     }
     printf("wrote %" PRId64 " episodes (%" PRId64 " steps, %.1f MB) to %s in %.1f s", rep.episodes, rep.steps,

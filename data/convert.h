@@ -19,8 +19,12 @@
  *    transform, optionally without no-op steps (OFT's rule: |a[:6]| < 1e-4 and the gripper
  *    command equal to the previous kept step's).
  * Output: shards, dataset_statistics.json (OFT format, on the transformed actions and proprio),
- * manifest.json last. On any failure every temporary is removed and nothing that looks complete
- * is left; a directory the conversion created is removed again.
+ * manifest.json last, all written into a temporary directory beside out_dir that is renamed onto
+ * it when complete (src/atomic_file.h, bv_atomic_dir): out_dir appears whole or not at all. On any
+ * failure the temporary directory is removed and out_dir is as it was (with force, the old
+ * dataset stays until the new one is complete). out_dir must be missing, empty, or (with force)
+ * hold only a converted dataset. LIBERO demo files given twice (same file or a copy) are
+ * converted twice with a warning naming both.
  *
  * Errors name the file, the episode and the key with what was expected.
  * Owns: a bv_schema owns its strings (bv_schema_free).
@@ -67,9 +71,14 @@ typedef struct {
     int jpeg_quality;         /* 0: the schema's (95 by default) */
     int episodes_per_shard;   /* 0: 64 */
     int64_t max_episodes;     /* 0: all */
-    bool force;               /* replace an existing shard directory */
+    bool force;               /* replace an existing shard directory (once the new one is complete) */
     bool filter_noops;        /* libero-hdf5 only */
 } bv_convert_opts;
+
+/* The --name rule: 1..100 letters, digits, '_', '-', '.', not starting with '.' or '-' (a name
+ * that is also a safe file name). BV_ERR_ARG naming the name and the offending character. Both
+ * conversions check opts.dataset_name with it. */
+bv_status bv_convert_name_check(const char *name);
 
 bv_status bv_convert_rlds(const char *src_dir, const bv_schema *schema, const bv_convert_opts *o);
 bv_status bv_convert_libero_hdf5(int n_files, const char *const *files, const bv_convert_opts *o);

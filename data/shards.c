@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,6 +18,53 @@ const char *bv_image_storage_name(bv_image_storage s) { return s == BV_IMAGES_RA
 
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+/* ---- why an HDF5 call failed ---- */
+
+/* The reason for the last failed HDF5 call, noted by h5_note() right after it (before any other
+ * HDF5 call clears the error stack): the OS error of the innermost system call that failed (HDF5's
+ * file drivers put "errno = N" into their messages), else HDF5's innermost message. */
+static _Thread_local char g_why[256];
+
+static herr_t why_cb(unsigned n, const H5E_error2_t *e, void *found) {
+    const char *p = e->desc ? strstr(e->desc, "errno = ") : NULL;
+    int en = p ? atoi(p + 8) : 0;
+    if (en > 0) {
+        snprintf(g_why, sizeof g_why, "%s", strerror(en));
+        *(int *)found = 1;
+    } else if (!*(int *)found && e->desc) { /* walking downward: the last one seen is the innermost */
+        snprintf(g_why, sizeof g_why, "HDF5: %s", e->desc);
+    }
+    return 0;
+}
+
+static void h5_note(void) {
+    int found = 0;
+    snprintf(g_why, sizeof g_why, "HDF5 gave no reason");
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, why_cb, &found);
+}
+
+/* ---- a shard that cannot be closed ---- */
+
+/* HDF5 1.10 cannot close a file whose buffered data it can no longer write (disk full, file-size
+ * limit): H5Fclose then frees the file but leaves its id registered, and HDF5's exit handler
+ * crashes on that id (H5F__close_cb; fixed in HDF5 1.14.1, and no public call drops the id). So a
+ * shard whose write failed is never closed: its handles are abandoned (its temporary is unlinked;
+ * the space returns when the process ends), and the process leaves without HDF5's exit handler,
+ * which would try to close it again: an on_exit handler, registered after HDF5's and so run before
+ * it, flushes stdio and calls _exit with the same status. */
+static void skip_hdf5_exit(int status, void *arg) {
+    (void)arg;
+    fflush(NULL);
+    _exit(status);
+}
+
+static void guard_hdf5_exit(void) {
+    static bool registered;
+    if (registered) return;
+    registered = true;
+    on_exit(skip_hdf5_exit, NULL);
+}
+
 struct bv_shard_writer {
     bv_shard_opts o;
     char *dir, *dataset_name;
@@ -23,6 +72,7 @@ struct bv_shard_writer {
     char *cam_names[BV_SHARD_MAX_CAMS], *cam_keys[BV_SHARD_MAX_CAMS];
     /* the shard being written */
     hid_t file, action, proprio, img_data[BV_SHARD_MAX_CAMS], img_off[BV_SHARD_MAX_CAMS];
+    bool broken; /* a write to this shard failed: it is abandoned, never closed (see guard_hdf5_exit) */
     char *tmp;
     int64_t n_steps, jpeg_bytes[BV_SHARD_MAX_CAMS];
     int64_t *ep_off, *ep_index; /* per episode of this shard */
@@ -47,6 +97,7 @@ static hid_t make_extendible(hid_t loc, const char *name, hid_t type, int rank, 
     if (ok && shuffle) ok = H5Pset_shuffle(pl) >= 0;
     if (ok && deflate > 0) ok = H5Pset_deflate(pl, (unsigned)deflate) >= 0;
     hid_t d = ok ? H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, pl, H5P_DEFAULT) : -1;
+    if (d < 0) h5_note();
     if (pl >= 0) H5Pclose(pl);
     H5Sclose(sp);
     return d;
@@ -56,10 +107,14 @@ static hid_t make_extendible(hid_t loc, const char *name, hid_t type, int rank, 
 static int append_rows(hid_t d, hid_t type, hsize_t n, const void *data) {
     if (n == 0) return 0;
     hid_t sp = H5Dget_space(d);
-    if (sp < 0) return -1;
+    if (sp < 0) {
+        h5_note();
+        return -1;
+    }
     int rank = H5Sget_simple_extent_ndims(sp);
     hsize_t dims[4];
     if (rank < 1 || rank > 4 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
+        h5_note();
         H5Sclose(sp);
         return -1;
     }
@@ -67,12 +122,17 @@ static int append_rows(hid_t d, hid_t type, hsize_t n, const void *data) {
     hsize_t start[4] = {dims[0]}, count[4] = {n};
     for (int i = 1; i < rank; i++) count[i] = dims[i];
     dims[0] += n;
-    if (H5Dset_extent(d, dims) < 0) return -1;
+    if (H5Dset_extent(d, dims) < 0) {
+        h5_note();
+        return -1;
+    }
     hid_t fs = H5Dget_space(d);
     hid_t ms = H5Screate_simple(rank, count, NULL);
     int rc = -1;
-    if (fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+    if (fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0) {
         rc = H5Dwrite(d, type, ms, fs, H5P_DEFAULT, data) < 0 ? -1 : 0;
+        if (rc) h5_note();
+    }
     if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
     return rc;
@@ -83,7 +143,11 @@ static int write_1d(hid_t loc, const char *name, hid_t type, hsize_t n, const vo
     if (sp < 0) return -1;
     hid_t d = H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int rc = d >= 0 && (n == 0 || H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0) ? 0 : -1;
-    if (d >= 0) H5Dclose(d);
+    if (rc) h5_note();
+    if (d >= 0 && H5Dclose(d) < 0 && !rc) {
+        h5_note();
+        rc = -1;
+    }
     H5Sclose(sp);
     return rc;
 }
@@ -96,6 +160,7 @@ static int attr_str(hid_t loc, const char *name, const char *v) {
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
     int rc = a >= 0 && H5Awrite(a, t, v) >= 0 ? 0 : -1;
+    if (rc) h5_note();
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
@@ -106,6 +171,7 @@ static int attr_int(hid_t loc, const char *name, int64_t v) {
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(loc, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
     int rc = a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &v) >= 0 ? 0 : -1;
+    if (rc) h5_note();
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     return rc;
@@ -148,16 +214,35 @@ static int read_attr_int(hid_t loc, const char *name, int64_t *v) {
 
 /* ---- writer ---- */
 
-static void close_handles(bv_shard_writer *w) {
-    for (int c = 0; c < w->o.n_cams; c++) {
-        if (w->img_data[c] > 0) H5Dclose(w->img_data[c]);
-        if (w->img_off[c] > 0) H5Dclose(w->img_off[c]);
-        w->img_data[c] = w->img_off[c] = 0;
+/* Flush and close the shard being written; 0, or -1 with the reason in g_why. A broken shard, or
+ * one whose flush fails, is abandoned instead of closed (see guard_hdf5_exit). */
+static int release_shard(bv_shard_writer *w) {
+    if (!w->file) return 0;
+    if (!w->broken && H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0) {
+        h5_note();
+        w->broken = true;
     }
-    if (w->action > 0) H5Dclose(w->action);
-    if (w->proprio > 0) H5Dclose(w->proprio);
-    if (w->file > 0) H5Fclose(w->file);
+    int rc = 0;
+    if (w->broken) {
+        guard_hdf5_exit();
+        rc = -1;
+    } else {
+        for (int c = 0; c < w->o.n_cams; c++) {
+            if (w->img_data[c] > 0) H5Dclose(w->img_data[c]);
+            if (w->img_off[c] > 0) H5Dclose(w->img_off[c]);
+        }
+        if (w->action > 0) H5Dclose(w->action);
+        if (w->proprio > 0) H5Dclose(w->proprio);
+        if (H5Fclose(w->file) < 0) { /* flushed, so this should not happen; if it does, HDF5 is damaged */
+            h5_note();
+            guard_hdf5_exit();
+            rc = -1;
+        }
+    }
+    for (int c = 0; c < w->o.n_cams; c++) w->img_data[c] = w->img_off[c] = 0;
     w->action = w->proprio = w->file = 0;
+    w->broken = false;
+    return rc;
 }
 
 static void free_episode_table(bv_shard_writer *w) {
@@ -183,40 +268,51 @@ static bv_status start_shard(bv_shard_writer *w) {
     free(final);
     w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->file < 0) {
+        h5_note();
         w->file = 0;
-        return bv_error_set(BV_ERR_IO, "%s: cannot create HDF5 shard (is the directory writable?)", w->tmp);
+        return bv_error_set(BV_ERR_IO, "%s: cannot create the HDF5 shard: %s", w->tmp, g_why);
     }
     hsize_t arow[2] = {0, (hsize_t)w->o.action_dim}, ach[2] = {ROW_CHUNK, (hsize_t)w->o.action_dim};
     hsize_t prow[2] = {0, (hsize_t)w->o.proprio_dim}, pch[2] = {ROW_CHUNK, (hsize_t)w->o.proprio_dim};
     w->action = make_extendible(w->file, "action", H5T_IEEE_F32LE, 2, arow, ach, 4, 1);
-    w->proprio = make_extendible(w->file, "proprio", H5T_IEEE_F32LE, 2, prow, pch, 4, 1);
-    if (w->action < 0 || w->proprio < 0) return bv_error_set(BV_ERR_IO, "%s: cannot create datasets", w->tmp);
+    w->proprio = w->action < 0 ? -1 : make_extendible(w->file, "proprio", H5T_IEEE_F32LE, 2, prow, pch, 4, 1);
+    if (w->action < 0 || w->proprio < 0) {
+        w->broken = true;
+        return bv_error_set(BV_ERR_IO, "%s: cannot create the datasets: %s", w->tmp, g_why);
+    }
     hid_t g = H5Gcreate2(w->file, "images", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) return bv_error_set(BV_ERR_IO, "%s: cannot create group /images", w->tmp);
+    if (g < 0) {
+        h5_note();
+        w->broken = true;
+        return bv_error_set(BV_ERR_IO, "%s: cannot create group /images: %s", w->tmp, g_why);
+    }
     bv_status st = BV_OK;
     for (int c = 0; c < w->o.n_cams && !st; c++) {
         const bv_shard_camera *cam = &w->cams[c];
         hid_t cg = H5Gcreate2(g, cam->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (cg < 0) h5_note();
         if (cg < 0 || attr_int(cg, "height", cam->height) || attr_int(cg, "width", cam->width) ||
             attr_str(cg, "key", cam->key ? cam->key : "")) {
-            st = bv_error_set(BV_ERR_IO, "%s: cannot create group /images/%s", w->tmp, cam->name);
+            st = bv_error_set(BV_ERR_IO, "%s: cannot create group /images/%s: %s", w->tmp, cam->name, g_why);
         } else if (w->o.storage == BV_IMAGES_JPEG) {
             hsize_t row[1] = {0}, ch[1] = {JPEG_CHUNK}, orow[1] = {0}, och[1] = {ROW_CHUNK};
             w->img_data[c] = make_extendible(cg, "jpeg", H5T_STD_U8LE, 1, row, ch, 0, 0);
-            w->img_off[c] = make_extendible(cg, "offsets", H5T_STD_I64LE, 1, orow, och, 4, 1);
+            w->img_off[c] = w->img_data[c] < 0 ? -1 : make_extendible(cg, "offsets", H5T_STD_I64LE, 1, orow, och, 4, 1);
             int64_t zero = 0;
             w->jpeg_bytes[c] = 0;
             if (w->img_data[c] < 0 || w->img_off[c] < 0 || append_rows(w->img_off[c], H5T_NATIVE_INT64, 1, &zero))
-                st = bv_error_set(BV_ERR_IO, "%s: cannot create /images/%s datasets", w->tmp, cam->name);
+                st = bv_error_set(BV_ERR_IO, "%s: cannot create /images/%s datasets: %s", w->tmp, cam->name, g_why);
         } else {
             hsize_t row[4] = {0, (hsize_t)cam->height, (hsize_t)cam->width, 3};
             hsize_t ch[4] = {1, (hsize_t)cam->height, (hsize_t)cam->width, 3};
             w->img_data[c] = make_extendible(cg, "rgb", H5T_STD_U8LE, 4, row, ch, 1, 0);
-            if (w->img_data[c] < 0) st = bv_error_set(BV_ERR_IO, "%s: cannot create /images/%s/rgb", w->tmp, cam->name);
+            if (w->img_data[c] < 0)
+                st = bv_error_set(BV_ERR_IO, "%s: cannot create /images/%s/rgb: %s", w->tmp, cam->name, g_why);
         }
         if (cg >= 0) H5Gclose(cg);
     }
     H5Gclose(g);
+    if (st) w->broken = true;
     w->n_steps = 0;
     w->n_ep = 0;
     return st;
@@ -241,20 +337,11 @@ static bv_status end_shard(bv_shard_writer *w) {
         attr_str(w->file, "format", BV_SHARD_FORMAT) || attr_int(w->file, "version", BV_SHARD_VERSION) ||
         attr_str(w->file, "dataset_name", w->dataset_name) ||
         attr_str(w->file, "image_storage", bv_image_storage_name(w->o.storage)) || attr_str(w->file, "cameras", cams))
-        st = bv_error_set(BV_ERR_IO, "%s: writing the episode tables failed", w->tmp);
+        st = bv_error_set(BV_ERR_IO, "%s: writing the episode tables failed: %s", w->tmp, g_why);
     H5Tclose(vstr);
     free(off);
-    hid_t f = w->file;
-    w->file = 0;
-    for (int c = 0; c < w->o.n_cams; c++) {
-        if (w->img_data[c] > 0) H5Dclose(w->img_data[c]);
-        if (w->img_off[c] > 0) H5Dclose(w->img_off[c]);
-        w->img_data[c] = w->img_off[c] = 0;
-    }
-    H5Dclose(w->action);
-    H5Dclose(w->proprio);
-    w->action = w->proprio = 0;
-    if (H5Fclose(f) < 0 && !st) st = bv_error_set(BV_ERR_IO, "%s: closing the HDF5 file failed", w->tmp);
+    if (st) w->broken = true;
+    if (release_shard(w) < 0 && !st) st = bv_error_set(BV_ERR_IO, "%s: closing the HDF5 file failed: %s", w->tmp, g_why);
     w->tmps = bv_xrealloc(w->tmps, (size_t)(w->n_done + 1) * sizeof *w->tmps);
     w->done_episodes = bv_xrealloc(w->done_episodes, (size_t)(w->n_done + 1) * sizeof *w->done_episodes);
     w->done_steps = bv_xrealloc(w->done_steps, (size_t)(w->n_done + 1) * sizeof *w->done_steps);
@@ -299,9 +386,11 @@ bv_status bv_shards_add(bv_shard_writer *w, const bv_shard_episode *ep) {
     if (!w->file && (st = start_shard(w))) return st;
     hsize_t T = (hsize_t)ep->n_steps;
     if (append_rows(w->action, H5T_NATIVE_FLOAT, T, ep->action) ||
-        append_rows(w->proprio, H5T_NATIVE_FLOAT, T, ep->proprio))
-        return bv_error_set(BV_ERR_IO, "%s: writing episode %lld (actions, proprio) failed", w->tmp,
-                            (long long)ep->episode_index);
+        append_rows(w->proprio, H5T_NATIVE_FLOAT, T, ep->proprio)) {
+        w->broken = true;
+        return bv_error_set(BV_ERR_IO, "%s: writing episode %lld (actions, proprio) failed: %s", w->tmp,
+                            (long long)ep->episode_index, g_why);
+    }
     for (int c = 0; c < w->o.n_cams; c++) {
         if (w->o.storage == BV_IMAGES_JPEG) { /* the episode's frames in one append */
             size_t total = 0;
@@ -319,13 +408,16 @@ bv_status bv_shards_add(bv_shard_writer *w, const bv_shard_episode *ep) {
                      append_rows(w->img_off[c], H5T_NATIVE_INT64, T, offs);
             free(cat);
             free(offs);
-            if (rc)
-                return bv_error_set(BV_ERR_IO, "%s: writing episode %lld camera %s failed", w->tmp,
-                                    (long long)ep->episode_index, w->cams[c].name);
+            if (rc) {
+                w->broken = true;
+                return bv_error_set(BV_ERR_IO, "%s: writing episode %lld camera %s failed: %s", w->tmp,
+                                    (long long)ep->episode_index, w->cams[c].name, g_why);
+            }
             w->jpeg_bytes[c] += (int64_t)total;
         } else if (append_rows(w->img_data[c], H5T_NATIVE_UINT8, T, ep->rgb[c])) {
-            return bv_error_set(BV_ERR_IO, "%s: writing episode %lld camera %s failed", w->tmp,
-                                (long long)ep->episode_index, w->cams[c].name);
+            w->broken = true;
+            return bv_error_set(BV_ERR_IO, "%s: writing episode %lld camera %s failed: %s", w->tmp,
+                                (long long)ep->episode_index, w->cams[c].name, g_why);
         }
     }
     if (w->n_ep + 1 >= w->cap_ep) {
@@ -365,7 +457,7 @@ static void free_writer(bv_shard_writer *w) {
 
 void bv_shards_abort(bv_shard_writer *w) {
     if (!w) return;
-    close_handles(w);
+    release_shard(w);
     if (w->tmp) unlink(w->tmp);
     for (int i = 0; i < w->n_done; i++)
         if (w->tmps[i]) unlink(w->tmps[i]);

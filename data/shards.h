@@ -17,6 +17,11 @@
  * Every file is written under a temporary name (`*.tmp.<pid>`) and renamed only when the whole
  * conversion has succeeded; bv_shards_abort() deletes the temporaries. So an interrupted or failed
  * conversion never leaves a shard, statistics or manifest that looks complete.
+ * A write that fails (disk full, file-size limit) is an error naming the shard and the OS reason
+ * ("File too large", "No space left on device"). HDF5 1.10 cannot close such a file safely (a
+ * failed H5Fclose leaves a dangling id that crashes HDF5's exit handler), so the writer abandons
+ * its handles instead, and a process in which that happened exits without HDF5's exit handler
+ * (an on_exit handler flushes stdio and calls _exit with the same status).
  *
  * Owns: a writer owns its open HDF5 file, the per-shard episode table and the list of finished
  * temporaries until bv_shards_finish() / bv_shards_abort(). A reader owns its HDF5 handles and

@@ -1,14 +1,11 @@
 /* synth.c - record expert demonstrations of the tabletop task and write them as RLDS (synth.h). */
 #include "data/synth.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "src/atomic_file.h"
 #include "data/example.h"
@@ -32,29 +29,30 @@ void bv_synth_opts_default(bv_synth_opts *o) {
 
 bv_status bv_synth_opts_check(const bv_synth_opts *o) {
     if (o->episodes < 1 || o->episodes > 10000000)
-        return bv_error_set(BV_ERR_ARG, "synth: episodes %d out of range (expected 1..10000000)", o->episodes);
+        return bv_error_set(BV_ERR_ARG, "episodes %d out of range (expected 1..10000000)", o->episodes);
     if (o->image_size < 16 || o->image_size > 1024)
-        return bv_error_set(BV_ERR_ARG, "synth: image size %d out of range (expected 16..1024)", o->image_size);
+        return bv_error_set(BV_ERR_ARG, "image size %d out of range (expected 16..1024)", o->image_size);
     if (o->jpeg_quality < 1 || o->jpeg_quality > 100)
-        return bv_error_set(BV_ERR_ARG, "synth: JPEG quality %d out of range (expected 1..100)", o->jpeg_quality);
+        return bv_error_set(BV_ERR_ARG, "JPEG quality %d out of range (expected 1..100)", o->jpeg_quality);
     if (o->shards < 0 || o->shards > 99999 || o->shards > o->episodes)
-        return bv_error_set(BV_ERR_ARG, "synth: %d shards for %d episodes (expected 0 for automatic, or 1..episodes)",
+        return bv_error_set(BV_ERR_ARG, "%d shards for %d episodes (expected 0 for automatic, or 1..episodes)",
                             o->shards, o->episodes);
     if (o->tasks < 0 || o->tasks > bv_synth_num_tasks())
-        return bv_error_set(BV_ERR_ARG, "synth: tasks %d out of range (expected 0 for all, or 1..%d)", o->tasks,
+        return bv_error_set(BV_ERR_ARG, "tasks %d out of range (expected 0 for all, or 1..%d)", o->tasks,
                             bv_synth_num_tasks());
     if (!(o->noise >= 0 && o->noise <= 1))
-        return bv_error_set(BV_ERR_ARG, "synth: noise %g out of range (expected 0..1, in action units)",
+        return bv_error_set(BV_ERR_ARG, "noise %g out of range (expected 0..1, in action units)",
                             (double)o->noise);
     if (o->max_attempts < 1 || o->max_attempts > 1000)
-        return bv_error_set(BV_ERR_ARG, "synth: max attempts %d out of range (expected 1..1000)", o->max_attempts);
+        return bv_error_set(BV_ERR_ARG, "max attempts %d out of range (expected 1..1000)", o->max_attempts);
     if (o->threads < 0 || o->threads > 1024)
-        return bv_error_set(BV_ERR_ARG, "synth: threads %d out of range (expected 0..1024)", o->threads);
+        return bv_error_set(BV_ERR_ARG, "threads %d out of range (expected 0..1024)", o->threads);
     if (!o->name || !o->name[0] || strlen(o->name) > 100)
-        return bv_error_set(BV_ERR_ARG, "synth: dataset name must be 1..100 characters");
+        return bv_error_set(BV_ERR_ARG, "dataset name '%.120s' must be 1..100 characters (letters, digits and _)",
+                            o->name ? o->name : "");
     for (const char *p = o->name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
-            return bv_error_set(BV_ERR_ARG, "synth: dataset name '%s' has '%c' (expected letters, digits and _)",
+            return bv_error_set(BV_ERR_ARG, "dataset name '%s' has '%c' (expected letters, digits and _)",
                                 o->name, *p);
     return BV_OK;
 }
@@ -114,7 +112,7 @@ bv_status bv_synth_episode_record(bv_synth_env *env, uint64_t env_seed, int task
                                   bv_synth_episode *ep) {
     memset(ep, 0, sizeof *ep);
     if (jpeg_quality < 0 || jpeg_quality > 100)
-        return bv_error_set(BV_ERR_ARG, "synth: JPEG quality %d out of range (expected 0 for no images, 1..100)",
+        return bv_error_set(BV_ERR_ARG, "JPEG quality %d out of range (expected 0 for no images, 1..100)",
                             jpeg_quality);
     bv_status st = bv_synth_env_reset(env, env_seed, task);
     if (st) return st;
@@ -292,11 +290,9 @@ static bv_status write_json(const char *dir, const char *file, json_t *j) {
     return st;
 }
 
-static bv_status make_dirs(const char *dir);
-
 bv_status bv_synth_write_preview(const char *dir, const bv_synth_opts *o) {
     bv_status st = bv_synth_opts_check(o);
-    if (st || (st = make_dirs(dir))) return st;
+    if (st || (st = bv_atomic_dir_make(dir))) return st;
     bv_synth_config cfg;
     bv_synth_config_default(&cfg);
     cfg.image_size = o->image_size;
@@ -355,36 +351,27 @@ bv_status bv_synth_write_preview(const char *dir, const bv_synth_opts *o) {
     return st;
 }
 
-/* mkdir -p */
-static bv_status make_dirs(const char *dir) {
-    char p[4096];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return bv_error_set(BV_ERR_ARG, "%s: path too long", dir);
-    for (char *c = p + 1;; c++) {
-        if (*c == '/' || *c == 0) {
-            char keep = *c;
-            *c = 0;
-            if (mkdir(p, 0777) != 0 && errno != EEXIST)
-                return bv_error_set(BV_ERR_IO, "%s: cannot create directory %s: %s", dir, p, strerror(errno));
-            struct stat sb;
-            if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))
-                return bv_error_set(BV_ERR_IO, "%s: %s exists and is not a directory", dir, p);
-            *c = keep;
-            if (!keep) break;
-        }
-    }
-    return BV_OK;
+/* The names an RLDS directory written here holds (and the preview PNGs, which may share it, and
+ * temporaries of earlier versions): only a directory holding nothing else may be replaced. */
+static bool is_output_name(const char *n) {
+    return !strcmp(n, "features.json") || !strcmp(n, "dataset_info.json") || strstr(n, ".tfrecord-") ||
+           (!strncmp(n, "synth_", 6) && strstr(n, ".png")) || !strncmp(n, "features.json.tmp.", 18) ||
+           !strncmp(n, "dataset_info.json.tmp.", 22);
 }
 
-bv_status bv_synth_write_rlds(const char *out_dir, const bv_synth_opts *o, bv_synth_report *rep) {
+bv_status bv_synth_write_rlds(const char *out, const bv_synth_opts *o, bv_synth_report *rep) {
     bv_status st = bv_synth_opts_check(o);
     if (st) return st;
     double t0 = bv_time_now();
-    if ((st = make_dirs(out_dir))) return st;
-    char info_path[4096];
-    snprintf(info_path, sizeof info_path, "%s/dataset_info.json", out_dir);
-    if (unlink(info_path) != 0 && errno != ENOENT)
-        return bv_error_set(BV_ERR_IO, "%s: cannot remove the old dataset_info.json: %s", info_path, strerror(errno));
-    if ((st = write_json(out_dir, "features.json", features_json(o->image_size)))) return st;
+    const bv_atomic_dir_opts dopt = {.force = o->force, .make_parents = true, .owned = is_output_name,
+                                     .complete_name = "dataset_info.json", .what = "an RLDS dataset"};
+    bv_atomic_dir dir;
+    if ((st = bv_atomic_dir_open(&dir, out, &dopt))) return st;
+    const char *out_dir = dir.tmp; /* everything goes here; renamed to `out` when complete */
+    if ((st = write_json(out_dir, "features.json", features_json(o->image_size)))) {
+        bv_atomic_dir_abort(&dir);
+        return st;
+    }
 
     const int64_t N = o->episodes;
     const int n_shards = o->shards ? o->shards : (int)((N + 63) / 64);
@@ -425,7 +412,7 @@ bv_status bv_synth_write_rlds(const char *out_dir, const bv_synth_opts *o, bv_sy
             else if (!eps[k].success) {
                 ep_st[k] = BV_ERR_INTERNAL;
                 snprintf(ep_err[k], sizeof ep_err[k],
-                         "synth: the expert failed episode %" PRId64 " in all %d scenes tried (seed %" PRIu64 ")", i,
+                         "the expert failed episode %" PRId64 " in all %d scenes tried (seed %" PRIu64 ")", i,
                          o->max_attempts, o->seed);
             }
         }
@@ -467,6 +454,8 @@ bv_status bv_synth_write_rlds(const char *out_dir, const bv_synth_opts *o, bv_sy
         }
     }
     if (!st) st = write_json(out_dir, "dataset_info.json", dataset_info_json(o, n_shards, lengths, bytes));
+    if (!st) st = bv_atomic_dir_commit(&dir); /* releases dir; on failure removes it */
+    else bv_atomic_dir_abort(&dir);
     if (rep) {
         rep->episodes = st ? 0 : N;
         rep->steps = steps;

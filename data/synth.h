@@ -14,6 +14,8 @@
  * task i mod n_tasks; an episode the expert fails (rare) is drawn again with the next attempt.
  * The output depends only on the options, not on the number of threads.
  *
+ * Errors carry no "synth" prefix: the caller adds its own context ("bitvla synth: ...").
+ *
  * Owns: a bv_synth_episode owns its arrays and encoded frames (bv_synth_episode_free).
  * Must not: know about training or the converter's shard format.
  */
@@ -39,6 +41,7 @@ typedef struct {
     int threads;      /* 0 = OpenMP's default */
     const char *name; /* dataset name, the shard file prefix (default "bitvla_synth") */
     bool quiet;       /* no progress on stderr */
+    bool force;       /* replace an RLDS dataset already in the output directory */
 } bv_synth_opts;
 
 void bv_synth_opts_default(bv_synth_opts *o);
@@ -78,9 +81,11 @@ typedef struct {
     double seconds;
 } bv_synth_report;
 
-/* Generate o->episodes demonstrations and write the dataset into out_dir (created if missing).
- * Every file is written atomically; dataset_info.json, which makes the directory a dataset, is
- * removed first and written last. rep may be NULL. */
+/* Generate o->episodes demonstrations and write the dataset as the directory out_dir (parents
+ * created if missing). It is written into a temporary directory beside out_dir and renamed into
+ * place when complete (src/atomic_file.h, bv_atomic_dir), so out_dir appears whole or not at
+ * all. An existing out_dir must be empty, or hold only such a dataset and o->force be set (it is
+ * replaced only by a complete new one). rep may be NULL. */
 bv_status bv_synth_write_rlds(const char *out_dir, const bv_synth_opts *o, bv_synth_report *rep);
 
 /* Write PNGs of episode 0 of the dataset o describes into dir (created if missing), one per phase

@@ -21,7 +21,9 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -971,6 +973,290 @@ static void test_libero_hdf5(void **state) {
     bv_test_expect_in(buf, "--schema and --split apply to rlds only");
 }
 
+
+/* ---- failed writes, and what a failed or killed run leaves ---- */
+
+/* Entries of the test directory whose name starts with `prefix`, hidden ones included. */
+static int count_prefix(const char *prefix) {
+    DIR *d = opendir(bv_test_dir());
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) n += !strncmp(de->d_name, prefix, strlen(prefix));
+    closedir(d);
+    return n;
+}
+
+/* Runs the `bitvla` beside this test with argv (argv[0] ignored) in a child whose files may not
+ * grow past fsize bytes (SIGXFSZ ignored, so writes fail with EFBIG, as on a full disk); returns
+ * the wait status, the output (stdout and stderr) in out. */
+static int run_limited(char **argv, rlim_t fsize, char *out, size_t cap) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    assert_true(n > 0);
+    exe[n] = 0;
+    snprintf(strrchr(exe, '/') + 1, sizeof exe - (size_t)(strrchr(exe, '/') + 1 - exe), "bitvla");
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {fsize, fsize};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        setenv("BV_PROGRESS", "0", 1);
+        argv[0] = exe;
+        execv(exe, argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t len = 0;
+    ssize_t k;
+    while (len < cap - 1 && (k = read(pfd[0], out + len, cap - 1 - len)) > 0) len += (size_t)k;
+    out[len] = 0;
+    close(pfd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* A write that fails (file-size limit, as a full disk) is a clear error naming the file and the
+ * OS reason, exit 1, nothing left behind, and no crash in HDF5's exit handler (HDF5 1.10 crashed
+ * there after a failed H5Fclose). The limits hit the failure at different points: the first
+ * episode's frames, a later one, the episode tables, the final flush. */
+static void test_write_failure(void **state) {
+    char out[600], buf[8192];
+    snprintf(out, sizeof out, "%s", bv_test_path("limited"));
+    const struct {
+        rlim_t kb;
+        const char *images, *per_shard;
+    } cases[] = {{8, "jpeg", "64"}, {40, "jpeg", "1"}, {100, "jpeg", "1"}, {256, "jpeg", "64"}, {256, "raw", "64"}};
+    for (size_t i = 0; i < BV_ARRAY_LEN(cases); i++) {
+        char *argv[] = {"bitvla", "convert", "rlds", (char *)bv_shared_path(BRIDGE), "--schema", "bridge", "--out", out,
+                        "--images", (char *)cases[i].images, "--episodes-per-shard", (char *)cases[i].per_shard, NULL};
+        int status = run_limited(argv, cases[i].kb << 10, buf, sizeof buf);
+        if (getenv("BV_TEST_VERBOSE")) printf("    %s", buf);
+        if (!WIFEXITED(status))
+            fail_msg("case %zu (%llu KiB, %s): killed by signal %d; output: %s", i, (unsigned long long)cases[i].kb,
+                     cases[i].images, WIFSIGNALED(status) ? WTERMSIG(status) : -1, buf);
+        if (WEXITSTATUS(status) != 1) fail_msg("case %zu: exit %d, expected 1; output: %s", i, WEXITSTATUS(status), buf);
+        bv_test_expect_in(buf, "bitvla convert: ");
+        bv_test_expect_in(buf, "shard-00000.h5");
+        bv_test_expect_in(buf, "failed: File too large");
+        if (access(out, F_OK) == 0) fail_msg("case %zu: the failed conversion left %s", i, out);
+        if (count_prefix(".limited.")) fail_msg("case %zu: the failed conversion left a temporary", i);
+    }
+}
+
+/* --force replaces the old dataset only with a complete new one: a failing source leaves it as it
+ * was; a successful one replaces it whole. */
+static void test_force_keeps_old(void **state) {
+    char out[600], bad[600], p[800];
+    snprintf(out, sizeof out, "%s", bv_test_path("kept"));
+    snprintf(bad, sizeof bad, "%s", bv_test_path("nan_src"));
+    make_libero(bad, F_NAN);
+    bv_schema s;
+    assert_int_equal(bv_schema_load(&s, "bridge"), BV_OK);
+    bv_convert_opts o = opts(out);
+    o.max_episodes = 3;
+    o.episodes_per_shard = 1;
+    if (bv_convert_rlds(bv_shared_path(BRIDGE), &s, &o)) fail_msg("%s", bv_error_msg());
+    bv_schema_free(&s);
+    snprintf(p, sizeof p, "%s/manifest.json", out);
+    json_t *m = load_json(p);
+    char *before = json_dumps(m, 0);
+    json_decref(m);
+    assert_int_equal(bv_schema_load(&s, "libero"), BV_OK);
+    o.force = true;
+    o.max_episodes = 0;
+    assert_int_equal(bv_convert_rlds(bad, &s, &o), BV_ERR_FORMAT);
+    bv_test_expect_in(bv_error_msg(), "is nan");
+    m = load_json(p); /* the old dataset, untouched */
+    char *after = json_dumps(m, 0);
+    json_decref(m);
+    assert_string_equal(before, after);
+    for (int k = 0; k < 3; k++) {
+        snprintf(p, sizeof p, "%s/shard-%05d.h5", out, k);
+        if (access(p, F_OK) != 0) fail_msg("the failed --force run removed %s", p);
+    }
+    assert_int_equal(count_prefix(".kept."), 0);
+    /* a good source with --force: replaced whole (the old shards 1, 2 gone) */
+    make_libero(bv_test_path("good_src"), F_NONE);
+    if (bv_convert_rlds(bv_test_path("good_src"), &s, &o)) fail_msg("%s", bv_error_msg());
+    snprintf(p, sizeof p, "%s/manifest.json", out);
+    m = load_json(p);
+    assert_int_equal(json_integer_value(json_object_get(m, "num_episodes")), LEPS);
+    json_decref(m);
+    snprintf(p, sizeof p, "%s/shard-%05d.h5", out, LEPS);
+    assert_int_equal(access(p, F_OK), -1);
+    assert_int_equal(count_prefix(".kept."), 0);
+    free(before);
+    free(after);
+    bv_schema_free(&s);
+}
+
+/* Killed runs: a stale temporary directory beside the output is removed by the next run and never
+ * taken for a dataset; temporaries left inside an output directory by earlier versions are an
+ * unfinished run, not "a converted dataset"; files that are not a dataset's are never replaced. */
+static void test_output_dir_states(void **state) {
+    char out[600], src[600], p[900];
+    snprintf(out, sizeof out, "%s", bv_test_path("states"));
+    snprintf(src, sizeof src, "%s", bv_test_path("states_src"));
+    make_libero(src, F_NONE);
+    bv_schema s;
+    assert_int_equal(bv_schema_load(&s, "libero"), BV_OK);
+    bv_convert_opts o = opts(out);
+    /* a killed run's temporary (its pid no longer exists) with a complete-looking manifest */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    snprintf(p, sizeof p, "%s/.states.tmp.%d", bv_test_dir(), (int)pid);
+    assert_int_equal(mkdir(p, 0777), 0);
+    char q[1000];
+    snprintf(q, sizeof q, "%s/manifest.json", p);
+    bv_test_write_bytes(q, "{}", 2);
+    if (bv_convert_rlds(src, &s, &o)) fail_msg("%s", bv_error_msg());
+    assert_int_equal(access(p, F_OK), -1); /* cleaned */
+    assert_int_equal(count_prefix(".states."), 0);
+
+    /* only temporaries of an earlier version inside: unfinished, not a converted dataset */
+    bv_test_rm_tree(out);
+    assert_int_equal(mkdir(out, 0777), 0);
+    snprintf(p, sizeof p, "%s/shard-00000.h5.tmp.999999", out);
+    bv_test_write_bytes(p, "x", 1);
+    assert_int_equal(bv_convert_rlds(src, &s, &o), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "earlier run that did not finish");
+    bv_test_expect_in(bv_error_msg(), "no manifest.json");
+    o.force = true;
+    if (bv_convert_rlds(src, &s, &o)) fail_msg("%s", bv_error_msg());
+    assert_int_equal(access(p, F_OK), -1);
+    snprintf(p, sizeof p, "%s/manifest.json", out);
+    assert_int_equal(access(p, F_OK), 0);
+
+    /* a file that is not part of a dataset: refused even with --force, and kept */
+    snprintf(p, sizeof p, "%s/README.txt", out);
+    bv_test_write_bytes(p, "mine", 4);
+    assert_int_equal(bv_convert_rlds(src, &s, &o), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "'README.txt'");
+    assert_int_equal(access(p, F_OK), 0);
+    /* an empty existing directory is used without --force */
+    bv_test_rm_tree(out);
+    assert_int_equal(mkdir(out, 0777), 0);
+    o.force = false;
+    if (bv_convert_rlds(src, &s, &o)) fail_msg("%s", bv_error_msg());
+    assert_int_equal(count_prefix(".states."), 0);
+    bv_schema_free(&s);
+}
+
+/* Image sizes in features.json are 64-bit in the file: a size that does not fit (or is absurd) is
+ * an error naming the file, the feature and the expected range, not silently truncated. */
+static void test_image_size_range(void **state) {
+    const char *sizes[] = {"4294967360", "4294967296", "70000"};
+    for (size_t i = 0; i < BV_ARRAY_LEN(sizes); i++) {
+        char src[600], p[700];
+        snprintf(src, sizeof src, "%s/size_%zu", bv_test_dir(), i);
+        make_libero(src, F_NONE);
+        snprintf(p, sizeof p, "%s/features.json", src);
+        json_t *j = load_json(p);
+        char *text = json_dumps(j, 0);
+        json_decref(j);
+        const char *from = "\"dimensions\": [\"8\", \"8\", \"3\"]"; /* the first image: steps/observation/image */
+        char *at = strstr(text, from);
+        assert_non_null(at);
+        char *edited = malloc(strlen(text) + 64);
+        snprintf(edited, strlen(text) + 64, "%.*s\"dimensions\": [\"%s\", \"8\", \"3\"]%s", (int)(at - text), text,
+                 sizes[i], at + strlen(from));
+        bv_test_write_bytes(p, edited, strlen(edited));
+        free(text);
+        free(edited);
+        expect_fail(src, "libero", BV_ERR_FORMAT, p, "feature 'steps/observation/image'", "out of range");
+        bv_test_expect_in(bv_error_msg(), sizes[i]);
+        bv_test_expect_in(bv_error_msg(), "1..65535");
+    }
+}
+
+/* libero-hdf5 inputs: a missing file says so (not "not an HDF5 file"); the same demos given twice
+ * (the same file, or a copy) are converted with a warning naming both files; --name is checked. */
+static void test_libero_inputs(void **state) {
+    char A[600], C[600], args[3000], buf[8192];
+    snprintf(A, sizeof A, "%s", bv_test_path("a.hdf5"));
+    snprintf(C, sizeof C, "%s", bv_test_path("copy.hdf5"));
+    int na[2] = {0, 1}, ta[2] = {3, 4};
+    make_libero_h5(A, 2, na, ta, "put the bowl away", true, H_NONE);
+    const char *missing[1] = {bv_test_path("no_such.hdf5")};
+    bv_convert_opts o = opts(bv_test_path("li_out"));
+    assert_int_equal(bv_convert_libero_hdf5(1, missing, &o), BV_ERR_IO);
+    bv_test_expect_in(bv_error_msg(), "no_such.hdf5: cannot open: No such file or directory");
+    const char *dir[1] = {bv_test_dir()};
+    assert_int_equal(bv_convert_libero_hdf5(1, dir, &o), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "not a regular file");
+    assert_int_equal(access(bv_test_path("li_out"), F_OK), -1);
+
+    /* the same file twice */
+    snprintf(args, sizeof args, "convert libero-hdf5 %s %s --out %s", A, A, bv_test_path("li_twice"));
+    int rc = run(args, buf, sizeof buf);
+    if (rc) fail_msg("exit %d: %s", rc, buf);
+    bv_test_expect_in(buf, "warning: ");
+    char want[1400];
+    snprintf(want, sizeof want, "%s is the same file as %s: its 2 demos are converted twice", A, A);
+    bv_test_expect_in(buf, want);
+    /* a copy */
+    size_t n;
+    FILE *f = fopen(A, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *data = malloc(n);
+    assert_int_equal(fread(data, 1, n, f), n);
+    fclose(f);
+    bv_test_write_bytes(C, data, n);
+    free(data);
+    snprintf(args, sizeof args, "convert libero-hdf5 %s %s --out %s", A, C, bv_test_path("li_copy"));
+    rc = run(args, buf, sizeof buf);
+    if (rc) fail_msg("exit %d: %s", rc, buf);
+    snprintf(want, sizeof want, "%s: 2 of its 2 demos have the same actions as demos of %s", C, A);
+    bv_test_expect_in(buf, want);
+    /* different files: no warning */
+    int nb[1] = {0}, tb[1] = {5};
+    make_libero_h5(C, 1, nb, tb, "open the drawer", true, H_NONE);
+    snprintf(args, sizeof args, "convert libero-hdf5 %s %s --out %s", A, C, bv_test_path("li_two"));
+    rc = run(args, buf, sizeof buf);
+    if (rc) fail_msg("exit %d: %s", rc, buf);
+    if (strstr(buf, "warning")) fail_msg("unexpected warning: %s", buf);
+
+    /* the missing file on the command line */
+    snprintf(args, sizeof args, "convert libero-hdf5 %s --out %s", missing[0], bv_test_path("li_cli"));
+    assert_int_equal(run(args, buf, sizeof buf), 1);
+    bv_test_expect_in(buf, "bitvla convert: ");
+    bv_test_expect_in(buf, "no_such.hdf5: cannot open: No such file or directory");
+
+    /* --name: empty, a path, a leading dot are refused (library and command line) */
+    const char *bad[] = {"", "a/b", ".hidden", "x y"};
+    const char *one[1] = {A};
+    for (size_t i = 0; i < BV_ARRAY_LEN(bad); i++) {
+        o = opts(bv_test_path("li_name"));
+        o.dataset_name = bad[i];
+        assert_int_equal(bv_convert_libero_hdf5(1, one, &o), BV_ERR_ARG);
+        bv_test_expect_in(bv_error_msg(), "dataset name");
+        bv_schema s;
+        assert_int_equal(bv_schema_load(&s, "bridge"), BV_OK);
+        assert_int_equal(bv_convert_rlds(bv_shared_path(BRIDGE), &s, &o), BV_ERR_ARG);
+        bv_schema_free(&s);
+        snprintf(args, sizeof args, "convert libero-hdf5 %s --out %s --name '%s'", A, bv_test_path("li_name"), bad[i]);
+        assert_int_equal(run(args, buf, sizeof buf), 2);
+        bv_test_expect_in(buf, "bitvla convert: --name: dataset name");
+        assert_int_equal(access(bv_test_path("li_name"), F_OK), -1);
+    }
+    o = opts(bv_test_path("li_name"));
+    o.dataset_name = "libero_spatial_no-noops.v2";
+    if (bv_convert_libero_hdf5(1, one, &o)) fail_msg("%s", bv_error_msg());
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantile_numpy),
@@ -982,6 +1268,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
         cmocka_unit_test(test_noop_rule),
         cmocka_unit_test_setup_teardown(test_libero_hdf5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_force_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_dir_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_size_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_libero_inputs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

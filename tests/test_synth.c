@@ -12,10 +12,14 @@
  *    its actions in the env from the recorded scene seed reproduces the recorded states bit for
  *    bit, reaches success at the last step, and re-renders the recorded JPEG frames;
  *  - the dataset goes through the real conversion path (`bitvla convert rlds --schema libero`);
- *  - errors: bad options (library and command line) are refused with messages naming them.
+ *  - errors: bad options (library and command line) are refused with messages naming them, each
+ *    starting with "bitvla synth: "; --shards 0 is automatic; an existing dataset needs --force;
+ *  - a run killed while writing leaves no output directory, and the next run removes its temporary.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -799,6 +803,9 @@ static void test_cli_errors(void **state) {
         {"--episodes 3 --out %s --seed -5", "--seed", "'-5'"},
         {"--episodes 3 --out %s --shards 5", "5 shards for 3 episodes", NULL},
         {"--episodes 3 --out %s --name", "--name needs a value", NULL},
+        {"--episodes 3 --out %s --name ''", "dataset name '' must be 1..100 characters", NULL},
+        {"--episodes 3 --out %s --name a/b", "dataset name 'a/b' has '/'", NULL},
+        {"--episodes 3 --out %s --shards -1", "--shards", "[0, 99999]"},
     };
     for (size_t k = 0; k < BV_ARRAY_LEN(cases); k++) {
         snprintf(args, sizeof args, cases[k].args, out);
@@ -806,7 +813,21 @@ static void test_cli_errors(void **state) {
         if (rc != 2) fail_msg("bitvla synth %s: exit %d, expected 2 (stderr: %s)", args, rc, err);
         bv_test_expect_in(err, cases[k].needle1);
         if (cases[k].needle2) bv_test_expect_in(err, cases[k].needle2);
+        if (strncmp(err, "bitvla synth: ", 14) || strstr(err, "synth: synth:"))
+            fail_msg("bitvla synth %s: the message does not start with one 'bitvla synth: ': %s", args, err);
     }
+    /* errors from writing start with "bitvla synth: " too (exit 1) */
+    char file[128];
+    snprintf(file, sizeof file, "/tmp/bv_test_synth_cli_file_%d", (int)getpid());
+    FILE *fp = fopen(file, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    snprintf(args, sizeof args, "--episodes 1 --out %s/x --image-size 32 --quiet", file);
+    int rc1 = run_cli(args, err, sizeof err);
+    unlink(file);
+    if (rc1 != 1) fail_msg("bitvla synth %s: exit %d, expected 1 (stderr: %s)", args, rc1, err);
+    if (strncmp(err, "bitvla synth: ", 14)) fail_msg("bitvla synth %s: message without 'bitvla synth: ': %s", args, err);
+    bv_test_expect_in(err, "is not a directory");
     struct stat sb;
     assert_true(stat(out, &sb) != 0); /* nothing created by refused runs */
     /* a working run, for the record */
@@ -818,6 +839,92 @@ static void test_cli_errors(void **state) {
     int64_t n;
     if (bv_tfr_count(p, &n)) fail_msg("%s", bv_error_msg());
     assert_int_equal(n, 2);
+    /* the dataset is there: another run needs --force, which replaces it whole; --shards 0 is
+     * automatic (one shard per 64 episodes), as the help says */
+    snprintf(args, sizeof args, "--episodes 3 --out %s --image-size 32 --quiet --shards 0", out);
+    rc = run_cli(args, err, sizeof err);
+    if (rc != 1) fail_msg("bitvla synth %s: exit %d, expected 1 (stderr: %s)", args, rc, err);
+    bv_test_expect_in(err, "bitvla synth: ");
+    bv_test_expect_in(err, "already holds an RLDS dataset");
+    bv_test_expect_in(err, "--force");
+    assert_int_equal(bv_tfr_count(p, &n), BV_OK); /* untouched */
+    assert_int_equal(n, 2);
+    snprintf(args, sizeof args, "--episodes 3 --out %s --image-size 32 --quiet --shards 0 --force", out);
+    rc = run_cli(args, err, sizeof err);
+    if (rc != 0) fail_msg("bitvla synth %s: exit %d (stderr: %s)", args, rc, err);
+    if (bv_tfr_count(p, &n)) fail_msg("%s", bv_error_msg());
+    assert_int_equal(n, 3);
+    rm_dir(out);
+}
+
+/* Path of the `bitvla` binary beside this test. */
+static void cli_path(char *exe, size_t n) {
+    ssize_t len = readlink("/proc/self/exe", exe, n - 1);
+    if (len <= 0) fail_msg("cannot find this test's own path");
+    exe[len] = 0;
+    snprintf(strrchr(exe, '/') + 1, n - (size_t)(strrchr(exe, '/') + 1 - exe), "bitvla");
+}
+
+/* A temporary of dir's (".<name>.tmp.<pid>" beside it) that holds a TFRecord being written, or "". */
+static void find_tmp(const char *dir, pid_t pid, char *found, size_t n) {
+    const char *base = strrchr(dir, '/') + 1;
+    char want[300];
+    snprintf(want, sizeof want, "%.*s/.%s.tmp.%d", (int)(base - 1 - dir), dir, base, (int)pid);
+    found[0] = 0;
+    DIR *d = opendir(want);
+    if (!d) return;
+    for (struct dirent *de; (de = readdir(d));)
+        if (strstr(de->d_name, ".tfrecord-")) snprintf(found, n, "%s", want);
+    closedir(d);
+}
+
+/* A synth run killed while writing leaves no output directory (only its temporary beside it,
+ * hidden), and the next run for the same directory deletes that temporary. */
+static void test_killed_run(void **state) {
+    (void)state;
+    const char *out = tmp_dir(2);
+    char exe[1024];
+    cli_path(exe, sizeof exe);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(exe, exe, "synth", "--episodes", "2000", "--image-size", "32", "--threads", "1", "--quiet", "--out", out,
+              (char *)NULL);
+        _exit(127);
+    }
+    char tmp[600] = "";
+    for (int i = 0; i < 20000 && !tmp[0]; i++) { /* up to 100 s */
+        find_tmp(out, pid, tmp, sizeof tmp);
+        if (!tmp[0]) {
+            int status;
+            if (waitpid(pid, &status, WNOHANG) == pid) fail_msg("bitvla synth ended (status %d) before it was killed", status);
+            usleep(5000);
+        }
+    }
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    if (!tmp[0]) fail_msg("no temporary directory with a TFRecord appeared beside %s", out);
+    struct stat sb;
+    assert_true(stat(out, &sb) != 0);  /* no output directory: nothing that looks like a dataset */
+    assert_int_equal(stat(tmp, &sb), 0); /* the killed run's temporary, hidden beside it */
+    /* the next run cleans it up */
+    bv_synth_opts o = small_opts();
+    o.episodes = 2;
+    o.image_size = 32;
+    if (bv_synth_write_rlds(out, &o, NULL)) fail_msg("%s", bv_error_msg());
+    assert_true(stat(tmp, &sb) != 0);
+    char p[600];
+    snprintf(p, sizeof p, "%s/dataset_info.json", out);
+    assert_int_equal(access(p, F_OK), 0);
+    /* the library refuses an existing dataset without force, naming it */
+    assert_int_equal(bv_synth_write_rlds(out, &o, NULL), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), out);
+    bv_test_expect_in(bv_error_msg(), "already holds an RLDS dataset");
     rm_dir(out);
 }
 
@@ -834,6 +941,7 @@ int main(void) {
         cmocka_unit_test(test_preview),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_cli_errors),
+        cmocka_unit_test(test_killed_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
