@@ -110,7 +110,11 @@ int bv_bench_encoder(int argc, char **argv) {
     ix.ln2_w = add(&p, pre, "layer_norm2.weight", D, 0), ix.ln2_b = add(&p, pre, "layer_norm2.bias", D, 0);
     ix.fc1_w = add(&p, pre, "mlp.fc1.weight", F, D), ix.fc1_b = add(&p, pre, "mlp.fc1.bias", F, 0);
     ix.fc2_w = add(&p, pre, "mlp.fc2.weight", D, F), ix.fc2_b = add(&p, pre, "mlp.fc2.bias", D, 0);
-    bv_params_finalize(&p);
+    if (bv_params_finalize(&p) != BV_OK) {
+        fprintf(stderr, "bitvla bench encoder: %s\n", bv_error_msg());
+        bv_params_free(&p);
+        return 1;
+    }
     /* nn.Linear-like init: U(-1/sqrt(in), 1/sqrt(in)); norms weight 1, bias 0 */
     for (int i = 0; i < p.n; i++) {
         bv_tensor v = bv_params_value(&p, i);

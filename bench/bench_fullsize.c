@@ -110,7 +110,12 @@ static int bench_tower(const bv_vla_config *cfg, const bv_bench_opts *o) {
         bv_params_free(&p);
         return 1;
     }
-    bv_params_finalize(&p);
+    if (bv_params_finalize(&p) != BV_OK) {
+        fprintf(stderr, "bitvla bench fullsize: %s\n", bv_error_msg());
+        bv_siglip_free(&m);
+        bv_params_free(&p);
+        return 1;
+    }
     bv_siglip_init_weights(&m, &p, 1);
     bv_params_mark_updated(&p);
     const int64_t npix = N * 3 * vc->image_size * vc->image_size;
@@ -182,7 +187,12 @@ static int bench_llm(const bv_vla_config *cfg, const bv_bench_opts *o) {
         return 1;
     }
     bv_params_set_trainable(&p, "language_model.model.embed_tokens.", false);
-    bv_params_finalize(&p);
+    if (bv_params_finalize(&p) != BV_OK) {
+        fprintf(stderr, "bitvla bench fullsize: %s\n", bv_error_msg());
+        bv_bitnet_free(&m);
+        bv_params_free(&p);
+        return 1;
+    }
     bv_bitnet_init_weights(&m, &p, 1);
     bv_params_mark_updated(&p);
     float *xin = bv_aligned_alloc((size_t)(B * T * D) * sizeof(float));

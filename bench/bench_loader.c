@@ -235,7 +235,7 @@ static bv_status model_time(const bv_vla_config *c0, const bv_tok *tok, const ch
         bv_loader_free(l);
         return st;
     }
-    bv_params_finalize(&p);
+    if ((st = bv_params_finalize(&p))) goto done;
     bv_vla_init_weights(&m, &p, 1);
     bv_vla_batch vb = bv_loader_batch_vla(b);
     if ((st = bv_vla_batch_check(&m, &vb, BV_VLA_MODE_ACTION, "bench batch"))) goto done;

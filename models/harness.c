@@ -185,7 +185,7 @@ bv_status bv_harness_run(const bv_harness_opts *o, bv_harness_result *res) {
         goto done;
     }
     if (!o->backward) bv_params_set_trainable(&p, "", false); /* no gradient buffers */
-    bv_params_finalize(&p);
+    if ((st = bv_params_finalize(&p))) goto done;
     bv_vla_init_weights(&m, &p, 0);
     bv_weights_opts wo = {.allow_missing = o->allow_missing};
     bv_weights_report rep;

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -17,6 +18,17 @@ bv_status bv_error_set(bv_status st, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(g_errmsg, sizeof g_errmsg, fmt, ap);
     va_end(ap);
+    return st;
+}
+
+bv_status bv_error_prefix(bv_status st, const char *fmt, ...) {
+    char ctx[1024], prev[sizeof g_errmsg];
+    memcpy(prev, g_errmsg, sizeof prev);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+    snprintf(g_errmsg, sizeof g_errmsg, "%s: %s", ctx, prev);
     return st;
 }
 
@@ -74,7 +86,26 @@ void *bv_aligned_alloc(size_t n) {
     return p;
 }
 
+void *bv_aligned_alloc_try(size_t n) {
+    void *p = NULL;
+    if (n > SIZE_MAX - 63) return NULL;
+    size_t sz = (n + 63) & ~(size_t)63;
+    return posix_memalign(&p, 64, sz ? sz : 64) == 0 ? p : NULL;
+}
+
 void bv_aligned_free(void *p) { free(p); }
+
+uint64_t bv_mem_physical(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+bv_status bv_mem_check(double bytes, const char *what) {
+    uint64_t lim = bv_mem_physical();
+    if (lim == 0 || bytes <= (double)lim) return BV_OK;
+    return bv_error_set(BV_ERR_NOMEM, "%s needs %.0f bytes (%.3g GiB), more than the %llu bytes (%.3g GiB) of physical memory",
+                        what, bytes, bytes / 1073741824.0, (unsigned long long)lim, (double)lim / 1073741824.0);
+}
 
 char *bv_xstrdup(const char *s) {
     size_t n = strlen(s) + 1;

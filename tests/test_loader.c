@@ -397,7 +397,7 @@ static void test_batch_runs_tiny_model(void **state) {
     bv_params_init(&p);
     bv_vla m;
     assert_int_equal(bv_vla_init(&m, &c, BV_VLA_ALL, &p), BV_OK);
-    bv_params_finalize(&p);
+    assert_int_equal(bv_params_finalize(&p), BV_OK);
     bv_vla_init_weights(&m, &p, 1);
     const bv_loader_batch *b = next_ok(l);
     bv_vla_batch vb = bv_loader_batch_vla(b);

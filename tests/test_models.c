@@ -90,7 +90,7 @@ static void run_siglip_case(const char *cs, int wbits, int abits, int vfl) {
     bv_params_init(&p);
     bv_siglip m;
     assert_int_equal(bv_siglip_init(&m, &vc, vfl, &p, "vision_tower.vision_model."), BV_OK);
-    bv_params_finalize(&p);
+    assert_int_equal(bv_params_finalize(&p), BV_OK);
     char *wpath = fixture("models_siglip_weights.safetensors");
     bv_weights_report rep;
     if (bv_weights_load(&p, wpath, NULL, &rep) != BV_OK) fail_msg("%s", bv_error_msg());
@@ -152,7 +152,7 @@ static void run_bitnet_case(const char *cs, bool causal) {
     bv_bitnet m;
     assert_int_equal(bv_bitnet_init(&m, &tc, &p, "language_model."), BV_OK);
     assert_int_equal(m.lm_head, -1); /* tied */
-    bv_params_finalize(&p);
+    assert_int_equal(bv_params_finalize(&p), BV_OK);
     char *wpath = fixture("models_bitnet_weights.safetensors");
     bv_weights_report rep;
     if (bv_weights_load(&p, wpath, NULL, &rep) != BV_OK) fail_msg("%s", bv_error_msg());
@@ -472,7 +472,7 @@ static void test_frozen_parts_pass_gradients(void **state) {
     assert_int_equal(bv_vla_init(&m, &c, BV_VLA_VLM, &p), BV_OK);
     bv_params_set_trainable(&p, "language_model.", false);
     bv_params_set_trainable(&p, "multi_modal_projector.", false);
-    bv_params_finalize(&p);
+    assert_int_equal(bv_params_finalize(&p), BV_OK);
     bv_vla_init_weights(&m, &p, 42);
     size_t nv = 0;
     for (int i = 0; i < p.n; i++)

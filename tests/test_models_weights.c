@@ -28,7 +28,7 @@ static void model_make(model *x, unsigned parts, uint64_t seed) {
     bv_params_init(&x->p);
     assert_int_equal(bv_vla_init(&x->m, &c, parts, &x->p), BV_OK);
     bv_params_set_trainable(&x->p, "", false);
-    bv_params_finalize(&x->p);
+    assert_int_equal(bv_params_finalize(&x->p), BV_OK);
     bv_vla_init_weights(&x->m, &x->p, seed);
 }
 
@@ -236,7 +236,7 @@ static void test_all_problems_in_one_message(void **state) {
     bv_params_init(&q);
     int64_t s1[1] = {64};
     bv_params_add(&q, "multi_modal_projector.linear_1.bias", 1, s1, false);
-    bv_params_finalize(&q);
+    assert_int_equal(bv_params_finalize(&q), BV_OK);
     write_renamed(&q, path, NULL, 1, mis, mshape);
     st = bv_weights_load(&b.p, path, NULL, &r);
     msg = bv_error_msg();
@@ -404,7 +404,7 @@ static void test_unreadable_layouts(void **state) {
     bv_params_init(&q);
     int64_t s[1] = {3};
     bv_params_add(&q, "encoder.weight", 1, s, false);
-    bv_params_finalize(&q);
+    assert_int_equal(bv_params_finalize(&q), BV_OK);
     write_renamed(&q, path, NULL, 0, NULL, NULL);
     assert_int_equal(bv_weights_load(&b.p, path, NULL, NULL), BV_ERR_FORMAT);
     assert_non_null(strstr(bv_error_msg(), "cannot tell the checkpoint's layout"));
