@@ -22,13 +22,20 @@ bv_status bv_error_set(bv_status st, const char *fmt, ...) {
 }
 
 bv_status bv_error_prefix(bv_status st, const char *fmt, ...) {
-    char ctx[1024], prev[sizeof g_errmsg];
+    char prev[sizeof g_errmsg];
     memcpy(prev, g_errmsg, sizeof prev);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    int n = vsnprintf(g_errmsg, sizeof g_errmsg, fmt, ap);
     va_end(ap);
-    snprintf(g_errmsg, sizeof g_errmsg, "%s: %s", ctx, prev);
+    /* then ": " and as much of the previous message as fits (the end is cut, never the context) */
+    size_t used = n < 0 ? 0 : BV_MIN((size_t)n, sizeof g_errmsg - 1);
+    if (sizeof g_errmsg - used > 3) {
+        size_t len = strnlen(prev, sizeof g_errmsg - used - 3);
+        memcpy(g_errmsg + used, ": ", 2);
+        memcpy(g_errmsg + used + 2, prev, len);
+        g_errmsg[used + 2 + len] = 0;
+    }
     return st;
 }
 
@@ -103,7 +110,8 @@ uint64_t bv_mem_physical(void) {
 bv_status bv_mem_check(double bytes, const char *what) {
     uint64_t lim = bv_mem_physical();
     if (lim == 0 || bytes <= (double)lim) return BV_OK;
-    return bv_error_set(BV_ERR_NOMEM, "%s needs %.0f bytes (%.3g GiB), more than the %llu bytes (%.3g GiB) of physical memory",
+    return bv_error_set(BV_ERR_NOMEM,
+                        "%s needs %.0f bytes (%.3g GiB), more than the %llu bytes (%.3g GiB) of physical memory",
                         what, bytes, bytes / 1073741824.0, (unsigned long long)lim, (double)lim / 1073741824.0);
 }
 
