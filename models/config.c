@@ -252,14 +252,20 @@ bv_status bv_config_parse(const char *text, size_t len, const char *label, bool 
         goto done;
     }
     if ((st = get_act(&p, root, "projector_hidden_act", &c->projector_act))) goto done;
-    if ((st = get_i32(&p, root, "vision_feature_layer", false, -BV_CONFIG_MAX_LAYERS, BV_CONFIG_MAX_LAYERS - 1, &c->vision_feature_layer))) goto done;
-    if ((st = get_int(&p, root, "image_token_index", true, 0, BV_CONFIG_MAX_VOCAB - 1, &c->image_token_index))) goto done;
+    if ((st = get_i32(&p, root, "vision_feature_layer", false, -BV_CONFIG_MAX_LAYERS, BV_CONFIG_MAX_LAYERS - 1,
+                      &c->vision_feature_layer)))
+        goto done;
+    if ((st = get_int(&p, root, "image_token_index", true, 0, BV_CONFIG_MAX_VOCAB - 1, &c->image_token_index)))
+        goto done;
     c->proprio_token_index = c->image_token_index + 1;
-    if ((st = get_int(&p, root, "proprio_token_index", false, 0, BV_CONFIG_MAX_VOCAB - 1, &c->proprio_token_index))) goto done;
+    if ((st = get_int(&p, root, "proprio_token_index", false, 0, BV_CONFIG_MAX_VOCAB - 1, &c->proprio_token_index)))
+        goto done;
     if ((st = get_i32(&p, root, "proprio_dim", false, 1, BV_CONFIG_MAX_ACTION, &c->proprio_dim))) goto done;
     if ((st = get_i32(&p, root, "action_dim", false, 1, BV_CONFIG_MAX_ACTION, &c->action_dim))) goto done;
     if ((st = get_i32(&p, root, "num_actions_chunk", false, 1, BV_CONFIG_MAX_ACTION, &c->num_actions_chunk))) goto done;
-    if ((st = get_i32(&p, root, "action_head_num_blocks", false, 0, BV_CONFIG_MAX_HEAD_BLOCKS, &c->action_head_num_blocks))) goto done;
+    if ((st = get_i32(&p, root, "action_head_num_blocks", false, 0, BV_CONFIG_MAX_HEAD_BLOCKS,
+                      &c->action_head_num_blocks)))
+        goto done;
     st = bv_config_validate(c, label);
 done:
     json_decref(root);
