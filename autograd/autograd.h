@@ -30,6 +30,7 @@
 #include "src/kernels/ternary_gemm.h"
 #include "src/params.h"
 #include "src/tensor.h"
+#include "src/ternary_pack.h"
 
 typedef struct bv_var {
     bv_tensor val;      /* contiguous value (F32 or F64 for differentiable vars) */
@@ -174,17 +175,41 @@ typedef struct {
 /* Cache of one weight's quantized form (ternary codes, scale, dequantized fp32 copy). It is
  * recomputed only when `version` differs from the weight's bv_params version, so weights are
  * quantized once per optimizer step, not once per micro-batch. Owned by the model (one per
- * BitLinear); zero-initialise it, free it with bv_qweight_free. */
+ * BitLinear); zero-initialise it, free it with bv_qweight_free.
+ * A cache filled from packed codes (bv_qweight_set_packed) has version BV_QWEIGHT_PACKED: the
+ * forward uses it as it is and never re-quantizes the fp32 weight var it is given, whatever the
+ * params version (bv_params_mark_updated and weight loads do not touch it); the weight var then
+ * only supplies the shape (checked) and receives the straight-through gradient if it trains.
+ * bv_qweight_free returns it to the fp32 masters. */
 typedef struct {
-    uint64_t version;     /* params version it was computed at (0 = never) */
-    const float *src;     /* weight data it was computed from */
+    uint64_t version;     /* params version it was computed at (0 = never; BV_QWEIGHT_PACKED) */
+    const float *src;     /* weight data it was computed from (NULL when packed) */
     int64_t numel;
+    int64_t out_features, in_features; /* the shape (OC, C) it holds */
     int8_t *codes;        /* (OC, C) in {-1, 0, 1} */
     float *wq;            /* (OC, C) dequantized: codes / s */
     float scale;          /* s = 1 / max(mean|W|, 1e-5) */
     bv_ternary_mat tmat;  /* 2-bit packed codes for the integer forward (packed = NULL when unused) */
 } bv_qweight;
+#define BV_QWEIGHT_PACKED UINT64_MAX /* version of a cache set from packed codes (params versions never reach it) */
 void bv_qweight_free(bv_qweight *q);
+/* Fill q from a packed ternary weight (OC = out_features, C = in_features) in format fmt
+ * (src/ternary_pack.h: HF BitNet offline, I2_S or TQ5; `packed_bytes` must be exactly
+ * bv_tpack_nbytes) and its multiplicative scale m = max(mean|W|, 1e-5), as docs/formats.md
+ * defines it. `scale` is that m for the HF layout (its separate `weight_scale` tensor; required);
+ * for I2_S and TQ5, which store m in the bytes, pass NAN to use the stored one (a given value must
+ * equal it). A scale below 1e-5 is clamped to 1e-5 as the quantizer does (an all-zero tensor packs
+ * with m = 0). The cache gets s = fl(1/m) and wq = codes * fl(1/s): the arithmetic of the weight
+ * quantizer, so a layer whose fp32 weight has clamped mean|W| = m and these codes gives a
+ * bit-identical forward, fp32 or integer path (zero weights are +0 here, possibly -0 there).
+ * The version becomes BV_QWEIGHT_PACKED (see above).
+ * Errors (q unchanged): a dimension < 1, more than 2^60 weights, or a shape the format cannot
+ * hold (BV_ERR_SHAPE),
+ * a wrong byte count or malformed bytes (BV_ERR_FORMAT, from bv_tpack_unpack), a missing,
+ * negative, non-finite or disagreeing scale (BV_ERR_ARG), allocation failure (BV_ERR_NOMEM);
+ * each message names the format and the shape. */
+bv_status bv_qweight_set_packed(bv_qweight *q, int64_t out_features, int64_t in_features, bv_tpack_format fmt,
+                                const uint8_t *packed, size_t packed_bytes, float scale);
 /* x (..., C), w (OC, C), b (OC) or NULL -> (..., OC) = quant_act(x) @ quant_weight(w)^T + b, with
  * straight-through gradients (dx = dy @ Wq, dW = dy^T @ xq, db = sum dy). cache may be NULL
  * (quantize on every call); version is the weight's bv_params version (ignored when cache is NULL).

@@ -11,6 +11,7 @@
  * xq (and Wq without a cache) live in the graph's arena when the op is recorded (backward needs
  * them), in its scratch buffer otherwise (no_grad: teacher forward, evaluation).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,9 +52,76 @@ void bv_qweight_free(bv_qweight *q) {
     memset(q, 0, sizeof *q);
 }
 
-/* Bring the cache up to date with w (numel elements at src) at params version `version`. */
+bv_status bv_qweight_set_packed(bv_qweight *q, int64_t OC, int64_t C, bv_tpack_format fmt, const uint8_t *packed,
+                                size_t packed_bytes, float scale) {
+    const char *fn = bv_tpack_name(fmt);
+    if (OC < 1 || C < 1 || OC > ((int64_t)1 << 60) / C)
+        return bv_error_set(BV_ERR_SHAPE, "packed %s weight (%lld, %lld): dimensions must be >= 1 with at most 2^60 weights",
+                            fn, (long long)OC, (long long)C);
+    size_t need;
+    bv_status st = bv_tpack_nbytes(fmt, OC, C, &need);
+    if (st) return bv_error_prefix(st, "packed %s weight (%lld, %lld)", fn, (long long)OC, (long long)C);
+    if (packed_bytes != need)
+        return bv_error_set(BV_ERR_FORMAT, "packed %s weight (%lld, %lld): %zu bytes, expected %zu", fn, (long long)OC,
+                            (long long)C, packed_bytes, need);
+    const size_t n = (size_t)(OC * C);
+    int8_t *codes = bv_aligned_alloc_try(n);
+    float *wq = bv_aligned_alloc_try(n * sizeof(float));
+    if (!codes || !wq) {
+        bv_aligned_free(codes);
+        bv_aligned_free(wq);
+        return bv_error_set(BV_ERR_NOMEM, "packed %s weight (%lld, %lld): cannot allocate %zu bytes for its cache", fn,
+                            (long long)OC, (long long)C, n * (1 + sizeof(float)));
+    }
+    float stored = NAN;
+    st = bv_tpack_unpack(fmt, packed, packed_bytes, OC, C, codes, &stored);
+    float m = scale;
+    if (st) {
+        bv_error_prefix(st, "packed %s weight (%lld, %lld)", fn, (long long)OC, (long long)C);
+    } else if (isnan(stored) && isnan(scale)) { /* HF keeps it in a separate tensor */
+        st = bv_error_set(BV_ERR_ARG, "packed %s weight (%lld, %lld): the format stores no scale; pass its weight_scale",
+                          fn, (long long)OC, (long long)C);
+    } else if (!isnan(stored) && !isnan(scale) && stored != scale) {
+        st = bv_error_set(BV_ERR_ARG, "packed %s weight (%lld, %lld): scale %.9g given, but the bytes store %.9g", fn,
+                          (long long)OC, (long long)C, (double)scale, (double)stored);
+    } else {
+        m = isnan(scale) ? stored : scale;
+        if (!(m >= 0.0f) || isinf(m))
+            st = bv_error_set(BV_ERR_ARG, "packed %s weight (%lld, %lld): scale %g, expected finite and >= 0", fn,
+                              (long long)OC, (long long)C, (double)m);
+    }
+    if (st) {
+        bv_aligned_free(codes);
+        bv_aligned_free(wq);
+        return st;
+    }
+    /* the weight quantizer's arithmetic (src/kernels/bitlinear.c): clamp, s = fl(1/m), wq = code * fl(1/s) */
+    m = m < BV_BITLINEAR_EPS ? BV_BITLINEAR_EPS : m;
+    const float s = (1.0f / m) * 1.0f, inv = 1.0f / s;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) wq[i] = (float)codes[i] * inv;
+    bv_qweight_free(q);
+    q->version = BV_QWEIGHT_PACKED;
+    q->src = NULL;
+    q->numel = (int64_t)n;
+    q->out_features = OC, q->in_features = C;
+    q->codes = codes;
+    q->wq = wq;
+    q->scale = s;
+    return BV_OK;
+}
+
+/* Bring the cache up to date with w (numel elements at src) at params version `version`; a cache
+ * set from packed codes is used as it is. */
 static void qweight_update(bv_qweight *q, const float *src, int64_t OC, int64_t C, uint64_t version, bool packed) {
     int64_t numel = OC * C;
+    if (q->version == BV_QWEIGHT_PACKED) {
+        BV_ASSERT(q->out_features == OC && q->in_features == C,
+                  "bitlinear: the packed weight cache holds (%lld, %lld), the layer's weight is (%lld, %lld)",
+                  (long long)q->out_features, (long long)q->in_features, (long long)OC, (long long)C);
+        if (packed && !q->tmat.packed) goto pack;
+        return;
+    }
     if (q->version != 0 && q->version == version && q->src == src && q->numel == numel) {
         if (packed && !q->tmat.packed) goto pack;
         return;
@@ -67,6 +135,7 @@ static void qweight_update(bv_qweight *q, const float *src, int64_t OC, int64_t 
     }
     q->scale = bv_k_quant_weight_fwd(q->codes, q->wq, src, numel);
     q->numel = numel;
+    q->out_features = OC, q->in_features = C;
     q->src = src;
     q->version = version;
     bv_ternary_mat_free(&q->tmat);
@@ -165,7 +234,7 @@ bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_b
         s->xq = xq;
         s->wq = wq;
         s->cache = (qw && !f64 && cache) ? cache : NULL;
-        s->version = version;
+        s->version = s->cache ? cache->version : version; /* BV_QWEIGHT_PACKED for a packed cache */
         s->N = N, s->C = C, s->OC = OC;
         bv_graph_record(g, "bitlinear", bitlinear_bwd, y, 3, in, s);
     }

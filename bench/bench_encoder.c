@@ -1,32 +1,24 @@
 /* bench_encoder.c - one SigLIP-so400m encoder layer (pre-LN: x + out_proj(MHA(LN1 x));
  * x + fc2(gelu_tanh(fc1(LN2 x)))) forward + backward at B=2, T=256, D=1152, MLP 4304, 16 heads,
- * built from the autograd ops with parameters in a bv_params store under their HF names, the way
- * the model code will use them. Loss = mean(y^2), as bench/peer/torch_peer.py does.
+ * built from the autograd ops on the parameters of a one-layer bitvla-2b tower (bv_model_build:
+ * HF names, the model's random init). Loss = mean(y^2), as bench/peer/torch_peer.py does.
  * Prints ms per step and GFLOP/s (same FLOP formula as the peer); scripts/bench prints the ratio.
  * --quant: also the layer with q,k,v,out_proj,fc1,fc2 as BitLinear W1.58A8 (bv_op_bitlinear, one
  * bv_qweight cache per weight), as the peer's quant=True layer, its steps alternating with the
  * full-precision ones; prints both and the QAT overhead (median of the per-pair time ratios). The
  * params version is bumped every step (an optimizer step per forward/backward), so the weights are
  * re-quantized every step. */
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "autograd/autograd.h"
 #include "bench/bench.h"
 #include "bench/bench_util.h"
+#include "models/build.h"
 
 typedef struct {
     int ln1_w, ln1_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
 } enc_idx;
-
-static int add(bv_params *p, const char *prefix, const char *name, int64_t d0, int64_t d1) {
-    char full[256];
-    snprintf(full, sizeof full, "%s.%s", prefix, name);
-    int64_t s[2] = {d0, d1};
-    return bv_params_add(p, full, d1 ? 2 : 1, s, true);
-}
 
 static bv_var *P(bv_graph *g, const bv_params *p, int i) { return bv_var_param(g, p, i); }
 
@@ -98,32 +90,29 @@ int bv_bench_encoder(int argc, char **argv) {
     bv_bench_opts o;
     if (bv_bench_parse(nargs, args, "encoder", &o) != 0) return 2;
     const int64_t B = 2, T = 256, D = 1152, F = 4304;
-    const char *pre = "vision_model.encoder.layers.0";
-    bv_params p;
-    bv_params_init(&p);
-    enc_idx ix;
-    ix.ln1_w = add(&p, pre, "layer_norm1.weight", D, 0), ix.ln1_b = add(&p, pre, "layer_norm1.bias", D, 0);
-    ix.q_w = add(&p, pre, "self_attn.q_proj.weight", D, D), ix.q_b = add(&p, pre, "self_attn.q_proj.bias", D, 0);
-    ix.k_w = add(&p, pre, "self_attn.k_proj.weight", D, D), ix.k_b = add(&p, pre, "self_attn.k_proj.bias", D, 0);
-    ix.v_w = add(&p, pre, "self_attn.v_proj.weight", D, D), ix.v_b = add(&p, pre, "self_attn.v_proj.bias", D, 0);
-    ix.o_w = add(&p, pre, "self_attn.out_proj.weight", D, D), ix.o_b = add(&p, pre, "self_attn.out_proj.bias", D, 0);
-    ix.ln2_w = add(&p, pre, "layer_norm2.weight", D, 0), ix.ln2_b = add(&p, pre, "layer_norm2.bias", D, 0);
-    ix.fc1_w = add(&p, pre, "mlp.fc1.weight", F, D), ix.fc1_b = add(&p, pre, "mlp.fc1.bias", F, 0);
-    ix.fc2_w = add(&p, pre, "mlp.fc2.weight", D, F), ix.fc2_b = add(&p, pre, "mlp.fc2.bias", D, 0);
-    bv_params_finalize(&p);
-    /* nn.Linear-like init: U(-1/sqrt(in), 1/sqrt(in)); norms weight 1, bias 0 */
-    for (int i = 0; i < p.n; i++) {
-        bv_tensor v = bv_params_value(&p, i);
-        float *d = bv_tensor_ptr(&v);
-        int64_t n = bv_tensor_numel(&v);
-        if (strstr(p.items[i].name, "layer_norm")) {
-            for (int64_t j = 0; j < n; j++) d[j] = strstr(p.items[i].name, "weight") ? 1.0f : 0.0f;
-        } else {
-            bv_bench_fill(d, n, 100 + (uint64_t)i);
-            float s = 1.0f / sqrtf((float)(v.ndim == 2 ? v.shape[1] : D));
-            for (int64_t j = 0; j < n; j++) d[j] *= s;
-        }
+    /* the layer's parameters: a one-layer tower of the bitvla-2b sizes (so400m: T = 256 patches),
+     * built the one way models are built; the forward below is the layer's, written out so that the
+     * same weights run as full-precision linears or as BitLinears */
+    bv_vla_config c;
+    if (bv_config_preset("bitvla-2b", &c) != BV_OK) {
+        fprintf(stderr, "bitvla bench encoder: %s\n", bv_error_msg());
+        return 1;
     }
+    c.vision.num_hidden_layers = 1;
+    c.vision_feature_layer = -1;
+    bv_model model;
+    bv_model_spec spec = {.config = "bitvla-2b, one SigLIP layer", .cfg = &c, .parts = BV_VLA_VISION,
+                          .purpose = BV_MODEL_TRAIN, .seed = 100};
+    if (bv_model_build(&model, &spec) != BV_OK) {
+        fprintf(stderr, "bitvla bench encoder: %s\n", bv_error_msg());
+        return 1;
+    }
+    bv_params *p = &model.params;
+    const bv_siglip_layer *L = &model.vla.vision.layers[0];
+    BV_ASSERT(c.vision.hidden_size == D && c.vision.intermediate_size == F && bv_config_vision_patches(&c) == T,
+              "bench encoder: so400m sizes");
+    const enc_idx ix = {L->ln1.w, L->ln1.b, L->q.w, L->q.b, L->k.w, L->k.b, L->v.w, L->v.b,
+                        L->o.w,   L->o.b,   L->ln2.w, L->ln2.b, L->fc1.w, L->fc1.b, L->fc2.w, L->fc2.b};
     float *xin = bv_aligned_alloc(B * T * D * 4);
     bv_bench_fill(xin, B * T * D, 7);
     bv_graph g;
@@ -138,9 +127,9 @@ int bv_bench_encoder(int argc, char **argv) {
     for (int r = -2; r < reps; r++) { /* two warm-up steps */
         if (r == 0) mallocs_after_warmup = g.arena.n_block_mallocs;
         double tf = 0, tq = 0, cf = 0, cq = 0;
-        if (pc.quant && (r & 1)) tq = layer_step(&g, &p, &ix, &pc, xin, &cq);
-        tf = layer_step(&g, &p, &ix, &fp, xin, &cf);
-        if (pc.quant && !(r & 1)) tq = layer_step(&g, &p, &ix, &pc, xin, &cq);
+        if (pc.quant && (r & 1)) tq = layer_step(&g, p, &ix, &pc, xin, &cq);
+        tf = layer_step(&g, p, &ix, &fp, xin, &cf);
+        if (pc.quant && !(r & 1)) tq = layer_step(&g, p, &ix, &pc, xin, &cq);
         if (r >= 0) times[r] = tf, qtimes[r] = tq, ratios[r] = tq / tf, cpu_ratios[r] = cq / cf;
     }
     double fl = 6.0 * B * T * (4.0 * D * D + 2.0 * D * F) + 3.0 * 4 * B * T * T * D;
@@ -172,7 +161,7 @@ int bv_bench_encoder(int argc, char **argv) {
            (double)bv_arena_high_water(&g.arena) / (1 << 20), g.arena.n_block_mallocs - mallocs_after_warmup);
     for (int i = 0; i < 6; i++) bv_qweight_free(&pc.cache[i]);
     bv_graph_free(&g);
-    bv_params_free(&p);
+    bv_model_free(&model);
     bv_aligned_free(xin);
     int rc = bv_bench_json_append("encoder", o.json, &js);
     bv_bench_text_free(&js);

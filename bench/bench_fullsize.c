@@ -20,9 +20,7 @@
 
 #include "bench/bench.h"
 #include "bench/bench_util.h"
-#include "models/bitnet.h"
-#include "models/config.h"
-#include "models/siglip.h"
+#include "models/build.h"
 
 #define MAX_REPS 64
 
@@ -95,18 +93,14 @@ static int bench_tower(const bv_vla_config *cfg, const bv_bench_opts *o) {
            vc->num_attention_heads, (long long)N, vc->image_size, vc->image_size, (long long)T);
     fflush(stdout);
     double t0 = bv_time_now();
-    bv_params p;
-    bv_params_init(&p);
-    bv_siglip m;
-    if (bv_siglip_init(&m, vc, cfg->vision_feature_layer, &p, "vision_tower.vision_model.") != BV_OK) {
+    bv_model model; /* the tower alone, every parameter trainable */
+    bv_model_spec spec = {.config = "bitvla-2b", .cfg = cfg, .parts = BV_VLA_VISION, .purpose = BV_MODEL_TRAIN, .seed = 1};
+    if (bv_model_build(&model, &spec) != BV_OK) {
         fprintf(stderr, "bitvla bench fullsize: %s\n", bv_error_msg());
-        bv_siglip_free(&m);
-        bv_params_free(&p);
         return 1;
     }
-    bv_params_finalize(&p);
-    bv_siglip_init_weights(&m, &p, 1);
-    bv_params_mark_updated(&p);
+    bv_params *p = &model.params;
+    bv_siglip *m = &model.vla.vision;
     const int64_t npix = N * 3 * vc->image_size * vc->image_size;
     float *pix = bv_aligned_alloc((size_t)npix * sizeof(float));
     bv_bench_fill(pix, npix, 11);
@@ -116,19 +110,19 @@ static int bench_tower(const bv_vla_config *cfg, const bv_bench_opts *o) {
     bv_graph g;
     bv_graph_init(&g, 64u << 20);
     t0 = bv_time_now();
-    bv_var *loss = tower_step(&g, &p, &m, pix, N, vc->image_size);
+    bv_var *loss = tower_step(&g, p, m, pix, N, vc->image_size);
     printf("  warm-up step (arena grows, weights quantized): %.1f s, loss %.6g\n", bv_time_now() - t0,
            (double)((float *)loss->val.data)[0]);
     fflush(stdout);
     int reps = o->reps > MAX_REPS ? MAX_REPS : o->reps;
     double tr[MAX_REPS], tc[MAX_REPS];
     for (int r = 0; r < reps; r++) {
-        bv_params_mark_updated(&p); /* as after an optimizer step: every BitLinear re-quantizes */
+        bv_params_mark_updated(p); /* as after an optimizer step: every BitLinear re-quantizes */
         t0 = bv_time_now();
-        tower_step(&g, &p, &m, pix, N, vc->image_size);
+        tower_step(&g, p, m, pix, N, vc->image_size);
         tr[r] = bv_time_now() - t0;
         t0 = bv_time_now();
-        tower_step(&g, &p, &m, pix, N, vc->image_size);
+        tower_step(&g, p, m, pix, N, vc->image_size);
         tc[r] = bv_time_now() - t0;
     }
     double layer = 6.0 * N * T * (4.0 * D * D + 2.0 * D * F) + 3.0 * 4 * N * T * T * D;
@@ -136,11 +130,10 @@ static int bench_tower(const bv_vla_config *cfg, const bv_bench_opts *o) {
     snprintf(label, sizeof label, "siglip tower %d layers B=%lld T=%lld quant=%s", L, (long long)N, (long long)T,
              vc->weight_bits == 1 ? "True" : "False");
     fs_ctx c = {label, L * layer, o->json, o->threads};
-    int rc = report(&c, tr, tc, reps, &g, p.numel_total);
+    int rc = report(&c, tr, tc, reps, &g, p->numel_total);
     bv_graph_free(&g);
     bv_aligned_free(pix);
-    bv_siglip_free(&m);
-    bv_params_free(&p);
+    bv_model_free(&model);
     return rc;
 }
 
@@ -162,23 +155,22 @@ static int bench_llm(const bv_vla_config *cfg, const bv_bench_opts *o) {
            "RMSNorm, B=%lld T=%lld, forward + backward\n",
            (long long)D, (long long)F, (long long)H, (long long)Hkv, (long long)B, (long long)T);
     fflush(stdout);
-    /* one layer; a 1-row tied embedding that the layer never reads (frozen: no gradient) */
-    tc.num_hidden_layers = 1;
-    tc.vocab_size = 1;
-    tc.tie_word_embeddings = true;
-    bv_params p;
-    bv_params_init(&p);
-    bv_bitnet m;
-    if (bv_bitnet_init(&m, &tc, &p, "language_model.") != BV_OK) {
+    /* one layer; a 1-row tied embedding that the layer never reads (frozen: no gradient). The LLM
+     * alone: only text_config is validated, so the VLA's token ids may lie outside this vocabulary */
+    bv_vla_config lc = *cfg;
+    lc.text.num_hidden_layers = 1;
+    lc.text.vocab_size = 1;
+    lc.text.tie_word_embeddings = true;
+    const char *freeze[] = {"language_model.model.embed_tokens.", NULL};
+    bv_model model;
+    bv_model_spec spec = {.config = "bitvla-2b, one LLM layer", .cfg = &lc, .parts = BV_VLA_LLM,
+                          .purpose = BV_MODEL_TRAIN, .freeze = freeze, .seed = 1};
+    if (bv_model_build(&model, &spec) != BV_OK) {
         fprintf(stderr, "bitvla bench fullsize: %s\n", bv_error_msg());
-        bv_bitnet_free(&m);
-        bv_params_free(&p);
         return 1;
     }
-    bv_params_set_trainable(&p, "language_model.model.embed_tokens.", false);
-    bv_params_finalize(&p);
-    bv_bitnet_init_weights(&m, &p, 1);
-    bv_params_mark_updated(&p);
+    bv_params *p = &model.params;
+    bv_bitnet *m = &model.vla.llm;
     float *xin = bv_aligned_alloc((size_t)(B * T * D) * sizeof(float));
     bv_bench_fill(xin, B * T * D, 7);
     bv_graph g;
@@ -188,28 +180,27 @@ static int bench_llm(const bv_vla_config *cfg, const bv_bench_opts *o) {
     int rc = 0;
     for (int causal = 0; causal <= 1 && rc == 0; causal++) {
         double t0 = bv_time_now();
-        llm_step(&g, &p, &m, xin, B, T, causal);
+        llm_step(&g, p, m, xin, B, T, causal);
         printf("  %s warm-up step: %.2f s\n", causal ? "causal" : "bidirectional", bv_time_now() - t0);
         double tr[MAX_REPS], tcach[MAX_REPS];
         for (int r = 0; r < reps; r++) {
-            bv_params_mark_updated(&p);
+            bv_params_mark_updated(p);
             t0 = bv_time_now();
-            llm_step(&g, &p, &m, xin, B, T, causal);
+            llm_step(&g, p, m, xin, B, T, causal);
             tr[r] = bv_time_now() - t0;
             t0 = bv_time_now();
-            llm_step(&g, &p, &m, xin, B, T, causal);
+            llm_step(&g, p, m, xin, B, T, causal);
             tcach[r] = bv_time_now() - t0;
         }
         char label[128];
         snprintf(label, sizeof label, "bitnet layer B=%lld T=%lld %s", (long long)B, (long long)T,
                  causal ? "causal" : "bidirectional");
         fs_ctx c = {label, fl, o->json, o->threads};
-        rc = report(&c, tr, tcach, reps, &g, p.numel_total);
+        rc = report(&c, tr, tcach, reps, &g, p->numel_total);
     }
     bv_graph_free(&g);
     bv_aligned_free(xin);
-    bv_bitnet_free(&m);
-    bv_params_free(&p);
+    bv_model_free(&model);
     return rc;
 }
 

@@ -32,8 +32,7 @@
 #include "data/loader.h"
 #include "data/shards.h"
 #include "data/synth.h"
-#include "models/config.h"
-#include "models/vla.h"
+#include "models/build.h"
 
 typedef struct {
     int threads, batch, episodes, reps;
@@ -229,35 +228,30 @@ static bv_status model_time(const bv_vla_config *c0, const bv_tok *tok, const ch
         bv_loader_free(l);
         return st;
     }
-    bv_params p;
-    bv_params_init(&p);
-    bv_vla m;
-    if ((st = bv_vla_init(&m, &c, BV_VLA_ALL, &p))) {
-        bv_params_free(&p);
+    bv_model model;
+    bv_model_spec spec = {.config = "bench config", .cfg = &c, .purpose = BV_MODEL_TRAIN, .seed = 1};
+    if ((st = bv_model_build(&model, &spec))) {
         bv_loader_free(l);
         return st;
     }
-    bv_params_finalize(&p);
-    bv_vla_init_weights(&m, &p, 1);
     bv_vla_batch vb = bv_loader_batch_vla(b);
-    if ((st = bv_vla_batch_check(&m, &vb, BV_VLA_MODE_ACTION, "bench batch"))) goto done;
+    if ((st = bv_vla_batch_check(&model.vla, &vb, BV_VLA_MODE_ACTION, "bench batch"))) goto done;
     bv_graph g;
     bv_graph_init(&g, (size_t)256 << 20);
     double times[64];
     reps = BV_MIN(reps, 64);
     for (int r = -1; r < reps; r++) {
         bv_graph_reset(&g);
-        bv_params_zero_grad(&p);
+        bv_params_zero_grad(&model.params);
         double t0 = bv_time_now();
-        bv_vla_out y = bv_vla_forward(&g, &p, &m, &vb, BV_VLA_MODE_ACTION);
+        bv_vla_out y = bv_vla_forward(&g, &model.params, &model.vla, &vb, BV_VLA_MODE_ACTION);
         bv_graph_backward(&g, y.loss);
         if (r >= 0) times[r] = bv_time_now() - t0;
     }
     *sec = bv_bench_median(times, reps);
     bv_graph_free(&g);
 done:
-    bv_vla_free(&m);
-    bv_params_free(&p);
+    bv_model_free(&model);
     bv_loader_free(l);
     return st;
 }

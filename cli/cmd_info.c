@@ -1,14 +1,14 @@
 /* cmd_info.c - `bitvla info --config C [--json]`: parameters and memory per module, for training
  * (fp32 weights, gradients and the two AdamW moments) and for deployment (ternary weights packed
  * at 2 bits (HF offline / I2_S) or 1.6 bits (TQ5), everything else bf16), against the paper's
- * 1.4 GB. Registers the parameters without allocating them, so it is instant at any size. */
+ * 1.4 GB. Builds the model shapes-only (BV_MODEL_SHAPES: nothing allocated), so it is instant at any size. */
 #include <jansson.h>
 #include <regex.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "models/vla.h"
+#include "models/build.h"
 
 enum { M_VISION, M_CONNECTOR, M_LLM_EMBED, M_LLM_LAYERS, M_LLM_HEAD, M_PROPRIO, M_ACTION, M_COUNT };
 static const char *k_module_names[M_COUNT] = {"vision tower",      "connector",         "llm embed_tokens",
@@ -60,19 +60,14 @@ int bv_cmd_info(int argc, char **argv) {
         fprintf(stderr, "bitvla info: --config PRESET|config.json is required (presets: bitvla-2b, tiny)\n");
         return 2;
     }
-    bv_vla_config cfg;
-    if (bv_config_load(config, false, &cfg) != BV_OK) {
+    bv_model model;
+    bv_model_spec spec = {.config = config, .parts = BV_VLA_ALL, .purpose = BV_MODEL_SHAPES};
+    if (bv_model_build(&model, &spec) != BV_OK) {
         fprintf(stderr, "bitvla info: %s\n", bv_error_msg());
         return 1;
     }
-    bv_params p;
-    bv_params_init(&p);
-    bv_vla m;
-    if (bv_vla_init(&m, &cfg, BV_VLA_ALL, &p) != BV_OK) {
-        fprintf(stderr, "bitvla info: %s\n", bv_error_msg());
-        bv_params_free(&p);
-        return 1;
-    }
+    const bv_vla_config cfg = model.vla.cfg;
+    const bv_params *p = &model.params;
     /* ternary weights: every LLM projection; vision projections when the tower is quantized */
     regex_t re_llm, re_vis;
     int rc1 = regcomp(&re_llm, "^language_model\\.model\\.layers\\.[0-9]+\\.(self_attn\\.[qkvo]_proj|mlp\\.(gate|up|down)_proj)\\.weight$", REG_EXTENDED | REG_NOSUB);
@@ -80,8 +75,8 @@ int bv_cmd_info(int argc, char **argv) {
     BV_ASSERT(rc1 == 0 && rc2 == 0, "info: regcomp failed");
     module_count mc[M_COUNT];
     memset(mc, 0, sizeof mc);
-    for (int i = 0; i < p.n; i++) {
-        const bv_param *q = &p.items[i];
+    for (int i = 0; i < p->n; i++) {
+        const bv_param *q = &p->items[i];
         int mod = module_of(q->name);
         mc[mod].params += q->numel;
         bool tern = regexec(&re_llm, q->name, 0, NULL, 0) == 0 ||
@@ -145,7 +140,6 @@ int bv_cmd_info(int argc, char **argv) {
                "which an action policy never runs (the action head reads hidden states) (%.2fx the paper).\n",
                b, a, no_head / paper);
     }
-    bv_vla_free(&m);
-    bv_params_free(&p);
+    bv_model_free(&model);
     return 0;
 }

@@ -164,13 +164,13 @@ static bv_status parse_vision(const pctx *p0, json_t *o, bv_vision_config *v) {
                                   "vit_weight_bits", "vit_act_bits", "model_type", "attention_dropout",
                                   "torch_dtype", "projection_dim", "vision_use_head"};
     BV_TRY(check_unknown(&p, o, known, BV_ARRAY_LEN(known)));
-    BV_TRY(get_i32(&p, o, "hidden_size", true, 1, 1 << 16, &v->hidden_size));
-    BV_TRY(get_i32(&p, o, "intermediate_size", true, 1, 1 << 18, &v->intermediate_size));
-    BV_TRY(get_i32(&p, o, "num_hidden_layers", true, 1, 1024, &v->num_hidden_layers));
-    BV_TRY(get_i32(&p, o, "num_attention_heads", true, 1, 1024, &v->num_attention_heads));
-    BV_TRY(get_i32(&p, o, "patch_size", true, 1, 1024, &v->patch_size));
-    BV_TRY(get_i32(&p, o, "image_size", true, 1, 1 << 14, &v->image_size));
-    BV_TRY(get_i32(&p, o, "num_channels", false, 1, 16, &v->num_channels));
+    BV_TRY(get_i32(&p, o, "hidden_size", true, 1, BV_CONFIG_MAX_HIDDEN, &v->hidden_size));
+    BV_TRY(get_i32(&p, o, "intermediate_size", true, 1, BV_CONFIG_MAX_INTERMEDIATE, &v->intermediate_size));
+    BV_TRY(get_i32(&p, o, "num_hidden_layers", true, 1, BV_CONFIG_MAX_LAYERS, &v->num_hidden_layers));
+    BV_TRY(get_i32(&p, o, "num_attention_heads", true, 1, BV_CONFIG_MAX_HEADS, &v->num_attention_heads));
+    BV_TRY(get_i32(&p, o, "patch_size", true, 1, BV_CONFIG_MAX_PATCH, &v->patch_size));
+    BV_TRY(get_i32(&p, o, "image_size", true, 1, BV_CONFIG_MAX_IMAGE, &v->image_size));
+    BV_TRY(get_i32(&p, o, "num_channels", false, 1, BV_CONFIG_MAX_CHANNELS, &v->num_channels));
     BV_TRY(get_real(&p, o, "layer_norm_eps", 0, 1, &v->layer_norm_eps));
     BV_TRY(get_act(&p, o, "hidden_act", &v->hidden_act));
     BV_TRY(get_i32(&p, o, "vit_weight_bits", false, 1, 32, &v->weight_bits));
@@ -189,22 +189,26 @@ static bv_status parse_text(const pctx *p0, json_t *o, bv_text_config *t) {
                                   "attention_dropout", "initializer_range", "use_cache", "rope_scaling",
                                   "quantization_config", "architectures", "head_dim"};
     BV_TRY(check_unknown(&p, o, known, BV_ARRAY_LEN(known)));
-    BV_TRY(get_i32(&p, o, "hidden_size", true, 1, 1 << 16, &t->hidden_size));
-    BV_TRY(get_i32(&p, o, "intermediate_size", true, 1, 1 << 18, &t->intermediate_size));
-    BV_TRY(get_i32(&p, o, "num_hidden_layers", true, 1, 1024, &t->num_hidden_layers));
-    BV_TRY(get_i32(&p, o, "num_attention_heads", true, 1, 1024, &t->num_attention_heads));
+    BV_TRY(get_i32(&p, o, "hidden_size", true, 1, BV_CONFIG_MAX_HIDDEN, &t->hidden_size));
+    BV_TRY(get_i32(&p, o, "intermediate_size", true, 1, BV_CONFIG_MAX_INTERMEDIATE, &t->intermediate_size));
+    BV_TRY(get_i32(&p, o, "num_hidden_layers", true, 1, BV_CONFIG_MAX_LAYERS, &t->num_hidden_layers));
+    BV_TRY(get_i32(&p, o, "num_attention_heads", true, 1, BV_CONFIG_MAX_HEADS, &t->num_attention_heads));
     t->num_key_value_heads = t->num_attention_heads; /* HF default: no grouping */
-    BV_TRY(get_i32(&p, o, "num_key_value_heads", false, 1, 1024, &t->num_key_value_heads));
+    BV_TRY(get_i32(&p, o, "num_key_value_heads", false, 1, BV_CONFIG_MAX_HEADS, &t->num_key_value_heads));
     BV_TRY(get_real(&p, o, "rope_theta", 0, 1e12, &t->rope_theta));
     BV_TRY(get_real(&p, o, "rms_norm_eps", 0, 1, &t->rms_norm_eps));
-    BV_TRY(get_int(&p, o, "vocab_size", true, 1, (int64_t)1 << 31, &t->vocab_size));
+    BV_TRY(get_int(&p, o, "vocab_size", true, 1, BV_CONFIG_MAX_VOCAB, &t->vocab_size));
     BV_TRY(get_bool(&p, o, "tie_word_embeddings", &t->tie_word_embeddings));
-    BV_TRY(get_i32(&p, o, "max_position_embeddings", false, 1, 1 << 24, &t->max_position_embeddings));
+    BV_TRY(get_i32(&p, o, "max_position_embeddings", false, 1, BV_CONFIG_MAX_POSITIONS, &t->max_position_embeddings));
     BV_TRY(get_act(&p, o, "hidden_act", &t->hidden_act));
-    json_t *hd = json_object_get(o, "head_dim");
-    if (hd && (!json_is_integer(hd) || t->num_attention_heads * json_integer_value(hd) != t->hidden_size))
-        return bv_error_set(BV_ERR_UNSUPPORTED, "%s: 'text_config.head_dim' must equal hidden_size / num_attention_heads",
-                            p.label);
+    /* head_dim is derived (hidden_size / num_attention_heads); a config may state it. Its range is
+     * checked before the product, which then stays below 2^26 (no overflow). */
+    int64_t hd = 0;
+    BV_TRY(get_int(&p, o, "head_dim", false, 1, BV_CONFIG_MAX_HIDDEN, &hd));
+    if (hd && hd * t->num_attention_heads != t->hidden_size)
+        return bv_error_set(BV_ERR_UNSUPPORTED,
+                            "%s: 'text_config.head_dim' %lld must equal hidden_size / num_attention_heads = %d / %d",
+                            p.label, (long long)hd, t->hidden_size, t->num_attention_heads);
     return BV_OK;
 }
 
@@ -248,14 +252,20 @@ bv_status bv_config_parse(const char *text, size_t len, const char *label, bool 
         goto done;
     }
     if ((st = get_act(&p, root, "projector_hidden_act", &c->projector_act))) goto done;
-    if ((st = get_i32(&p, root, "vision_feature_layer", false, -1024, 1023, &c->vision_feature_layer))) goto done;
-    if ((st = get_int(&p, root, "image_token_index", true, 0, (int64_t)1 << 31, &c->image_token_index))) goto done;
+    if ((st = get_i32(&p, root, "vision_feature_layer", false, -BV_CONFIG_MAX_LAYERS, BV_CONFIG_MAX_LAYERS - 1,
+                      &c->vision_feature_layer)))
+        goto done;
+    if ((st = get_int(&p, root, "image_token_index", true, 0, BV_CONFIG_MAX_VOCAB - 1, &c->image_token_index)))
+        goto done;
     c->proprio_token_index = c->image_token_index + 1;
-    if ((st = get_int(&p, root, "proprio_token_index", false, 0, (int64_t)1 << 31, &c->proprio_token_index))) goto done;
-    if ((st = get_i32(&p, root, "proprio_dim", false, 1, 4096, &c->proprio_dim))) goto done;
-    if ((st = get_i32(&p, root, "action_dim", false, 1, 4096, &c->action_dim))) goto done;
-    if ((st = get_i32(&p, root, "num_actions_chunk", false, 1, 4096, &c->num_actions_chunk))) goto done;
-    if ((st = get_i32(&p, root, "action_head_num_blocks", false, 0, 64, &c->action_head_num_blocks))) goto done;
+    if ((st = get_int(&p, root, "proprio_token_index", false, 0, BV_CONFIG_MAX_VOCAB - 1, &c->proprio_token_index)))
+        goto done;
+    if ((st = get_i32(&p, root, "proprio_dim", false, 1, BV_CONFIG_MAX_ACTION, &c->proprio_dim))) goto done;
+    if ((st = get_i32(&p, root, "action_dim", false, 1, BV_CONFIG_MAX_ACTION, &c->action_dim))) goto done;
+    if ((st = get_i32(&p, root, "num_actions_chunk", false, 1, BV_CONFIG_MAX_ACTION, &c->num_actions_chunk))) goto done;
+    if ((st = get_i32(&p, root, "action_head_num_blocks", false, 0, BV_CONFIG_MAX_HEAD_BLOCKS,
+                      &c->action_head_num_blocks)))
+        goto done;
     st = bv_config_validate(c, label);
 done:
     json_decref(root);
@@ -293,9 +303,49 @@ bv_status bv_config_load(const char *src, bool strict, bv_vla_config *c) {
     return st;
 }
 
-bv_status bv_config_validate(const bv_vla_config *c, const char *label) {
+/* ---- validation ---- */
+
+typedef struct {
+    const char *key;
+    int64_t v, lo, hi;
+} int_field;
+
+static bv_status check_ints(const int_field *f, size_t n, const char *label) {
+    for (size_t i = 0; i < n; i++)
+        if (f[i].v < f[i].lo || f[i].v > f[i].hi)
+            return bv_error_set(BV_ERR_FORMAT, "%s: '%s' must be in [%lld, %lld], got %lld", label, f[i].key,
+                                (long long)f[i].lo, (long long)f[i].hi, (long long)f[i].v);
+    return BV_OK;
+}
+
+/* x in (lo, hi] and finite (NaN fails the comparison) */
+static bv_status check_real(const char *key, double x, double lo, double hi, const char *label) {
+    if (!(x > lo && x <= hi))
+        return bv_error_set(BV_ERR_FORMAT, "%s: '%s' must be a number in (%g, %g], got %g", label, key, lo, hi, x);
+    return BV_OK;
+}
+
+static bv_status check_act(const char *key, bv_act a, const char *label) {
+    if (a < BV_ACT_GELU_TANH || a > BV_ACT_SILU)
+        return bv_error_set(BV_ERR_FORMAT, "%s: '%s' is not a known activation (code %d)", label, key, (int)a);
+    return BV_OK;
+}
+
+static bv_status validate_vision(const bv_vla_config *c, const char *label) {
     const bv_vision_config *v = &c->vision;
-    const bv_text_config *t = &c->text;
+    const int_field f[] = {
+        {"vision_config.hidden_size", v->hidden_size, 1, BV_CONFIG_MAX_HIDDEN},
+        {"vision_config.intermediate_size", v->intermediate_size, 1, BV_CONFIG_MAX_INTERMEDIATE},
+        {"vision_config.num_hidden_layers", v->num_hidden_layers, 1, BV_CONFIG_MAX_LAYERS},
+        {"vision_config.num_attention_heads", v->num_attention_heads, 1, BV_CONFIG_MAX_HEADS},
+        {"vision_config.patch_size", v->patch_size, 1, BV_CONFIG_MAX_PATCH},
+        {"vision_config.image_size", v->image_size, 1, BV_CONFIG_MAX_IMAGE},
+        {"vision_config.num_channels", v->num_channels, 1, BV_CONFIG_MAX_CHANNELS},
+        {"vision_feature_layer", c->vision_feature_layer, -BV_CONFIG_MAX_LAYERS, BV_CONFIG_MAX_LAYERS - 1},
+    };
+    BV_TRY(check_ints(f, BV_ARRAY_LEN(f), label));
+    BV_TRY(check_real("vision_config.layer_norm_eps", v->layer_norm_eps, 0, 1, label));
+    BV_TRY(check_act("vision_config.hidden_act", v->hidden_act, label));
     if (v->hidden_size % v->num_attention_heads)
         return bv_error_set(BV_ERR_FORMAT, "%s: vision_config.hidden_size %d is not a multiple of num_attention_heads %d",
                             label, v->hidden_size, v->num_attention_heads);
@@ -307,6 +357,28 @@ bv_status bv_config_validate(const bv_vla_config *c, const char *label) {
                             v->weight_bits);
     if (v->act_bits != 8 && v->act_bits != 32)
         return bv_error_set(BV_ERR_FORMAT, "%s: vision_config.vit_act_bits must be 8 or 32, got %d", label, v->act_bits);
+    int L = v->num_hidden_layers;
+    if (c->vision_feature_layer < -L || c->vision_feature_layer >= L)
+        return bv_error_set(BV_ERR_FORMAT, "%s: vision_feature_layer %d outside [-%d, %d] for %d vision layers", label,
+                            c->vision_feature_layer, L, L - 1, L);
+    return BV_OK;
+}
+
+static bv_status validate_text(const bv_vla_config *c, const char *label) {
+    const bv_text_config *t = &c->text;
+    const int_field f[] = {
+        {"text_config.hidden_size", t->hidden_size, 1, BV_CONFIG_MAX_HIDDEN},
+        {"text_config.intermediate_size", t->intermediate_size, 1, BV_CONFIG_MAX_INTERMEDIATE},
+        {"text_config.num_hidden_layers", t->num_hidden_layers, 1, BV_CONFIG_MAX_LAYERS},
+        {"text_config.num_attention_heads", t->num_attention_heads, 1, BV_CONFIG_MAX_HEADS},
+        {"text_config.num_key_value_heads", t->num_key_value_heads, 1, BV_CONFIG_MAX_HEADS},
+        {"text_config.vocab_size", t->vocab_size, 1, BV_CONFIG_MAX_VOCAB},
+        {"text_config.max_position_embeddings", t->max_position_embeddings, 1, BV_CONFIG_MAX_POSITIONS},
+    };
+    BV_TRY(check_ints(f, BV_ARRAY_LEN(f), label));
+    BV_TRY(check_real("text_config.rope_theta", t->rope_theta, 0, 1e12, label));
+    BV_TRY(check_real("text_config.rms_norm_eps", t->rms_norm_eps, 0, 1, label));
+    BV_TRY(check_act("text_config.hidden_act", t->hidden_act, label));
     if (t->hidden_size % t->num_attention_heads)
         return bv_error_set(BV_ERR_FORMAT, "%s: text_config.hidden_size %d is not a multiple of num_attention_heads %d",
                             label, t->hidden_size, t->num_attention_heads);
@@ -317,10 +389,22 @@ bv_status bv_config_validate(const bv_vla_config *c, const char *label) {
         return bv_error_set(BV_ERR_FORMAT,
                             "%s: text_config.num_attention_heads %d is not a multiple of num_key_value_heads %d", label,
                             t->num_attention_heads, t->num_key_value_heads);
-    int L = v->num_hidden_layers;
-    if (c->vision_feature_layer < -L || c->vision_feature_layer >= L)
-        return bv_error_set(BV_ERR_FORMAT, "%s: vision_feature_layer %d outside [-%d, %d] for %d vision layers", label,
-                            c->vision_feature_layer, L, L - 1, L);
+    return BV_OK;
+}
+
+/* the keys that join the towers: projector, token ids, proprio projector and action head */
+static bv_status validate_joint(const bv_vla_config *c, const char *label) {
+    const bv_text_config *t = &c->text;
+    const int_field f[] = {
+        {"image_token_index", c->image_token_index, 0, BV_CONFIG_MAX_VOCAB - 1},
+        {"proprio_token_index", c->proprio_token_index, 0, BV_CONFIG_MAX_VOCAB - 1},
+        {"proprio_dim", c->proprio_dim, 1, BV_CONFIG_MAX_ACTION},
+        {"action_dim", c->action_dim, 1, BV_CONFIG_MAX_ACTION},
+        {"num_actions_chunk", c->num_actions_chunk, 1, BV_CONFIG_MAX_ACTION},
+        {"action_head_num_blocks", c->action_head_num_blocks, 0, BV_CONFIG_MAX_HEAD_BLOCKS},
+    };
+    BV_TRY(check_ints(f, BV_ARRAY_LEN(f), label));
+    BV_TRY(check_act("projector_hidden_act", c->projector_act, label));
     if (c->image_token_index >= t->vocab_size || c->proprio_token_index >= t->vocab_size)
         return bv_error_set(BV_ERR_FORMAT,
                             "%s: image_token_index %lld / proprio_token_index %lld must be < text_config.vocab_size %lld",
@@ -330,6 +414,17 @@ bv_status bv_config_validate(const bv_vla_config *c, const char *label) {
         return bv_error_set(BV_ERR_FORMAT, "%s: image_token_index and proprio_token_index are both %lld", label,
                             (long long)c->image_token_index);
     return BV_OK;
+}
+
+bv_status bv_config_validate_sections(const bv_vla_config *c, unsigned sections, const char *label) {
+    if (sections & BV_CONFIG_VISION) BV_TRY(validate_vision(c, label));
+    if (sections & BV_CONFIG_TEXT) BV_TRY(validate_text(c, label));
+    if (sections & BV_CONFIG_JOINT) BV_TRY(validate_joint(c, label));
+    return BV_OK;
+}
+
+bv_status bv_config_validate(const bv_vla_config *c, const char *label) {
+    return bv_config_validate_sections(c, BV_CONFIG_ALL, label);
 }
 
 char *bv_config_to_json(const bv_vla_config *c) {

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "src/safetensors.h"
-#include "models/weights.h"
+#include "models/build.h"
 
 static const struct {
     const char *name;
@@ -50,7 +50,13 @@ static bv_status inputs_read(inputs *in, const char *path) {
         }
         int64_t n = 1;
         for (int d = 0; d < e->ndim; d++) n *= e->shape[d];
-        void *buf = bv_aligned_alloc((size_t)(n ? n : 1) * bv_dtype_size(e->dtype));
+        /* n is bounded by the file's size (bv_st_open checked the byte ranges), not by the machine */
+        size_t bytes = (size_t)(n ? n : 1) * bv_dtype_size(e->dtype);
+        void *buf = bv_aligned_alloc_try(bytes);
+        if (!buf) {
+            st = bv_error_set(BV_ERR_NOMEM, "%s: tensor '%s': cannot allocate %zu bytes", path, e->name, bytes);
+            break;
+        }
         st = bv_st_read(&f, e->name, e->dtype, e->ndim, e->shape, n, buf);
         in->t[k] = bv_tensor_make(buf, e->dtype, e->ndim, e->shape);
         in->have[k] = true;
@@ -108,7 +114,12 @@ static bv_status compare(const bv_harness_opts *o, const bv_st_file *ref, const 
                         bv_tensor_shape_str(&et, s2, sizeof s2));
             continue;
         }
-        double *want = bv_xmalloc((size_t)(en ? en : 1) * sizeof *want);
+        double *want = malloc((size_t)(en ? en : 1) * sizeof *want);
+        if (!want) {
+            st = bv_error_set(BV_ERR_NOMEM, "%s: tensor '%s': cannot allocate %zu bytes to compare it", o->compare,
+                              e->name, (size_t)(en ? en : 1) * sizeof *want);
+            break;
+        }
         if ((st = bv_st_read(ref, e->name, BV_DTYPE_F64, e->ndim, e->shape, en, want))) {
             free(want);
             break;
@@ -173,42 +184,44 @@ bv_status bv_harness_run(const bv_harness_opts *o, bv_harness_result *res) {
         }
         parts = BV_VLA_VLM | (has_proprio || b.proprio ? BV_VLA_PROPRIO : 0) | (has_head ? BV_VLA_ACTION_HEAD : 0);
     }
-    bv_params p;
-    bv_params_init(&p);
-    bv_vla m;
-    if ((st = bv_vla_init(&m, &cfg, parts, &p))) {
-        bv_params_free(&p);
-        inputs_free(&in);
-        bv_st_close(&ref);
-        return st;
-    }
+    bv_model model;
+    memset(&model, 0, sizeof model);
     bv_graph g;
     memset(&g, 0, sizeof g);
     out_item *outs = NULL;
     int n_out = 0;
-    if ((st = bv_vla_batch_check(&m, &b, o->mode, o->inputs))) goto done;
+    bv_weights_report rep;
+    memset(&rep, 0, sizeof rep);
+    /* the inputs before the weights: a bad input file is reported before minutes of loading */
+    if ((st = bv_vla_batch_check_config(&cfg, parts, &b, o->mode, o->inputs))) goto done;
     if (o->backward && !(o->mode == BV_VLA_MODE_ACTION ? b.actions : b.labels)) {
         st = bv_error_set(BV_ERR_ARG, "%s: --backward differentiates the loss, which needs '%s' in the inputs",
                           o->inputs, o->mode == BV_VLA_MODE_ACTION ? "actions" : "labels");
         goto done;
     }
-    if (!o->backward) bv_params_set_trainable(&p, "", false); /* no gradient buffers */
-    bv_params_finalize(&p);
-    bv_vla_init_weights(&m, &p, 0);
-    bv_weights_opts wo = {.allow_missing = o->allow_missing};
-    bv_weights_report rep;
-    st = bv_weights_load(&p, o->weights, &wo, &rep);
+    /* the forward's memory is planned with the model's, before anything large is allocated; every
+     * parameter trains with --backward, none (no gradient buffers) without */
+    bv_model_spec spec = {.config = o->config,
+                          .cfg = &cfg,
+                          .parts = parts,
+                          .purpose = o->backward ? BV_MODEL_TRAIN : BV_MODEL_INFER,
+                          .seed = 0,
+                          .weights = o->weights,
+                          .load = {.allow_missing = o->allow_missing},
+                          .report = &rep,
+                          .reserve_bytes = bv_vla_plan_forward(&cfg, &b, o->mode, o->backward)};
+    st = bv_model_build(&model, &spec);
     if (o->log && !st && rep.n_missing)
         fprintf(o->log, "warning: %lld parameters missing from %s keep their random initialisation:\n%s",
                 (long long)rep.n_missing, o->weights, rep.details);
     if (o->log && st && rep.details && strlen(rep.details) > 1500) /* the error message is truncated */
         fprintf(o->log, "all problems with %s:\n%s", o->weights, rep.details);
-    bv_weights_report_free(&rep);
     if (st) goto done;
+    bv_params *p = &model.params;
 
     bv_graph_init(&g, (size_t)64 << 20);
     double t0 = bv_time_now();
-    bv_vla_out y = bv_vla_forward(&g, &p, &m, &b, o->mode);
+    bv_vla_out y = bv_vla_forward(&g, p, &model.vla, &b, o->mode);
     res->forward_s = bv_time_now() - t0;
     if (o->backward) {
         t0 = bv_time_now();
@@ -221,7 +234,7 @@ bv_status bv_harness_run(const bv_harness_opts *o, bv_harness_result *res) {
         fprintf(o->log, ", %zu MiB of activations\n", bv_arena_high_water(&g.arena) >> 20);
     }
 
-    outs = bv_xcalloc((size_t)p.n + 8, sizeof *outs);
+    outs = bv_xcalloc((size_t)p->n + 8, sizeof *outs);
     struct {
         const char *name;
         bv_var *v;
@@ -230,12 +243,12 @@ bv_status bv_harness_run(const bv_harness_opts *o, bv_harness_result *res) {
     for (size_t i = 0; i < BV_ARRAY_LEN(named); i++)
         if (named[i].v) outs[n_out++] = (out_item){bv_xstrdup(named[i].name), named[i].v->val};
     if (o->backward)
-        for (int i = 0; i < p.n; i++) {
-            size_t len = strlen(p.items[i].name) + 6;
+        for (int i = 0; i < p->n; i++) {
+            size_t len = strlen(p->items[i].name) + 6;
             char *nm = bv_xmalloc(len);
-            snprintf(nm, len, "grad.%s", p.items[i].name);
-            outs[n_out++] = (out_item){nm, bv_tensor_make(bv_params_grad(&p, i), BV_DTYPE_F32, p.items[i].ndim,
-                                                          p.items[i].shape)};
+            snprintf(nm, len, "grad.%s", p->items[i].name);
+            outs[n_out++] = (out_item){nm, bv_tensor_make(bv_params_grad(p, i), BV_DTYPE_F32, p->items[i].ndim,
+                                                          p->items[i].shape)};
         }
     res->n_outputs = n_out;
     if (o->out) {
@@ -251,8 +264,8 @@ done:
     for (int i = 0; i < n_out; i++) free(outs[i].name);
     free(outs);
     if (g.tape) bv_graph_free(&g);
-    bv_vla_free(&m);
-    bv_params_free(&p);
+    bv_weights_report_free(&rep);
+    bv_model_free(&model);
     inputs_free(&in);
     return st;
 }

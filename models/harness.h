@@ -1,5 +1,7 @@
-/* models/harness.h - the parity harness behind `bitvla forward`: build a model from a config,
- * load its weights, run one forward (and optionally backward) on the tensors of an inputs file,
+/* models/harness.h - the parity harness behind `bitvla forward`: check the inputs against a
+ * config, build the model with its weights (models/build.h, with the forward's memory planned
+ * beforehand: a batch or model that cannot fit is an error, not an abort), run one forward (and
+ * optionally backward) on the tensors of an inputs file,
  * write the outputs to a safetensors file and optionally compare them with a reference file (for
  * example PyTorch's outputs on the same inputs).
  *

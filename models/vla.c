@@ -79,7 +79,11 @@ static bv_status check_finite(const char *label, const char *name, const bv_tens
 }
 
 bv_status bv_vla_batch_check(const bv_vla *m, const bv_vla_batch *b, bv_vla_mode mode, const char *label) {
-    const bv_vla_config *c = &m->cfg;
+    return bv_vla_batch_check_config(&m->cfg, m->parts, b, mode, label);
+}
+
+bv_status bv_vla_batch_check_config(const bv_vla_config *c, unsigned parts, const bv_vla_batch *b, bv_vla_mode mode,
+                                    const char *label) {
     if (!b->input_ids) return bv_error_set(BV_ERR_SHAPE, "%s: missing tensor 'input_ids' (I64 [B, T])", label);
     if (!b->attention_mask)
         return bv_error_set(BV_ERR_SHAPE, "%s: missing tensor 'attention_mask' (U8 [B, T])", label);
@@ -98,14 +102,14 @@ bv_status bv_vla_batch_check(const bv_vla *m, const bv_vla_batch *b, bv_vla_mode
             return bv_error_set(BV_ERR_SHAPE, "%s: tensor 'input_ids': id %lld at [%lld, %lld] outside the vocabulary [0, %lld)",
                                 label, (long long)ids[i], (long long)(i / T), (long long)(i % T),
                                 (long long)c->text.vocab_size);
-    if (!(m->parts & BV_VLA_LLM))
+    if (!(parts & BV_VLA_LLM))
         return bv_error_set(BV_ERR_ARG, "%s: the model was built without its language model", label);
 
     /* images */
     int64_t n_img = 0;
     const int64_t P = bv_config_vision_patches(c);
     if (b->pixel_values) {
-        if ((m->parts & (BV_VLA_VISION | BV_VLA_CONNECTOR)) != (BV_VLA_VISION | BV_VLA_CONNECTOR))
+        if ((parts & (BV_VLA_VISION | BV_VLA_CONNECTOR)) != (BV_VLA_VISION | BV_VLA_CONNECTOR))
             return bv_error_set(BV_ERR_ARG, "%s: 'pixel_values' given but the model has no vision tower and connector",
                                 label);
         int64_t ps[5] = {B, -1, c->vision.num_channels, c->vision.image_size, c->vision.image_size};
@@ -137,7 +141,7 @@ bv_status bv_vla_batch_check(const bv_vla *m, const bv_vla_batch *b, bv_vla_mode
         return bv_error_set(BV_ERR_SHAPE, "%s: missing tensor 'proprio' (F32 [%lld, %d]) for action mode", label,
                             (long long)B, c->proprio_dim);
     if (b->proprio) {
-        if (!(m->parts & BV_VLA_PROPRIO))
+        if (!(parts & BV_VLA_PROPRIO))
             return bv_error_set(BV_ERR_ARG, "%s: 'proprio' given but the model has no proprio projector", label);
         int64_t ps[2] = {B, c->proprio_dim};
         BV_TRY(check_tensor(label, "proprio", b->proprio, BV_DTYPE_F32, 2, ps));
@@ -160,7 +164,7 @@ bv_status bv_vla_batch_check(const bv_vla *m, const bv_vla_batch *b, bv_vla_mode
 
     if (mode == BV_VLA_MODE_ACTION) {
         if (b->labels) return bv_error_set(BV_ERR_SHAPE, "%s: tensor 'labels' is for LM mode, not action mode", label);
-        if (!(m->parts & BV_VLA_ACTION_HEAD))
+        if (!(parts & BV_VLA_ACTION_HEAD))
             return bv_error_set(BV_ERR_ARG, "%s: action mode needs the action head, which the model lacks", label);
         if (!b->action_mask)
             return bv_error_set(BV_ERR_SHAPE, "%s: missing tensor 'action_mask' (U8 [B, T], 1 at the action tokens)",
@@ -307,4 +311,82 @@ bv_vla_out bv_vla_forward(bv_graph *g, const bv_params *p, bv_vla *m, const bv_v
         }
     }
     return out;
+}
+
+/* ---- memory plan ---- */
+
+/* Floats of one sdpa's scratch (forward tile, or backward: row sums, key-chunk partials, tiles),
+ * as src/kernels/attention.c sizes it: q (Bq, T, H, hd), keys S = T, Hkv kv heads. */
+static double sdpa_scratch(double Bq, double T, double H, double Hkv, double hd, bool backward, int nt) {
+    double tiles = nt * 128.0 * T;
+    if (!backward) return tiles;
+    double units = Bq * Hkv, nkb = ceil(T / 128.0);
+    double nc = units >= 8 ? 1 : ceil(8 / units);
+    nc = nc > nkb ? nkb : nc;
+    nc = nc < 1 ? 1 : nc;
+    return Bq * H * T + (nc - 1) * Bq * T * H * hd + 2 * tiles;
+}
+
+double bv_vla_plan_forward(const bv_vla_config *c, const bv_vla_batch *b, bv_vla_mode mode, bool backward) {
+    const double r = backward ? 1.0 : 0.0; /* gradients and saved inputs exist only when recorded */
+    const int nt = bv_num_threads();
+    const double B = (double)b->input_ids->shape[0], T = (double)b->input_ids->shape[1], N = B * T;
+    const bv_text_config *t = &c->text;
+    const double D = t->hidden_size, F = t->intermediate_size, H = t->num_attention_heads;
+    const double hd = D / H, KV = t->num_key_value_heads * hd, V = (double)t->vocab_size;
+    double f = 0;       /* floats in the arena */
+    double scratch = 0; /* floats in the graph's scratch buffer: the largest single request */
+#define SCRATCH(x) scratch = BV_MAX(scratch, (double)(x))
+    /* embedding, then one masked scatter each for images, proprio and (action mode) the zeroed
+     * action rows: a (B, T, D) value and gradient each */
+    f += N * D * (1 + r) * 4;
+    /* decoder layer: values (norms, projections, rope, attention, residuals, GLU) + the inputs each
+     * of the 7 BitLinears saves when recorded (in scratch otherwise) + gradients of every var,
+     * reshapes included; rmsnorm rstd and attention lse */
+    double layer = N * (10 * D + 3 * KV + 5 * F) + r * N * (6 * D + F) + r * N * (12 * D + 6 * KV + 5 * F) +
+                   4 * N + N * H;
+    f += t->num_hidden_layers * layer;
+    f += N * D * (1 + r) + N; /* final norm */
+    SCRATCH((1 - r) * N * BV_MAX(D, F) * 1.25 + N * BV_MAX(D, F) / 4 + N); /* xq, int8 codes + row scales */
+    SCRATCH(sdpa_scratch(B, T, H, t->num_key_value_heads, hd, backward, nt));
+    SCRATCH(r * 2 * ceil(N / 16) * BV_MAX(D, F)); /* norm weight gradients */
+    if (b->pixel_values) {
+        const bv_vision_config *v = &c->vision;
+        const double nimg = B * (double)b->pixel_values->shape[1], P = bv_config_vision_patches(c), Nv = nimg * P;
+        const double Dv = v->hidden_size, Mv = v->intermediate_size, Hv = v->num_attention_heads;
+        const double pp = (double)v->num_channels * v->patch_size * v->patch_size;
+        const double qa = v->act_bits == 8 ? 1.0 : 0.0;
+        f += Nv * pp + Nv * Dv * 2 * (1 + r) + r * Dv * pp; /* patchify, patch linear, + position; weight view grad */
+        double vlayer = Nv * (10 * Dv + 2 * Mv) + qa * r * Nv * (5 * Dv + Mv) + r * Nv * (14 * Dv + 2 * Mv) +
+                        2 * Nv * 2 + Nv * Hv;
+        f += bv_siglip_layers_run(v, c->vision_feature_layer) * vlayer;
+        f += Nv * D * 3 * (1 + r) + r * Nv * D; /* connector (linear, act, linear) and the feature view's grad */
+        SCRATCH(qa * (1 - r) * Nv * BV_MAX(Dv, Mv) * 1.25);
+        SCRATCH(sdpa_scratch(nimg, P, Hv, Hv, Dv / Hv, backward, nt));
+        SCRATCH(r * 2 * ceil(Nv / 16) * BV_MAX(Dv, Mv));
+    }
+    if (b->proprio) f += B * D * 3 * (1 + r) + B * c->proprio_dim;
+    if (mode == BV_VLA_MODE_ACTION) {
+        const double A = bv_config_action_tokens(c), Nc = B * c->num_actions_chunk, I = (double)c->action_dim * D;
+        const double nb = c->action_head_num_blocks;
+        f += B * A * D;                        /* the zero rows */
+        f += B * A * D * (1 + r) + r * Nc * I; /* readout (index_select) and its (B, chunk, I) view */
+        f += Nc * I * (1 + r) + 2 * Nc;        /* head: layer_norm1 */
+        f += Nc * D * 2 * (1 + r) + nb * (Nc * D * 4 * (1 + r) + 2 * Nc) + Nc * D * (1 + r) + 2 * Nc +
+             Nc * c->action_dim * (1 + r); /* fc1, relu, blocks, layer_norm2, fc2 */
+        SCRATCH(r * 2 * ceil(Nc / 16) * I);
+    } else {
+        f += N * V * (1 + r); /* logits */
+        if (b->labels) {
+            const double Nl = B * (T - 1);
+            f += Nl * V * (1 + 2 * r) + 3 * Nl; /* the narrowed logits, its view's gradient; targets, lse */
+        }
+    }
+#undef SCRATCH
+    /* vars, tape records, masks and other small allocations: 64 KiB per layer and 1 MiB; the
+     * scratch buffer grows to 1.25 times a request. The count above matches the arena's high-water
+     * mark within a few percent at scale (tests/test_build.c); 10% more keeps it a bound when an
+     * op's saved tensors change. */
+    double layers = t->num_hidden_layers + (b->pixel_values ? c->vision.num_hidden_layers : 0);
+    return 1.1 * (4.0 * f + 4.0 * 1.25 * scratch) + 65536.0 * layers + 1048576.0;
 }

@@ -65,6 +65,20 @@ void bv_vla_init_weights(const bv_vla *m, bv_params *p, uint64_t seed);
  * on a real token, as is the readout position before it). Errors name `label` (usually the file),
  * the tensor, and what was expected vs found. */
 bv_status bv_vla_batch_check(const bv_vla *m, const bv_vla_batch *b, bv_vla_mode mode, const char *label);
+/* The same checks against a config and the parts a model would be built with, before building it
+ * (so bad inputs are reported before minutes of loading weights). */
+bv_status bv_vla_batch_check_config(const bv_vla_config *c, unsigned parts, const bv_vla_batch *b, bv_vla_mode mode,
+                                    const char *label);
+
+/* Planned bytes of one bv_vla_forward of the checked batch b (and of the backward of its loss with
+ * `backward`) on a model of config c: an upper bound on what the graph's arena and scratch buffer
+ * take (activations, their gradients, the quantized inputs BitLinear saves, attention and norm
+ * scratch at bv_num_threads() threads), counted op by op from the forward above, for every
+ * parameter trainable (fewer need less), plus a 10% margin. Not counted: the parameters and the BitLinear caches
+ * (models/build.h plans those). A double: absurd shapes cannot overflow it. Use it to refuse a
+ * batch that cannot fit before running it (bv_mem_check); tests/test_build.c checks it against
+ * the arena's high-water mark. */
+double bv_vla_plan_forward(const bv_vla_config *c, const bv_vla_batch *b, bv_vla_mode mode, bool backward);
 
 typedef struct {
     bv_var *actions_pred;      /* (B, chunk, action_dim), action mode */

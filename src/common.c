@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -18,6 +19,24 @@ bv_status bv_error_set(bv_status st, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(g_errmsg, sizeof g_errmsg, fmt, ap);
     va_end(ap);
+    return st;
+}
+
+bv_status bv_error_prefix(bv_status st, const char *fmt, ...) {
+    char prev[sizeof g_errmsg];
+    memcpy(prev, g_errmsg, sizeof prev);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(g_errmsg, sizeof g_errmsg, fmt, ap);
+    va_end(ap);
+    /* then ": " and as much of the previous message as fits (the end is cut, never the context) */
+    size_t used = n < 0 ? 0 : BV_MIN((size_t)n, sizeof g_errmsg - 1);
+    if (sizeof g_errmsg - used > 3) {
+        size_t len = strnlen(prev, sizeof g_errmsg - used - 3);
+        memcpy(g_errmsg + used, ": ", 2);
+        memcpy(g_errmsg + used + 2, prev, len);
+        g_errmsg[used + 2 + len] = 0;
+    }
     return st;
 }
 
@@ -75,7 +94,27 @@ void *bv_aligned_alloc(size_t n) {
     return p;
 }
 
+void *bv_aligned_alloc_try(size_t n) {
+    void *p = NULL;
+    if (n > SIZE_MAX - 63) return NULL;
+    size_t sz = (n + 63) & ~(size_t)63;
+    return posix_memalign(&p, 64, sz ? sz : 64) == 0 ? p : NULL;
+}
+
 void bv_aligned_free(void *p) { free(p); }
+
+uint64_t bv_mem_physical(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+bv_status bv_mem_check(double bytes, const char *what) {
+    uint64_t lim = bv_mem_physical();
+    if (lim == 0 || bytes <= (double)lim) return BV_OK;
+    return bv_error_set(BV_ERR_NOMEM,
+                        "%s needs %.0f bytes (%.3g GiB), more than the %llu bytes (%.3g GiB) of physical memory",
+                        what, bytes, bytes / 1073741824.0, (unsigned long long)lim, (double)lim / 1073741824.0);
+}
 
 char *bv_xstrdup(const char *s) {
     size_t n = strlen(s) + 1;

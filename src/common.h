@@ -34,6 +34,10 @@ bv_status bv_error_set(bv_status st, const char *fmt, ...) __attribute__((format
 /* The last message set on this thread ("" if none). Borrowed; valid until the next set. */
 const char *bv_error_msg(void);
 void bv_error_clear(void);
+/* Put context in front of the thread's current message, libgit2 style: the message becomes
+ * "<context>: <previous message>" (printf-style context). Returns `st`, so a layer passing an error
+ * up writes `return bv_error_prefix(st, "loading checkpoint %s", path);`. */
+bv_status bv_error_prefix(bv_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *bv_status_name(bv_status st);
 /* Evaluate a bv_status expression; return it from the enclosing function unless it is BV_OK. */
 #define BV_TRY(x)                                                                                                      \
@@ -64,7 +68,17 @@ void *bv_xcalloc(size_t n, size_t sz);
 void *bv_xrealloc(void *p, size_t n);
 /* 64-byte aligned allocation (free with bv_aligned_free). Aborts on failure. */
 void *bv_aligned_alloc(size_t n);
+/* The same, returning NULL when the allocation fails: for sizes that come from user input (a
+ * config, a file), whose callers return BV_ERR_NOMEM naming the bytes. */
+void *bv_aligned_alloc_try(size_t n);
 void bv_aligned_free(void *p);
+/* Physical memory of this machine in bytes (sysconf: pages * page size); 0 if unknown. The limit
+ * memory plans are checked against before allocating (models/build.h). */
+uint64_t bv_mem_physical(void);
+/* BV_ERR_NOMEM with "<what> needs N bytes (X GiB), more than the M bytes (Y GiB) of physical
+ * memory" when `bytes` (a plan: a double, so absurd plans cannot overflow) exceeds
+ * bv_mem_physical(); BV_OK otherwise, or when the physical memory is unknown. */
+bv_status bv_mem_check(double bytes, const char *what);
 char *bv_xstrdup(const char *s);
 
 #define BV_MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -1,5 +1,6 @@
 #include "src/params.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void bv_params_init(bv_params *p) { memset(p, 0, sizeof *p); }
@@ -44,6 +45,12 @@ int bv_params_add(bv_params *p, const char *name, int ndim, const int64_t *shape
                          (long long)shape[i]);
             return -1;
         }
+        if (q->numel > (INT64_MAX / 8) / shape[i]) { /* its bytes must fit in int64 too */
+            free(q->name);
+            bv_error_set(BV_ERR_SHAPE, "parameter '%s': more than 2^60 elements (dimension %d is %lld)", name, i,
+                         (long long)shape[i]);
+            return -1;
+        }
         q->shape[i] = shape[i];
         q->numel *= shape[i];
     }
@@ -63,26 +70,46 @@ int bv_params_set_trainable(bv_params *p, const char *prefix, bool trainable) {
     return c;
 }
 
-void bv_params_finalize(bv_params *p) {
+double bv_params_bytes(const bv_params *p) {
+    double n = 0;
+    for (int i = 0; i < p->n; i++) n += (double)p->items[i].numel * (p->items[i].trainable ? 8.0 : 4.0);
+    return n;
+}
+
+bv_status bv_params_finalize(bv_params *p) {
     BV_ASSERT(!p->finalized, "bv_params_finalize called twice");
-    size_t off = 0;
+    char what[96];
+    snprintf(what, sizeof what, "the parameter store (%d tensors)", p->n);
+    BV_TRY(bv_mem_check(bv_params_bytes(p), what));
+    size_t off = 0, n_train = 0;
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < p->n; i++) {
             bv_param *q = &p->items[i];
             if (q->trainable != (pass == 0)) continue;
             q->offset = off;
             off += (size_t)q->numel;
-            if (pass == 0) p->numel_trainable = off;
+            if (pass == 0) n_train = off;
         }
-    p->numel_total = off;
-    p->values = bv_aligned_alloc(off * sizeof(float));
-    memset(p->values, 0, off * sizeof(float));
-    if (p->numel_trainable) {
-        p->grads = bv_aligned_alloc(p->numel_trainable * sizeof(float));
-        memset(p->grads, 0, p->numel_trainable * sizeof(float));
+    /* the sizes fit: bv_mem_check bounded them by the physical memory */
+    float *values = bv_aligned_alloc_try(off * sizeof(float));
+    float *grads = n_train ? bv_aligned_alloc_try(n_train * sizeof(float)) : NULL;
+    if (!values || (n_train && !grads)) {
+        bv_aligned_free(values);
+        bv_aligned_free(grads);
+        return bv_error_set(BV_ERR_NOMEM,
+                            "the parameter store (%d tensors): cannot allocate %zu bytes of values and %zu bytes of "
+                            "gradients",
+                            p->n, off * sizeof(float), n_train * sizeof(float));
     }
+    memset(values, 0, off * sizeof(float));
+    if (grads) memset(grads, 0, n_train * sizeof(float));
+    p->values = values;
+    p->grads = grads;
+    p->numel_total = off;
+    p->numel_trainable = n_train;
     p->finalized = true;
     bv_params_mark_updated(p);
+    return BV_OK;
 }
 
 /* Versions come from one process-wide counter, so a cache that outlives its store can never take a

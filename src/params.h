@@ -49,8 +49,13 @@ int bv_params_add(bv_params *p, const char *name, int ndim, const int64_t *shape
 /* Set trainable for every parameter whose name starts with `prefix` ("" = all); before finalize.
  * Returns how many matched. */
 int bv_params_set_trainable(bv_params *p, const char *prefix, bool trainable);
-/* Compute the layout and allocate zeroed buffers. */
-void bv_params_finalize(bv_params *p);
+/* Bytes finalize allocates: 4 per parameter for the values, 4 more per trainable one for the
+ * gradients (a double: a plan, compared before anything is allocated). */
+double bv_params_bytes(const bv_params *p);
+/* Compute the layout and allocate zeroed buffers. The sizes come from the config, so nothing here
+ * aborts: BV_ERR_NOMEM, naming the bytes, when bv_params_bytes exceeds the physical memory
+ * (bv_mem_check) or an allocation fails; the store is then as before (not finalized). */
+bv_status bv_params_finalize(bv_params *p) __attribute__((warn_unused_result));
 /* Index of `name`, or -1. */
 int bv_params_find(const bv_params *p, const char *name);
 /* Value view (contiguous, F32) and gradient pointer (NULL when frozen) of parameter i. */

@@ -554,7 +554,7 @@ static void test_cache(void **state) {
     int iw = bv_params_add(&p, "blk.fc.weight", 2, ws, true);
     int iw2 = bv_params_add(&p, "blk.fc2.weight", 2, ws2, true);
     int iw3 = bv_params_add(&p, "blk.fc3.weight", 2, ws3, true);
-    bv_params_finalize(&p);
+    assert_int_equal(bv_params_finalize(&p), BV_OK);
     bv_rng r = {41};
     bv_rng_fill_normal_f32(&r, p.values, (int64_t)p.numel_total, 0.1);
     float x[3 * 40];
@@ -687,7 +687,7 @@ static void test_integer_forward(void **state) {
     bv_params_init(&p);
     int64_t ws[2] = {OC, C}, bs[1] = {OC};
     int iw = bv_params_add(&p, "fc.weight", 2, ws, true), ib = bv_params_add(&p, "fc.bias", 1, bs, true);
-    bv_params_finalize(&p);
+    assert_int_equal(bv_params_finalize(&p), BV_OK);
     bv_rng r = {77};
     bv_rng_fill_normal_f32(&r, p.values, (int64_t)p.numel_total, 0.05);
     float *x = bv_test_rand_f32(&r, N * C, -2, 2), *dy = bv_test_rand_f32(&r, N * OC, -1, 1);

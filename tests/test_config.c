@@ -1,5 +1,9 @@
 /* Tests of the model configuration: presets, config.json parsing (required keys, defaults,
- * types, strict mode), validation messages that name the file and key, and the JSON round trip. */
+ * types, strict mode), validation messages that name the file and key, the range of every integer
+ * field (checked before any product: no overflow, UBSan quiet), validation of configs built in
+ * code and by section, and the JSON round trip. */
+#include <limits.h>
+#include <math.h>
 #include <string.h>
 
 #include "models/config.h"
@@ -98,6 +102,141 @@ static void test_strict_mode_catches_typos(void **state) {
     free(j);
 }
 
+/* head_dim is range-checked before it is multiplied by the head count: 2^62 + 16 times 4 heads
+ * wraps to 64 in int64 (signed overflow, undefined; the release build accepted it). */
+static void test_head_dim_no_overflow(void **state) {
+    const char *bad[] = {"4611686018427387920", "4611686018427387908", "9223372036854775807", "-16", "0", "65537",
+                         "16.0", "\"16\""};
+    for (size_t i = 0; i < BV_ARRAY_LEN(bad); i++) {
+        char to[160];
+        snprintf(to, sizeof to, "\"num_key_value_heads\": 2, \"head_dim\": %s", bad[i]);
+        char *j = replace(k_good, "\"num_key_value_heads\": 2", to);
+        expect_error(j, false, BV_ERR_FORMAT, "'text_config.head_dim' must be");
+        if (strchr(bad[i], '.') == NULL && bad[i][0] != '"') bv_test_expect_in(bv_error_msg(), "[1, 65536]");
+        free(j);
+    }
+    /* 4 heads of 16: the right value is accepted, another one is refused with both numbers */
+    char *j = replace(k_good, "\"num_key_value_heads\": 2", "\"num_key_value_heads\": 2, \"head_dim\": 16");
+    bv_vla_config c;
+    assert_int_equal(parse(j, true, &c), BV_OK);
+    free(j);
+    j = replace(k_good, "\"num_key_value_heads\": 2", "\"num_key_value_heads\": 2, \"head_dim\": 8");
+    expect_error(j, false, BV_ERR_UNSUPPORTED, "'text_config.head_dim' 8 must equal hidden_size / num_attention_heads = 64 / 4");
+    free(j);
+}
+
+/* One past the documented maximum (or below the minimum) of each integer key is refused, naming the
+ * key and the range. */
+static void test_integer_ranges(void **state) {
+    struct {
+        const char *from, *to, *needle;
+    } cases[] = {
+        {"\"vocab_size\": 768", "\"vocab_size\": 2147483649", "'text_config.vocab_size' must be in [1, 2147483648]"},
+        {"\"vocab_size\": 768", "\"vocab_size\": 0", "'text_config.vocab_size' must be in [1, 2147483648]"},
+        {"\"hidden_size\": 64, \"intermediate_size\": 176", "\"hidden_size\": 65537, \"intermediate_size\": 176",
+         "'text_config.hidden_size' must be in [1, 65536]"},
+        {"\"intermediate_size\": 176", "\"intermediate_size\": 262145", "'text_config.intermediate_size' must be in [1, 262144]"},
+        {"\"num_hidden_layers\": 2,   \"num_attention_heads\": 4, \"num_key_value_heads\"",
+         "\"num_hidden_layers\": 1025, \"num_attention_heads\": 4, \"num_key_value_heads\"",
+         "'text_config.num_hidden_layers' must be in [1, 1024]"},
+        {"\"num_key_value_heads\": 2", "\"num_key_value_heads\": 2, \"max_position_embeddings\": 16777217",
+         "'text_config.max_position_embeddings' must be in [1, 16777216]"},
+        {"\"image_size\": 56", "\"image_size\": 16385", "'vision_config.image_size' must be in [1, 16384]"},
+        {"\"patch_size\": 14", "\"patch_size\": 1025", "'vision_config.patch_size' must be in [1, 1024]"},
+        {"\"patch_size\": 14", "\"patch_size\": 14, \"num_channels\": 17", "'vision_config.num_channels' must be in [1, 16]"},
+        {"\"image_token_index\": 510", "\"image_token_index\": 510, \"action_dim\": 4097", "'action_dim' must be in [1, 4096]"},
+        {"\"image_token_index\": 510", "\"image_token_index\": 510, \"num_actions_chunk\": 0",
+         "'num_actions_chunk' must be in [1, 4096]"},
+        {"\"image_token_index\": 510", "\"image_token_index\": 510, \"proprio_dim\": -3", "'proprio_dim' must be in [1, 4096]"},
+        {"\"image_token_index\": 510", "\"image_token_index\": 510, \"action_head_num_blocks\": 65",
+         "'action_head_num_blocks' must be in [0, 64]"},
+        {"\"image_token_index\": 510", "\"image_token_index\": 510, \"vision_feature_layer\": -1025",
+         "'vision_feature_layer' must be in [-1024, 1023]"},
+        {"\"image_token_index\": 510", "\"image_token_index\": 9223372036854775807",
+         "'image_token_index' must be in [0, 2147483647]"},
+    };
+    for (size_t i = 0; i < BV_ARRAY_LEN(cases); i++) {
+        char *j = replace(k_good, cases[i].from, cases[i].to);
+        expect_error(j, false, BV_ERR_FORMAT, cases[i].needle);
+        free(j);
+    }
+}
+
+/* Every integer at its maximum: validation does no arithmetic that overflows (UBSan would abort
+ * the asan build), and the derived int-typed sizes fit. */
+static void test_maxima_validate(void **state) {
+    bv_vla_config c;
+    bv_config_defaults(&c);
+    c.vision = (bv_vision_config){BV_CONFIG_MAX_HIDDEN, BV_CONFIG_MAX_INTERMEDIATE, BV_CONFIG_MAX_LAYERS,
+                                  BV_CONFIG_MAX_HEADS, 1, BV_CONFIG_MAX_IMAGE, BV_CONFIG_MAX_CHANNELS, 1.0,
+                                  BV_ACT_SILU, 1, 8};
+    c.text = (bv_text_config){BV_CONFIG_MAX_HIDDEN, BV_CONFIG_MAX_INTERMEDIATE, BV_CONFIG_MAX_LAYERS,
+                              BV_CONFIG_MAX_HEADS, BV_CONFIG_MAX_HEADS, 1e12, 1.0, BV_CONFIG_MAX_VOCAB, false,
+                              BV_CONFIG_MAX_POSITIONS, BV_ACT_RELU2};
+    c.vision_feature_layer = -BV_CONFIG_MAX_LAYERS;
+    c.image_token_index = BV_CONFIG_MAX_VOCAB - 1;
+    c.proprio_token_index = BV_CONFIG_MAX_VOCAB - 2;
+    c.proprio_dim = c.action_dim = c.num_actions_chunk = BV_CONFIG_MAX_ACTION;
+    c.action_head_num_blocks = BV_CONFIG_MAX_HEAD_BLOCKS;
+    if (bv_config_validate(&c, "maxima") != BV_OK) fail_msg("%s", bv_error_msg());
+    assert_int_equal(bv_config_vision_patches(&c), 1 << 28);
+    assert_int_equal(bv_config_action_tokens(&c), 1 << 24);
+    /* and its JSON parses back to the same config */
+    char *js = bv_config_to_json(&c);
+    bv_vla_config d;
+    if (bv_config_parse(js, strlen(js), "maxima.json", true, &d) != BV_OK) fail_msg("%s", bv_error_msg());
+    assert_int_equal(d.text.vocab_size, BV_CONFIG_MAX_VOCAB);
+    free(js);
+}
+
+/* A config built in code gets the parser's checks: ranges before divisions (a zero head count is
+ * an error, not a SIGFPE), non-finite reals, unknown activations. */
+static void test_validate_in_memory(void **state) {
+    bv_vla_config c;
+    const char *needle;
+#define EXPECT_INVALID(stmt, want)                                                                                   \
+    do {                                                                                                               \
+        assert_int_equal(bv_config_preset("tiny", &c), BV_OK);                                                         \
+        stmt;                                                                                                          \
+        needle = want;                                                                                                 \
+        if (bv_config_validate(&c, "code") != BV_ERR_FORMAT || !strstr(bv_error_msg(), needle) ||                     \
+            strncmp(bv_error_msg(), "code: ", 6))                                                                      \
+            fail_msg("%s: expected an error naming '%s', got '%s'", #stmt, needle, bv_error_msg());                   \
+    } while (0)
+    EXPECT_INVALID(c.vision.num_attention_heads = 0, "'vision_config.num_attention_heads' must be in [1, 1024], got 0");
+    EXPECT_INVALID(c.text.num_attention_heads = 0, "'text_config.num_attention_heads' must be in [1, 1024], got 0");
+    EXPECT_INVALID(c.text.num_key_value_heads = -1, "'text_config.num_key_value_heads' must be in [1, 1024]");
+    EXPECT_INVALID(c.vision.patch_size = 0, "'vision_config.patch_size' must be in [1, 1024], got 0");
+    EXPECT_INVALID(c.text.hidden_size = INT_MAX, "'text_config.hidden_size' must be in [1, 65536], got 2147483647");
+    EXPECT_INVALID(c.text.vocab_size = INT64_MAX, "'text_config.vocab_size' must be in [1, 2147483648]");
+    EXPECT_INVALID(c.vision.image_size = -56, "'vision_config.image_size' must be in [1, 16384], got -56");
+    EXPECT_INVALID(c.action_dim = 1 << 20, "'action_dim' must be in [1, 4096], got 1048576");
+    EXPECT_INVALID(c.text.rms_norm_eps = NAN, "'text_config.rms_norm_eps' must be a number in (0, 1]");
+    EXPECT_INVALID(c.text.rope_theta = -1, "'text_config.rope_theta' must be a number in (0, 1e+12]");
+    EXPECT_INVALID(c.vision.hidden_act = (bv_act)99, "'vision_config.hidden_act' is not a known activation");
+    EXPECT_INVALID(c.image_token_index = -1, "'image_token_index' must be in [0, 2147483647], got -1");
+#undef EXPECT_INVALID
+}
+
+/* A tower alone needs only its section: a config with an empty text part validates for the
+ * vision section and fails for the whole model, naming the first text key. */
+static void test_validate_sections(void **state) {
+    bv_vla_config c;
+    assert_int_equal(bv_config_preset("tiny", &c), BV_OK);
+    memset(&c.text, 0, sizeof c.text);
+    assert_int_equal(bv_config_validate_sections(&c, BV_CONFIG_VISION, "tower"), BV_OK);
+    assert_int_equal(bv_config_validate_sections(&c, BV_CONFIG_TEXT, "tower"), BV_ERR_FORMAT);
+    bv_test_expect_in(bv_error_msg(), "tower: 'text_config.hidden_size' must be in [1, 65536], got 0");
+    assert_int_equal(bv_config_validate(&c, "tower"), BV_ERR_FORMAT);
+    /* an LLM alone with a one-row vocabulary: the token ids of the VLA are not its business */
+    assert_int_equal(bv_config_preset("tiny", &c), BV_OK);
+    c.text.vocab_size = 1;
+    memset(&c.vision, 0, sizeof c.vision);
+    assert_int_equal(bv_config_validate_sections(&c, BV_CONFIG_TEXT, "llm"), BV_OK);
+    assert_int_equal(bv_config_validate_sections(&c, BV_CONFIG_TEXT | BV_CONFIG_JOINT, "llm"), BV_ERR_FORMAT);
+    bv_test_expect_in(bv_error_msg(), "must be < text_config.vocab_size 1");
+}
+
 static void test_presets_and_round_trip(void **state) {
     const char *names[] = {"bitvla-2b", "tiny"};
     for (int i = 0; i < 2; i++) {
@@ -130,6 +269,11 @@ int main(void) {
         cmocka_unit_test(test_parse_good_and_defaults),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_strict_mode_catches_typos),
+        cmocka_unit_test(test_head_dim_no_overflow),
+        cmocka_unit_test(test_integer_ranges),
+        cmocka_unit_test(test_maxima_validate),
+        cmocka_unit_test(test_validate_in_memory),
+        cmocka_unit_test(test_validate_sections),
         cmocka_unit_test(test_presets_and_round_trip),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

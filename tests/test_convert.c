@@ -1035,7 +1035,7 @@ static void test_write_failure(void **state) {
         const char *images, *per_shard;
     } cases[] = {{8, "jpeg", "64"}, {40, "jpeg", "1"}, {100, "jpeg", "1"}, {256, "jpeg", "64"}, {256, "raw", "64"}};
     for (size_t i = 0; i < BV_ARRAY_LEN(cases); i++) {
-        char *argv[] = {"bitvla", "convert", "rlds", (char *)bv_shared_path(BRIDGE), "--schema", "bridge", "--out", out,
+        char *argv[] = {"bitvla", "convert", "rlds", (char *)bv_fixture_path(BRIDGE), "--schema", "bridge", "--out", out,
                         "--images", (char *)cases[i].images, "--episodes-per-shard", (char *)cases[i].per_shard, NULL};
         int status = run_limited(argv, cases[i].kb << 10, buf, sizeof buf);
         if (getenv("BV_TEST_VERBOSE")) printf("    %s", buf);
@@ -1063,7 +1063,7 @@ static void test_force_keeps_old(void **state) {
     bv_convert_opts o = opts(out);
     o.max_episodes = 3;
     o.episodes_per_shard = 1;
-    if (bv_convert_rlds(bv_shared_path(BRIDGE), &s, &o)) fail_msg("%s", bv_error_msg());
+    if (bv_convert_rlds(bv_fixture_path(BRIDGE), &s, &o)) fail_msg("%s", bv_error_msg());
     bv_schema_free(&s);
     snprintf(p, sizeof p, "%s/manifest.json", out);
     json_t *m = load_json(p);
@@ -1245,7 +1245,7 @@ static void test_libero_inputs(void **state) {
         bv_test_expect_in(bv_error_msg(), "dataset name");
         bv_schema s;
         assert_int_equal(bv_schema_load(&s, "bridge"), BV_OK);
-        assert_int_equal(bv_convert_rlds(bv_shared_path(BRIDGE), &s, &o), BV_ERR_ARG);
+        assert_int_equal(bv_convert_rlds(bv_fixture_path(BRIDGE), &s, &o), BV_ERR_ARG);
         bv_schema_free(&s);
         snprintf(args, sizeof args, "convert libero-hdf5 %s --out %s --name '%s'", A, bv_test_path("li_name"), bad[i]);
         assert_int_equal(run(args, buf, sizeof buf), 2);

@@ -25,8 +25,7 @@
 #include "data/loader.h"
 #include "data/shards.h"
 #include "data/synth.h"
-#include "models/config.h"
-#include "models/vla.h"
+#include "models/build.h"
 #include "tests/util/testutil.h"
 
 #define N_EPS 6
@@ -392,26 +391,21 @@ static void test_batch_runs_tiny_model(void **state) {
     c.text.vocab_size = bv_tok_vocab_size(f->tok);
     c.image_token_index = bv_tok_token_id(f->tok, "<|image_pad|>");
     c.proprio_token_index = bv_tok_token_id(f->tok, "<proprio_pad>");
-    if (bv_config_validate(&c, "tiny+loader")) fail_msg("%s", bv_error_msg());
-    bv_params p;
-    bv_params_init(&p);
-    bv_vla m;
-    assert_int_equal(bv_vla_init(&m, &c, BV_VLA_ALL, &p), BV_OK);
-    bv_params_finalize(&p);
-    bv_vla_init_weights(&m, &p, 1);
+    bv_model model; /* validates the edited config */
+    bv_model_spec spec = {.config = "tiny+loader", .cfg = &c, .purpose = BV_MODEL_TRAIN, .seed = 1};
+    if (bv_model_build(&model, &spec) != BV_OK) fail_msg("%s", bv_error_msg());
     const bv_loader_batch *b = next_ok(l);
     bv_vla_batch vb = bv_loader_batch_vla(b);
-    if (bv_vla_batch_check(&m, &vb, BV_VLA_MODE_ACTION, "loader batch")) fail_msg("%s", bv_error_msg());
+    if (bv_vla_batch_check(&model.vla, &vb, BV_VLA_MODE_ACTION, "loader batch")) fail_msg("%s", bv_error_msg());
     bv_graph g;
     bv_graph_init(&g, 1 << 20);
-    bv_vla_out y = bv_vla_forward(&g, &p, &m, &vb, BV_VLA_MODE_ACTION);
+    bv_vla_out y = bv_vla_forward(&g, &model.params, &model.vla, &vb, BV_VLA_MODE_ACTION);
     assert_non_null(y.loss);
     double loss = bv_var_f32(y.loss)[0];
     assert_true(isfinite(loss) && loss > 0);
     bv_graph_backward(&g, y.loss);
     bv_graph_free(&g);
-    bv_vla_free(&m);
-    bv_params_free(&p);
+    bv_model_free(&model);
     bv_loader_free(l);
 }
 

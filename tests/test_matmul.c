@@ -151,7 +151,7 @@ static void test_param_grad_accumulation(void **state) {
     int64_t ws[2] = {3, 4}, bs[1] = {3};
     int iw = bv_params_add(&p, "layer.weight", 2, ws, true);
     int ib = bv_params_add(&p, "layer.bias", 1, bs, false);
-    bv_params_finalize(&p);
+    assert_int_equal(bv_params_finalize(&p), BV_OK);
     assert_int_equal(p.numel_trainable, 12);
     assert_null(bv_params_grad(&p, ib));
     bv_rng r = {6};

@@ -22,9 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "models/build.h"
 #include "models/harness.h"
-#include "models/vla.h"
-#include "models/weights.h"
 #include "tests/util/testutil.h"
 
 #define OUT_TOL 1e-4
@@ -103,16 +102,20 @@ static bv_vision_config siglip_cfg(int wbits, int abits) {
 
 static void run_siglip_case(const char *cs, int wbits, int abits, int vfl) {
     bv_vision_config vc = siglip_cfg(wbits, abits);
-    bv_params p;
-    bv_params_init(&p);
-    bv_siglip m;
-    assert_int_equal(bv_siglip_init(&m, &vc, vfl, &p, "vision_tower.vision_model."), BV_OK);
-    bv_params_finalize(&p);
+    bv_vla_config c; /* the tower alone: only vision_config is used (and validated) */
+    bv_config_defaults(&c);
+    c.vision = vc;
+    c.vision_feature_layer = vfl;
     char *wpath = fixture("models_siglip_weights.safetensors");
     bv_weights_report rep;
-    if (bv_weights_load(&p, wpath, NULL, &rep) != BV_OK) fail_msg("%s", bv_error_msg());
+    bv_model model;
+    bv_model_spec spec = {.config = "siglip test config", .cfg = &c, .parts = BV_VLA_VISION, .purpose = BV_MODEL_TRAIN,
+                          .weights = wpath, .report = &rep};
+    if (bv_model_build(&model, &spec) != BV_OK) fail_msg("%s", bv_error_msg());
+    bv_params *p = &model.params;
+    bv_siglip *m = &model.vla.vision;
     assert_int_equal(rep.layout, BV_WEIGHTS_SIGLIP);
-    assert_int_equal(rep.n_loaded, p.n);
+    assert_int_equal(rep.n_loaded, p->n);
     bv_weights_report_free(&rep);
 
     bv_fx fx;
@@ -121,11 +124,11 @@ static void run_siglip_case(const char *cs, int wbits, int abits, int vfl) {
     bv_graph_init(&g, 1 << 20);
     bv_tensor pix = bv_fx_get(&fx, "pixel_values", BV_DTYPE_F32);
     bv_var *layers[8];
-    bv_var *feat = bv_siglip_forward(&g, &p, &m, bv_var_leaf(&g, &pix, BV_DTYPE_F32, false), layers);
-    assert_int_equal(m.n_run, bv_siglip_layers_run(&vc, vfl));
+    bv_var *feat = bv_siglip_forward(&g, p, m, bv_var_leaf(&g, &pix, BV_DTYPE_F32, false), layers);
+    assert_int_equal(m->n_run, bv_siglip_layers_run(&vc, vfl));
     char key[64];
     bv_var *loss = NULL;
-    for (int l = 0; l < m.n_run; l++) {
+    for (int l = 0; l < m->n_run; l++) {
         snprintf(key, sizeof key, "%s.layer%d", cs, l);
         expect_fx(&fx, key, bv_var_f32(layers[l]), &layers[l]->val, OUT_TOL);
         snprintf(key, sizeof key, "dout%d", l);
@@ -134,14 +137,13 @@ static void run_siglip_case(const char *cs, int wbits, int abits, int vfl) {
     }
     snprintf(key, sizeof key, "%s.features", cs);
     expect_fx(&fx, key, bv_var_f32(feat), &feat->val, OUT_TOL);
-    assert_ptr_equal(feat, layers[m.n_run - 1]);
+    assert_ptr_equal(feat, layers[m->n_run - 1]);
     bv_graph_backward(&g, loss);
     snprintf(key, sizeof key, "%s.", cs);
-    expect_grads(&fx, &p, key, "vision_tower.", feat->val.shape[0] * feat->val.shape[1]);
+    expect_grads(&fx, p, key, "vision_tower.", feat->val.shape[0] * feat->val.shape[1]);
     bv_graph_free(&g);
     bv_fx_close(&fx);
-    bv_siglip_free(&m);
-    bv_params_free(&p);
+    bv_model_free(&model);
     free(wpath);
 }
 
@@ -163,18 +165,20 @@ static bv_text_config bitnet_cfg(void) {
 }
 
 static void run_bitnet_case(const char *cs, bool causal) {
-    bv_text_config tc = bitnet_cfg();
-    bv_params p;
-    bv_params_init(&p);
-    bv_bitnet m;
-    assert_int_equal(bv_bitnet_init(&m, &tc, &p, "language_model."), BV_OK);
-    assert_int_equal(m.lm_head, -1); /* tied */
-    bv_params_finalize(&p);
+    bv_vla_config c; /* the LLM alone: only text_config is used (and validated) */
+    bv_config_defaults(&c);
+    c.text = bitnet_cfg();
     char *wpath = fixture("models_bitnet_weights.safetensors");
     bv_weights_report rep;
-    if (bv_weights_load(&p, wpath, NULL, &rep) != BV_OK) fail_msg("%s", bv_error_msg());
+    bv_model model;
+    bv_model_spec spec = {.config = "bitnet test config", .cfg = &c, .parts = BV_VLA_LLM, .purpose = BV_MODEL_TRAIN,
+                          .weights = wpath, .report = &rep};
+    if (bv_model_build(&model, &spec) != BV_OK) fail_msg("%s", bv_error_msg());
+    bv_params *p = &model.params;
+    bv_bitnet *m = &model.vla.llm;
+    assert_int_equal(m->lm_head, -1); /* tied */
     assert_int_equal(rep.layout, BV_WEIGHTS_BITNET);
-    assert_int_equal(rep.n_loaded, p.n);
+    assert_int_equal(rep.n_loaded, p->n);
     bv_weights_report_free(&rep);
 
     bv_fx fx;
@@ -183,8 +187,8 @@ static void run_bitnet_case(const char *cs, bool causal) {
     bv_graph_init(&g, 1 << 20);
     bv_tensor ids = bv_fx_get(&fx, "input_ids", BV_DTYPE_I64);
     bv_tensor mask = bv_fx_get(&fx, "attention_mask", BV_DTYPE_U8);
-    bv_var *h = bv_bitnet_forward(&g, &p, &m, bv_bitnet_embed(&g, &p, &m, &ids), mask.data, causal, -1);
-    bv_var *lg = bv_bitnet_logits(&g, &p, &m, h);
+    bv_var *h = bv_bitnet_forward(&g, p, m, bv_bitnet_embed(&g, p, m, &ids), mask.data, causal, -1);
+    bv_var *lg = bv_bitnet_logits(&g, p, m, h);
     char key[64];
     snprintf(key, sizeof key, "%s.hidden", cs);
     expect_fx(&fx, key, bv_var_f32(h), &h->val, OUT_TOL);
@@ -192,11 +196,10 @@ static void run_bitnet_case(const char *cs, bool causal) {
     expect_fx(&fx, key, bv_var_f32(lg), &lg->val, OUT_TOL);
     bv_graph_backward(&g, seeded(&fx, &g, lg, "dlogits"));
     snprintf(key, sizeof key, "%s.", cs);
-    expect_grads(&fx, &p, key, "language_model.", ids.shape[0] * ids.shape[1]);
+    expect_grads(&fx, p, key, "language_model.", ids.shape[0] * ids.shape[1]);
     bv_graph_free(&g);
     bv_fx_close(&fx);
-    bv_bitnet_free(&m);
-    bv_params_free(&p);
+    bv_model_free(&model);
     free(wpath);
 }
 
@@ -481,37 +484,34 @@ static void lm_batch_make(lm_batch *b, const bv_vla_config *c, bv_rng *r) {
  * frozen LLM and connector; frozen parts get no gradient storage. Also: the tiny preset runs. */
 static void test_frozen_parts_pass_gradients(void **state) {
     (void)state;
-    bv_vla_config c;
-    assert_int_equal(bv_config_preset("tiny", &c), BV_OK);
-    bv_params p;
-    bv_params_init(&p);
-    bv_vla m;
-    assert_int_equal(bv_vla_init(&m, &c, BV_VLA_VLM, &p), BV_OK);
-    bv_params_set_trainable(&p, "language_model.", false);
-    bv_params_set_trainable(&p, "multi_modal_projector.", false);
-    bv_params_finalize(&p);
-    bv_vla_init_weights(&m, &p, 42);
+    const char *freeze[] = {"language_model.", "multi_modal_projector.", NULL};
+    bv_model model;
+    bv_model_spec spec = {.config = "tiny", .parts = BV_VLA_VLM, .purpose = BV_MODEL_TRAIN, .freeze = freeze, .seed = 42};
+    if (bv_model_build(&model, &spec) != BV_OK) fail_msg("%s", bv_error_msg());
+    const bv_vla_config c = model.vla.cfg;
+    bv_params *p = &model.params;
+    bv_vla *m = &model.vla;
     size_t nv = 0;
-    for (int i = 0; i < p.n; i++)
-        if (!strncmp(p.items[i].name, "vision_tower.", 13)) nv += (size_t)p.items[i].numel;
-    assert_int_equal(p.numel_trainable, nv);
+    for (int i = 0; i < p->n; i++)
+        if (!strncmp(p->items[i].name, "vision_tower.", 13)) nv += (size_t)p->items[i].numel;
+    assert_int_equal(p->numel_trainable, nv);
 
     bv_rng r = {7};
     lm_batch lb;
     lm_batch_make(&lb, &c, &r);
     bv_vla_batch b = {.input_ids = &lb.t_ids, .attention_mask = &lb.t_mask, .pixel_values = &lb.t_pix,
                       .labels = &lb.t_labels};
-    if (bv_vla_batch_check(&m, &b, BV_VLA_MODE_LM, "batch") != BV_OK) fail_msg("%s", bv_error_msg());
+    if (bv_vla_batch_check(m, &b, BV_VLA_MODE_LM, "batch") != BV_OK) fail_msg("%s", bv_error_msg());
     bv_graph g;
     bv_graph_init(&g, 1 << 20);
-    bv_vla_out y = bv_vla_forward(&g, &p, &m, &b, BV_VLA_MODE_LM);
+    bv_vla_out y = bv_vla_forward(&g, p, m, &b, BV_VLA_MODE_LM);
     assert_non_null(y.loss);
     double loss = bv_var_f32(y.loss)[0];
     assert_true(isfinite(loss) && loss > 0);
     bv_graph_backward(&g, y.loss);
-    for (int i = 0; i < p.n; i++) {
-        const bv_param *q = &p.items[i];
-        float *gr = bv_params_grad(&p, i);
+    for (int i = 0; i < p->n; i++) {
+        const bv_param *q = &p->items[i];
+        float *gr = bv_params_grad(p, i);
         if (!q->trainable) {
             assert_null(gr);
             continue;
@@ -524,8 +524,7 @@ static void test_frozen_parts_pass_gradients(void **state) {
     }
     bv_graph_free(&g);
     free(lb.pix);
-    bv_vla_free(&m);
-    bv_params_free(&p);
+    bv_model_free(&model);
 }
 
 /* ---- sizes ---- */
@@ -534,30 +533,27 @@ static void test_frozen_parts_pass_gradients(void **state) {
  * the vision-language part (spec section 1), without allocating them (no finalize). */
 static void test_full_size_parameter_count(void **state) {
     (void)state;
-    bv_vla_config c;
-    assert_int_equal(bv_config_preset("bitvla-2b", &c), BV_OK);
     for (int pass = 0; pass < 2; pass++) {
-        bv_params p;
-        bv_params_init(&p);
-        bv_vla m;
-        assert_int_equal(bv_vla_init(&m, &c, pass ? BV_VLA_ALL : BV_VLA_VLM, &p), BV_OK);
+        bv_model model;
+        bv_model_spec spec = {.config = "bitvla-2b", .parts = pass ? BV_VLA_ALL : BV_VLA_VLM, .purpose = BV_MODEL_SHAPES};
+        if (bv_model_build(&model, &spec) != BV_OK) fail_msg("%s", bv_error_msg());
+        const bv_params *p = &model.params; /* names and shapes only: nothing allocated */
         int64_t total = 0;
-        for (int i = 0; i < p.n; i++) total += p.items[i].numel;
+        for (int i = 0; i < p->n; i++) total += p->items[i].numel;
         if (!pass) {
             assert_int_equal(total, 3147925664LL);
-            assert_int_equal(p.n, 756);
+            assert_int_equal(p->n, 756);
         } else { /* + proprio projector (8*2560+2560 + 2560*2560+2560) + action head */
             int64_t D = 2560, I = 7 * D;
             int64_t extra = (8 * D + D + D * D + D) + (2 * I + I * D + D) + 2 * (2 * D + D * D + D) + 2 * D + 7 * D + 7;
             assert_int_equal(total, 3147925664LL + extra);
         }
-        assert_true(bv_params_find(&p, "vision_tower.vision_model.encoder.layers.25.mlp.fc2.bias") >= 0);
-        assert_true(bv_params_find(&p, "language_model.model.layers.29.self_attn.k_proj.weight") >= 0);
-        int k = bv_params_find(&p, "language_model.model.layers.0.self_attn.k_proj.weight");
-        assert_int_equal(p.items[k].shape[0], 640); /* 5 KV heads of 128 */
-        assert_true(bv_params_find(&p, "language_model.lm_head.weight") >= 0);
-        bv_vla_free(&m);
-        bv_params_free(&p);
+        assert_true(bv_params_find(p, "vision_tower.vision_model.encoder.layers.25.mlp.fc2.bias") >= 0);
+        assert_true(bv_params_find(p, "language_model.model.layers.29.self_attn.k_proj.weight") >= 0);
+        int k = bv_params_find(p, "language_model.model.layers.0.self_attn.k_proj.weight");
+        assert_int_equal(p->items[k].shape[0], 640); /* 5 KV heads of 128 */
+        assert_true(bv_params_find(p, "language_model.lm_head.weight") >= 0);
+        bv_model_free(&model);
     }
 }
 

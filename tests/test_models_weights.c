@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "models/vla.h"
+#include "models/build.h"
 #include "models/weights.h"
 #include "tests/util/testutil.h"
 
@@ -17,25 +17,15 @@ static int setup(void **state) { return bv_test_dir_make("weights"); }
 
 static int teardown(void **state) { return bv_test_dir_remove(); }
 
-typedef struct {
-    bv_params p;
-    bv_vla m;
-} model;
+typedef bv_model model;
 
+/* the tiny preset for inference (no gradients), random values of `seed` */
 static void model_make(model *x, unsigned parts, uint64_t seed) {
-    bv_vla_config c;
-    assert_int_equal(bv_config_preset("tiny", &c), BV_OK);
-    bv_params_init(&x->p);
-    assert_int_equal(bv_vla_init(&x->m, &c, parts, &x->p), BV_OK);
-    bv_params_set_trainable(&x->p, "", false);
-    bv_params_finalize(&x->p);
-    bv_vla_init_weights(&x->m, &x->p, seed);
+    bv_model_spec s = {.config = "tiny", .parts = parts, .purpose = BV_MODEL_INFER, .seed = seed};
+    if (bv_model_build(x, &s) != BV_OK) fail_msg("%s", bv_error_msg());
 }
 
-static void model_free(model *x) {
-    bv_vla_free(&x->m);
-    bv_params_free(&x->p);
-}
+static void model_free(model *x) { bv_model_free(x); }
 
 static void expect_same_values(const bv_params *a, const bv_params *b) {
     assert_int_equal(a->n, b->n);
@@ -84,16 +74,16 @@ static void test_f32_roundtrip(void **state) {
     model_make(&a, BV_VLA_ALL, 1);
     model_make(&b, BV_VLA_ALL, 2);
     const char *path = bv_test_path("model.safetensors");
-    assert_int_equal(bv_weights_save(&a.p, path, BV_DTYPE_F32, 0), BV_OK);
-    uint64_t v0 = b.p.version;
+    assert_int_equal(bv_weights_save(&a.params, path, BV_DTYPE_F32, 0), BV_OK);
+    uint64_t v0 = b.params.version;
     bv_weights_report r;
-    if (bv_weights_load(&b.p, path, NULL, &r) != BV_OK) fail_msg("%s", bv_error_msg());
+    if (bv_weights_load(&b.params, path, NULL, &r) != BV_OK) fail_msg("%s", bv_error_msg());
     assert_int_equal(r.layout, BV_WEIGHTS_LLAVA);
-    assert_int_equal(r.n_loaded, a.p.n);
+    assert_int_equal(r.n_loaded, a.params.n);
     assert_int_equal(r.n_missing + r.n_unexpected + r.n_bad + r.n_ignored, 0);
     assert_null(r.details);
-    assert_true(b.p.version > v0); /* caches see the new values */
-    expect_same_values(&a.p, &b.p);
+    assert_true(b.params.version > v0); /* caches see the new values */
+    expect_same_values(&a.params, &b.params);
     bv_weights_report_free(&r);
     model_free(&a);
     model_free(&b);
@@ -105,17 +95,17 @@ static void test_bf16_roundtrip(void **state) {
     model_make(&a, BV_VLA_ALL, 3);
     model_make(&b, BV_VLA_ALL, 4);
     const char *path = bv_test_path("bf16.safetensors");
-    assert_int_equal(bv_weights_save(&a.p, path, BV_DTYPE_BF16, 0), BV_OK);
+    assert_int_equal(bv_weights_save(&a.params, path, BV_DTYPE_BF16, 0), BV_OK);
     bv_st_file f;
     assert_int_equal(bv_st_open(&f, path), BV_OK);
-    assert_int_equal(f.n, a.p.n);
+    assert_int_equal(f.n, a.params.n);
     for (int i = 0; i < f.n; i++) assert_int_equal(f.entries[i].dtype, BV_DTYPE_BF16);
     assert_string_equal(bv_st_meta(&f, "format"), "pt");
     bv_st_close(&f);
-    if (bv_weights_load(&b.p, path, NULL, NULL) != BV_OK) fail_msg("%s", bv_error_msg());
-    for (size_t k = 0; k < a.p.numel_total; k++) /* the loaded value is the bf16 rounding, exactly */
-        a.p.values[k] = bv_bf16_to_f32(bv_f32_to_bf16(a.p.values[k]));
-    expect_same_values(&a.p, &b.p);
+    if (bv_weights_load(&b.params, path, NULL, NULL) != BV_OK) fail_msg("%s", bv_error_msg());
+    for (size_t k = 0; k < a.params.numel_total; k++) /* the loaded value is the bf16 rounding, exactly */
+        a.params.values[k] = bv_bf16_to_f32(bv_f32_to_bf16(a.params.values[k]));
+    expect_same_values(&a.params, &b.params);
     model_free(&a);
     model_free(&b);
 }
@@ -131,7 +121,7 @@ static void test_sharded(void **state) {
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     snprintf(index, sizeof index, "%s.index.json", path);
     uint64_t shard = 256 << 10; /* the tiny model is ~1.3 MB in F32: several shards */
-    assert_int_equal(bv_weights_save(&a.p, path, BV_DTYPE_F32, shard), BV_OK);
+    assert_int_equal(bv_weights_save(&a.params, path, BV_DTYPE_F32, shard), BV_OK);
     assert_int_equal(access(path, F_OK), -1); /* no single file */
     assert_int_equal(access(index, F_OK), 0);
     char first[700];
@@ -159,17 +149,17 @@ static void test_sharded(void **state) {
     for (int w = 0; w < 3; w++) {
         model_make(&b, BV_VLA_ALL, 6);
         bv_weights_report r;
-        if (bv_weights_load(&b.p, ways[w], NULL, &r) != BV_OK) fail_msg("%s: %s", ways[w], bv_error_msg());
+        if (bv_weights_load(&b.params, ways[w], NULL, &r) != BV_OK) fail_msg("%s: %s", ways[w], bv_error_msg());
         assert_int_equal(r.n_files, n_shards);
-        expect_same_values(&a.p, &b.p);
+        expect_same_values(&a.params, &b.params);
         bv_weights_report_free(&r);
         model_free(&b);
     }
     /* saving the single-file form removes the stale index, and the other way round */
-    assert_int_equal(bv_weights_save(&a.p, path, BV_DTYPE_F32, 0), BV_OK);
+    assert_int_equal(bv_weights_save(&a.params, path, BV_DTYPE_F32, 0), BV_OK);
     assert_int_equal(access(index, F_OK), -1);
     assert_int_equal(access(path, F_OK), 0);
-    assert_int_equal(bv_weights_save(&a.p, path, BV_DTYPE_F32, shard), BV_OK);
+    assert_int_equal(bv_weights_save(&a.params, path, BV_DTYPE_F32, shard), BV_OK);
     assert_int_equal(access(path, F_OK), -1);
 
     /* an index that promises a tensor its shard lacks */
@@ -188,7 +178,7 @@ static void test_sharded(void **state) {
     fputs(text, f);
     fclose(f);
     model_make(&b, BV_VLA_ALL, 6);
-    assert_int_equal(bv_weights_load(&b.p, index, NULL, NULL), BV_ERR_FORMAT);
+    assert_int_equal(bv_weights_load(&b.params, index, NULL, NULL), BV_ERR_FORMAT);
     assert_non_null(strstr(bv_error_msg(), "the index puts 'vision_tower.vision_model.ghost' in model-00001-of-"));
     model_free(&b);
     free(rest);
@@ -213,10 +203,10 @@ static void test_all_problems_in_one_message(void **state) {
     /* one missing and two unexpected tensors */
     static const char *extra[] = {"language_model.model.layers.7.mlp.up_proj.weight", "action_head.model.fc3.weight"};
     static const int64_t shapes[][2] = {{4, 4}, {7, 64}};
-    write_renamed(&a.p, path, drop_one_and_bad_shape, 2, extra, shapes);
-    float *before = bv_test_copy_f32(b.p.values, (int64_t)b.p.numel_total);
+    write_renamed(&a.params, path, drop_one_and_bad_shape, 2, extra, shapes);
+    float *before = bv_test_copy_f32(b.params.values, (int64_t)b.params.numel_total);
     bv_weights_report r;
-    bv_status st = bv_weights_load(&b.p, path, NULL, &r);
+    bv_status st = bv_weights_load(&b.params, path, NULL, &r);
     const char *msg = bv_error_msg();
     if (st != BV_ERR_FORMAT || !strstr(msg, path) || !strstr(msg, "1 missing") || !strstr(msg, "2 unexpected") ||
         !strstr(msg, "missing: language_model.model.layers.1.mlp.up_proj.weight [176, 64]") ||
@@ -227,7 +217,7 @@ static void test_all_problems_in_one_message(void **state) {
     assert_int_equal(r.n_unexpected, 2);
     assert_non_null(strstr(r.details, "action_head.model.fc3.weight"));
     bv_weights_report_free(&r);
-    bv_check_close_f32("store unchanged", b.p.values, before, (int64_t)b.p.numel_total, 0, 0);
+    bv_check_close_f32("store unchanged", b.params.values, before, (int64_t)b.params.numel_total, 0, 0);
 
     /* mis-shaped: the tiny connector's linear_1 is (64, 64); write one of (64, 32) */
     static const char *mis[] = {"multi_modal_projector.linear_1.weight"};
@@ -236,9 +226,9 @@ static void test_all_problems_in_one_message(void **state) {
     bv_params_init(&q);
     int64_t s1[1] = {64};
     bv_params_add(&q, "multi_modal_projector.linear_1.bias", 1, s1, false);
-    bv_params_finalize(&q);
+    assert_int_equal(bv_params_finalize(&q), BV_OK);
     write_renamed(&q, path, NULL, 1, mis, mshape);
-    st = bv_weights_load(&b.p, path, NULL, &r);
+    st = bv_weights_load(&b.params, path, NULL, &r);
     msg = bv_error_msg();
     if (st != BV_ERR_FORMAT ||
         !strstr(msg, "mis-shaped: multi_modal_projector.linear_1.weight: expected F32/BF16/F16 [64, 64], found F32 [64, 32]") ||
@@ -247,7 +237,7 @@ static void test_all_problems_in_one_message(void **state) {
     /* the mis-shaped parameter is not also reported missing */
     assert_null(strstr(r.details, "missing: multi_modal_projector.linear_1.weight"));
     bv_weights_report_free(&r);
-    bv_check_close_f32("store unchanged", b.p.values, before, (int64_t)b.p.numel_total, 0, 0);
+    bv_check_close_f32("store unchanged", b.params.values, before, (int64_t)b.params.numel_total, 0, 0);
     bv_params_free(&q);
     free(before);
     model_free(&a);
@@ -262,16 +252,16 @@ static void test_allow_missing_and_unexpected(void **state) {
     const char *path = bv_test_path("partial.safetensors");
     static const char *extra[] = {"language_model.model.layers.7.mlp.up_proj.weight"};
     static const int64_t shapes[][2] = {{4, 4}};
-    write_renamed(&a.p, path, drop_one_and_bad_shape, 1, extra, shapes);
-    int k = bv_params_find(&b.p, "language_model.model.layers.1.mlp.up_proj.weight");
-    float keep = bv_params_value(&b.p, k).data ? ((float *)bv_params_value(&b.p, k).data)[0] : 0;
+    write_renamed(&a.params, path, drop_one_and_bad_shape, 1, extra, shapes);
+    int k = bv_params_find(&b.params, "language_model.model.layers.1.mlp.up_proj.weight");
+    float keep = bv_params_value(&b.params, k).data ? ((float *)bv_params_value(&b.params, k).data)[0] : 0;
     bv_weights_opts o = {.allow_missing = true, .allow_unexpected = true};
     bv_weights_report r;
-    if (bv_weights_load(&b.p, path, &o, &r) != BV_OK) fail_msg("%s", bv_error_msg());
+    if (bv_weights_load(&b.params, path, &o, &r) != BV_OK) fail_msg("%s", bv_error_msg());
     assert_int_equal(r.n_missing, 1);
     assert_int_equal(r.n_unexpected, 1);
-    assert_int_equal(r.n_loaded, a.p.n - 1);
-    assert_true(((float *)bv_params_value(&b.p, k).data)[0] == keep); /* left as it was */
+    assert_int_equal(r.n_loaded, a.params.n - 1);
+    assert_true(((float *)bv_params_value(&b.params, k).data)[0] == keep); /* left as it was */
     bv_weights_report_free(&r);
     model_free(&a);
     model_free(&b);
@@ -297,11 +287,11 @@ static void test_llava_hf_layout(void **state) {
     model_make(&a, BV_VLA_ALL, 11);
     model_make(&b, BV_VLA_ALL, 12);
     const char *path = bv_test_path("hf.safetensors");
-    write_renamed(&a.p, path, to_llava_hf, 0, NULL, NULL);
+    write_renamed(&a.params, path, to_llava_hf, 0, NULL, NULL);
     bv_weights_report r;
-    if (bv_weights_load(&b.p, path, NULL, &r) != BV_OK) fail_msg("%s", bv_error_msg());
+    if (bv_weights_load(&b.params, path, NULL, &r) != BV_OK) fail_msg("%s", bv_error_msg());
     assert_int_equal(r.layout, BV_WEIGHTS_LLAVA_HF);
-    expect_same_values(&a.p, &b.p);
+    expect_same_values(&a.params, &b.params);
     bv_weights_report_free(&r);
     model_free(&a);
     model_free(&b);
@@ -324,15 +314,15 @@ static void test_standalone_towers(void **state) {
     model a, b;
     model_make(&a, BV_VLA_ALL, 13);
     model_make(&b, BV_VLA_ALL, 14);
-    const float *conn_before = bv_test_copy_f32(b.p.values + b.p.items[bv_params_find(&b.p, "multi_modal_projector.linear_1.weight")].offset, 64 * 64);
+    const float *conn_before = bv_test_copy_f32(b.params.values + b.params.items[bv_params_find(&b.params, "multi_modal_projector.linear_1.weight")].offset, 64 * 64);
     /* a full SiglipModel: text tower, logit scale/bias, post-layernorm and pooling head are ignored */
     const char *sp = bv_test_path("siglip.safetensors");
     static const char *sx[] = {"vision_model.post_layernorm.weight", "vision_model.head.probe", "text_model.embeddings.x",
                                "logit_scale"};
     static const int64_t ss[][2] = {{1, 64}, {1, 64}, {3, 3}, {1, 1}};
-    write_renamed(&a.p, sp, vision_only_standalone, 4, sx, ss);
+    write_renamed(&a.params, sp, vision_only_standalone, 4, sx, ss);
     bv_weights_report r;
-    if (bv_weights_load(&b.p, sp, NULL, &r) != BV_OK) fail_msg("%s", bv_error_msg());
+    if (bv_weights_load(&b.params, sp, NULL, &r) != BV_OK) fail_msg("%s", bv_error_msg());
     assert_int_equal(r.layout, BV_WEIGHTS_SIGLIP);
     assert_int_equal(r.n_ignored, 4);
     assert_int_equal(r.n_missing, 0); /* the other parts are not covered by a SigLIP file */
@@ -341,31 +331,31 @@ static void test_standalone_towers(void **state) {
     const char *bp = bv_test_path("bitnet.safetensors");
     static const char *bx[] = {"model.layers.0.self_attn.rotary_emb.inv_freq"};
     static const int64_t bs[][2] = {{1, 8}};
-    write_renamed(&a.p, bp, llm_only_standalone, 1, bx, bs);
-    if (bv_weights_load(&b.p, bp, NULL, &r) != BV_OK) fail_msg("%s", bv_error_msg());
+    write_renamed(&a.params, bp, llm_only_standalone, 1, bx, bs);
+    if (bv_weights_load(&b.params, bp, NULL, &r) != BV_OK) fail_msg("%s", bv_error_msg());
     assert_int_equal(r.layout, BV_WEIGHTS_BITNET);
     assert_int_equal(r.n_ignored, 1);
     bv_weights_report_free(&r);
-    for (int i = 0; i < a.p.n; i++) {
-        const char *nm = a.p.items[i].name;
+    for (int i = 0; i < a.params.n; i++) {
+        const char *nm = a.params.items[i].name;
         if (strncmp(nm, "vision_tower.", 13) && strncmp(nm, "language_model.", 15)) continue;
-        bv_check_close_f32(nm, bv_params_value(&b.p, i).data, bv_params_value(&a.p, i).data, a.p.items[i].numel, 0, 0);
+        bv_check_close_f32(nm, bv_params_value(&b.params, i).data, bv_params_value(&a.params, i).data, a.params.items[i].numel, 0, 0);
     }
     /* untouched: the connector */
-    bv_check_close_f32("connector", b.p.values + b.p.items[bv_params_find(&b.p, "multi_modal_projector.linear_1.weight")].offset,
+    bv_check_close_f32("connector", b.params.values + b.params.items[bv_params_find(&b.params, "multi_modal_projector.linear_1.weight")].offset,
                        conn_before, 64 * 64, 0, 0);
     free((void *)conn_before);
 
     /* a SigLIP with one layer more than the config (so400m's 27th): unexpected, named, with its shape */
     static const char *sx2[] = {"vision_model.encoder.layers.2.mlp.fc1.bias"};
     static const int64_t ss2[][2] = {{1, 128}};
-    write_renamed(&a.p, sp, vision_only_standalone, 1, sx2, ss2);
-    bv_status st = bv_weights_load(&b.p, sp, NULL, &r);
+    write_renamed(&a.params, sp, vision_only_standalone, 1, sx2, ss2);
+    bv_status st = bv_weights_load(&b.params, sp, NULL, &r);
     if (st != BV_ERR_FORMAT || !strstr(bv_error_msg(), "unexpected: vision_model.encoder.layers.2.mlp.fc1.bias F32 [1, 128]"))
         fail_msg("got %d: %s", st, bv_error_msg());
     bv_weights_report_free(&r);
     bv_weights_opts o = {.allow_unexpected = true};
-    assert_int_equal(bv_weights_load(&b.p, sp, &o, NULL), BV_OK);
+    assert_int_equal(bv_weights_load(&b.params, sp, &o, NULL), BV_OK);
     model_free(&a);
     model_free(&b);
 }
@@ -376,19 +366,19 @@ static void test_skip_and_has_prefix(void **state) {
     model_make(&a, BV_VLA_ALL, 15);
     model_make(&b, BV_VLA_VLM, 16); /* no proprio projector, no action head */
     const char *path = bv_test_path("full.safetensors");
-    assert_int_equal(bv_weights_save(&a.p, path, BV_DTYPE_F32, 0), BV_OK);
+    assert_int_equal(bv_weights_save(&a.params, path, BV_DTYPE_F32, 0), BV_OK);
     bool yes = false;
     assert_int_equal(bv_weights_has_prefix(path, NULL, "action_head.", &yes), BV_OK);
     assert_true(yes);
     assert_int_equal(bv_weights_has_prefix(path, NULL, "nothing.", &yes), BV_OK);
     assert_false(yes);
-    assert_int_equal(bv_weights_load(&b.p, path, NULL, NULL), BV_ERR_FORMAT); /* unexpected parts */
+    assert_int_equal(bv_weights_load(&b.params, path, NULL, NULL), BV_ERR_FORMAT); /* unexpected parts */
     static const char *const skip[] = {"proprio_projector.", "action_head.", NULL};
     bv_weights_opts o = {.skip_prefixes = skip};
     bv_weights_report r;
-    if (bv_weights_load(&b.p, path, &o, &r) != BV_OK) fail_msg("%s", bv_error_msg());
-    assert_int_equal(r.n_loaded, b.p.n);
-    assert_int_equal(r.n_ignored, a.p.n - b.p.n);
+    if (bv_weights_load(&b.params, path, &o, &r) != BV_OK) fail_msg("%s", bv_error_msg());
+    assert_int_equal(r.n_loaded, b.params.n);
+    assert_int_equal(r.n_ignored, a.params.n - b.params.n);
     bv_weights_report_free(&r);
     model_free(&a);
     model_free(&b);
@@ -404,9 +394,9 @@ static void test_unreadable_layouts(void **state) {
     bv_params_init(&q);
     int64_t s[1] = {3};
     bv_params_add(&q, "encoder.weight", 1, s, false);
-    bv_params_finalize(&q);
+    assert_int_equal(bv_params_finalize(&q), BV_OK);
     write_renamed(&q, path, NULL, 0, NULL, NULL);
-    assert_int_equal(bv_weights_load(&b.p, path, NULL, NULL), BV_ERR_FORMAT);
+    assert_int_equal(bv_weights_load(&b.params, path, NULL, NULL), BV_ERR_FORMAT);
     assert_non_null(strstr(bv_error_msg(), "cannot tell the checkpoint's layout"));
     assert_non_null(strstr(bv_error_msg(), "encoder.weight"));
     bv_params_free(&q);
@@ -417,15 +407,15 @@ static void test_unreadable_layouts(void **state) {
                            {"model.layers.0.mlp.up_proj.weight_scale", bv_tensor_make1(&scale, BV_DTYPE_F32, 1)}};
     const char *pk = bv_test_path("packed.safetensors");
     assert_int_equal(bv_st_save(pk, 2, items, 0, NULL), BV_OK);
-    assert_int_equal(bv_weights_load(&b.p, pk, NULL, NULL), BV_ERR_FORMAT);
+    assert_int_equal(bv_weights_load(&b.params, pk, NULL, NULL), BV_ERR_FORMAT);
     assert_non_null(strstr(bv_error_msg(), "packed ternary weights"));
     assert_non_null(strstr(bv_error_msg(), "found U8 [4, 4]"));
     /* a path that does not exist */
-    assert_int_equal(bv_weights_load(&b.p, bv_test_path("nope.safetensors"), NULL, NULL), BV_ERR_IO);
+    assert_int_equal(bv_weights_load(&b.params, bv_test_path("nope.safetensors"), NULL, NULL), BV_ERR_IO);
     assert_non_null(strstr(bv_error_msg(), "nope.safetensors"));
     /* save: wrong dtype or file name */
-    assert_int_equal(bv_weights_save(&b.p, bv_test_path("x.safetensors"), BV_DTYPE_I8, 0), BV_ERR_ARG);
-    assert_int_equal(bv_weights_save(&b.p, bv_test_path("x.bin"), BV_DTYPE_F32, 0), BV_ERR_ARG);
+    assert_int_equal(bv_weights_save(&b.params, bv_test_path("x.safetensors"), BV_DTYPE_I8, 0), BV_ERR_ARG);
+    assert_int_equal(bv_weights_save(&b.params, bv_test_path("x.bin"), BV_DTYPE_F32, 0), BV_ERR_ARG);
     model_free(&b);
 }
 
