@@ -1,0 +1,74 @@
+/* optim/adamw.h - AdamW (decoupled weight decay, bias correction) over the parameter store's flat
+ * gradient layout (src/params.h), with parameter groups, and global-norm gradient clipping.
+ *
+ * The update of PyTorch's torch.optim.AdamW (foreach=False, amsgrad=False, maximize=False), for
+ * parameter i of group g at step t (1-based, counted by the optimizer), lr_g = lr * lr_scale_g:
+ *   w <- w - lr_g * wd_g * w                  (decoupled weight decay, first)
+ *   m <- beta1 * m + (1 - beta1) * g
+ *   v <- beta2 * v + (1 - beta2) * g^2
+ *   w <- w - lr_g / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ * in fp32 as PyTorch computes it (docs/training.md says which steps are bit-identical to it).
+ *
+ * Groups: every trainable parameter belongs to exactly one group; a group has an LR scale (its
+ * peak LR over the base LR; the schedule's factor multiplies every group alike) and a weight decay.
+ * bv_adamw_assign builds the groups from name rules: a parameter goes to the first group one of
+ * whose prefixes starts its name, else to the default group; then parameters whose name contains
+ * a `no_decay` substring, or with fewer than 2 dimensions (norms, biases), get weight decay 0.
+ *
+ * State: the moments m and v are flat fp32 buffers in the gradient buffer's layout
+ * (numel_trainable), and the step count; that is the whole optimizer state (a checkpoint saves
+ * m, v and step; loading them resumes exactly).
+ * Owns: m, v and the per-parameter tables. Borrows the store.
+ * Must not: know about models, recipes or schedules (the caller passes the LR of each step).
+ */
+#ifndef BV_OPTIM_ADAMW_H
+#define BV_OPTIM_ADAMW_H
+
+#include "src/params.h"
+
+typedef struct {
+    const char *name;
+    const char *const *prefixes; /* NULL-terminated name prefixes */
+    double lr_scale;             /* group LR / base LR */
+    double weight_decay;         /* < 0: the optimizer's */
+} bv_adamw_group_rule;
+
+typedef struct {
+    double beta1, beta2, eps, weight_decay;
+    const char *const *no_decay; /* NULL-terminated name substrings with weight decay 0; NULL: none
+                                    (1-d parameters get none regardless) */
+    int n_rules;
+    const bv_adamw_group_rule *rules; /* groups beyond the default one */
+} bv_adamw_cfg;
+
+typedef struct {
+    bv_adamw_cfg cfg;            /* copied; strings borrowed from the caller */
+    const bv_params *p;
+    float *m, *v;                /* [numel_trainable] */
+    int64_t step;                /* steps taken */
+    int n_params;                /* trainable parameters */
+    int *param;                  /* [n_params] store index of each */
+    int *group;                  /* [n_params] group of each (0 = default, 1 + rule index) */
+    float *lr_scale, *wd;        /* [n_params] */
+} bv_adamw;
+
+/* The defaults: betas (0.9, 0.999), eps 1e-8, weight decay 0.01, no_decay {"norm", "bias", "embed"}. */
+void bv_adamw_cfg_default(bv_adamw_cfg *c);
+/* Assign the groups and allocate the zeroed moments. BV_ERR_ARG naming the rule when a group rule
+ * matches no trainable parameter; BV_ERR_NOMEM naming the bytes. */
+bv_status bv_adamw_init(bv_adamw *o, const bv_params *p, const bv_adamw_cfg *cfg);
+void bv_adamw_free(bv_adamw *o);
+/* One step with base LR `lr` and weight-decay factor `wd_scale` (1, or 0 after the stage-II
+ * switch) on the store's gradients; bumps the store's version. */
+void bv_adamw_step(bv_adamw *o, bv_params *p, double lr, double wd_scale);
+
+/* Global 2-norm of the first n gradients, accumulated in double in a fixed order (independent of
+ * the thread count). */
+double bv_grad_norm(const float *g, size_t n);
+/* Scale g by max_norm / (norm + 1e-6) when norm > max_norm (PyTorch clip_grad_norm_); returns
+ * whether it clipped. max_norm <= 0: off. */
+bool bv_grad_clip(float *g, size_t n, double norm, double max_norm);
+/* Index of the first non-finite gradient element (-1: all finite). */
+int64_t bv_grad_first_nonfinite(const float *g, size_t n);
+
+#endif

@@ -1,0 +1,40 @@
+/* metrics.h - a run's metrics as files people can look at: RUN_DIR/metrics.jsonl (one JSON object
+ * per line) and TensorBoard event files (src/tb_events.h) beside it.
+ *
+ * A record is a step and a set of named scalars (training: loss, lr, grad_norm, samples_per_s, ...;
+ * validation: val_l1, ...), written as {"step": N, "kind": "train", "loss": ..., ...} with the
+ * values printed with 17 significant digits (%.17g: they read back bit-identical), non-finite
+ * values as null. Every record is also a TensorBoard scalar "<kind>/<name>" at that step.
+ *
+ * Resume: bv_metrics_open with resume_step = S keeps the records of steps <= S and drops the
+ * rest (a run killed after its last checkpoint logged steps a resume will log again), rewriting
+ * metrics.jsonl atomically; TensorBoard gets a new event file (TensorBoard itself shows the newest
+ * value of a step).
+ * Owns: the open files. Must not: know what the metrics mean.
+ */
+#ifndef BV_METRICS_H
+#define BV_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "src/common.h"
+
+typedef struct bv_metrics bv_metrics;
+
+typedef struct {
+    const char *name;
+    double value;
+} bv_metric;
+
+/* Open (create) RUN_DIR/metrics.jsonl and, with tensorboard, a new event file in RUN_DIR.
+ * resume_step < 0: a new run (an existing metrics.jsonl is an error); else keep steps <= it. */
+bv_status bv_metrics_open(bv_metrics **out, const char *run_dir, bool tensorboard, int64_t resume_step);
+/* Append one record (flushed to the OS at once, so a kill loses nothing logged before it).
+ * `kind` e.g. "train" or "val". */
+bv_status bv_metrics_log(bv_metrics *m, int64_t step, const char *kind, int n, const bv_metric *values);
+/* fsync both files (before a checkpoint commits). */
+bv_status bv_metrics_sync(bv_metrics *m);
+void bv_metrics_close(bv_metrics *m);
+
+#endif
