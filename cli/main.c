@@ -12,6 +12,7 @@
 
 static const bv_cli_command k_commands[] = {
     {"version", "print the version and the build's libraries", bv_cmd_version},
+    {"train", "train a policy from a recipe (recipes/*.json), resumable exactly", bv_cmd_train},
     {"bench", "run a built-in benchmark (matmul, encoder)", bv_cmd_bench},
     {"convert", "convert a robot dataset (RLDS, LIBERO HDF5) into shards", bv_cmd_convert},
     {"synth", "write demonstrations of the built-in tabletop task as an RLDS dataset", bv_cmd_synth},

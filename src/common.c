@@ -53,6 +53,7 @@ const char *bv_status_name(bv_status st) {
     case BV_ERR_NOMEM: return "out of memory";
     case BV_ERR_UNSUPPORTED: return "unsupported";
     case BV_ERR_INTERNAL: return "internal error";
+    case BV_ERR_NONFINITE: return "non-finite values";
     }
     return "unknown error";
 }

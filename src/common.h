@@ -26,6 +26,7 @@ typedef enum {
     BV_ERR_NOMEM = 5,    /* allocation failed */
     BV_ERR_UNSUPPORTED = 6,
     BV_ERR_INTERNAL = 7,
+    BV_ERR_NONFINITE = 8, /* training diverged: NaN/Inf losses or gradients */
 } bv_status;
 
 /* Set the thread's error message (printf-style). Returns `st` so callers can write

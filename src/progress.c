@@ -1,6 +1,7 @@
 #include "src/progress.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,7 +36,7 @@ void bv_progress_init(bv_progress *p, const char *label, int64_t total, const ch
 
 static void render(bv_progress *p, int final) {
     double el = bv_time_now() - p->t0;
-    double rate = el > 0 ? (double)p->done / el : 0;
+    double rate = el > 0 ? (double)(p->done - p->start) / el : 0;
     char eta[32] = "", rbuf[48];
     if (p->total > 0 && !final && rate > 0) {
         char h[24];
@@ -45,6 +46,8 @@ static void render(bv_progress *p, int final) {
         snprintf(eta, sizeof eta, "  in %s", bv_progress_hms(el, h, sizeof h));
     }
     snprintf(rbuf, sizeof rbuf, "%.*f %s/s", rate < 10 ? 2 : 1, rate, p->unit);
+    const char *sep = "", *psep = "";
+    if (p->extra[0]) sep = "  ", psep = ", ";
     if (p->tty) {
         char bar[32] = "";
         if (p->total > 0) {
@@ -55,18 +58,19 @@ static void render(bv_progress *p, int final) {
             bar[w + 2] = 0;
         }
         if (p->total > 0)
-            fprintf(p->f, "\r%s  %s  %lld/%lld %s  %s%s\033[K", p->label, bar, (long long)p->done, (long long)p->total,
-                    p->unit, rbuf, eta);
+            fprintf(p->f, "\r%s  %s  %lld/%lld %s  %s%s%s%s\033[K", p->label, bar, (long long)p->done,
+                    (long long)p->total, p->unit, p->extra, sep, rbuf, eta);
         else
-            fprintf(p->f, "\r%s  %lld %s  %s%s\033[K", p->label, (long long)p->done, p->unit, rbuf, eta);
+            fprintf(p->f, "\r%s  %lld %s  %s%s%s%s\033[K", p->label, (long long)p->done, p->unit, p->extra, sep, rbuf,
+                    eta);
         if (final) fputc('\n', p->f);
         p->drawn = !final;
     } else {
         if (p->total > 0)
-            fprintf(p->f, "%s: %lld/%lld %s (%.1f%%), %s%s\n", p->label, (long long)p->done, (long long)p->total,
-                    p->unit, 100.0 * (double)p->done / (double)p->total, rbuf, eta);
+            fprintf(p->f, "%s: %lld/%lld %s (%.1f%%), %s%s%s%s\n", p->label, (long long)p->done,
+                    (long long)p->total, p->unit, 100.0 * (double)p->done / (double)p->total, p->extra, psep, rbuf, eta);
         else
-            fprintf(p->f, "%s: %lld %s, %s%s\n", p->label, (long long)p->done, p->unit, rbuf, eta);
+            fprintf(p->f, "%s: %lld %s, %s%s%s%s\n", p->label, (long long)p->done, p->unit, p->extra, psep, rbuf, eta);
     }
     fflush(p->f);
 }
@@ -78,6 +82,17 @@ void bv_progress_update(bv_progress *p, int64_t done) {
     if (now - p->last < (p->tty ? 0.1 : p->interval)) return;
     p->last = now;
     render(p, 0);
+}
+
+void bv_progress_start_at(bv_progress *p, int64_t done) {
+    p->start = p->done = done;
+}
+
+void bv_progress_set_extra(bv_progress *p, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->extra, sizeof p->extra, fmt, ap);
+    va_end(ap);
 }
 
 void bv_progress_finish(bv_progress *p) {

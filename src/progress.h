@@ -23,11 +23,17 @@ typedef struct {
     double interval; /* seconds between plain lines */
     int tty, quiet, drawn;
     FILE *f;
+    int64_t start;   /* units done before this run (a resumed job): the rate counts from here */
+    char extra[128]; /* appended to the line, e.g. "loss 0.213  lr 3.0e-04" */
 } bv_progress;
 
 void bv_progress_init(bv_progress *p, const char *label, int64_t total, const char *unit);
 /* Set the number of units done; prints when the time has come. */
 void bv_progress_update(bv_progress *p, int64_t done);
+/* A resumed job: `done` units were done before; the rate and ETA count from there. */
+void bv_progress_start_at(bv_progress *p, int64_t done);
+/* Text appended to the line (printf format), e.g. the current loss; "" clears it. */
+void bv_progress_set_extra(bv_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Final line (always printed unless quiet), ends the redrawn line on a terminal. */
 void bv_progress_finish(bv_progress *p);
 /* Format seconds as "M:SS" or "H:MM:SS" into buf. */

@@ -1,0 +1,405 @@
+/* train.c - the training loop (recipes/train.h). */
+#include "recipes/train.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data/loader.h"
+#include "models/build.h"
+#include "optim/adamw.h"
+#include "optim/schedule.h"
+#include "src/atomic_file.h"
+#include "src/metrics.h"
+#include "src/progress.h"
+#include "src/tokenizer.h"
+
+typedef struct {
+    const bv_train_opts *o;
+    const bv_recipe *r;
+    bv_tok *tok;
+    bv_model model;
+    bv_loader *train;
+    bv_adamw opt;
+    bv_schedule sched;
+    bv_metrics *metrics;
+    bv_graph g;
+    bool graph_ready;
+    bv_trainer_state state;
+    char *recipe_json, *config_json, *stats_path;
+    int image_tokens;
+    FILE *log;
+} run;
+
+static char *path_join(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = bv_xmalloc(n);
+    snprintf(s, n, "%s/%s", a, b);
+    return s;
+}
+
+/* a new run needs an empty (or missing) run directory */
+static bv_status check_run_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return bv_atomic_dir_make(dir);
+        return bv_error_set(BV_ERR_IO, "%s: cannot open the run directory (%s)", dir, strerror(errno));
+    }
+    struct dirent *e;
+    const char *found = NULL;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            found = e->d_name;
+            break;
+        }
+    bv_status st = BV_OK;
+    if (found)
+        st = bv_error_set(BV_ERR_ARG, "%s: the run directory is not empty (it holds '%s'): give a new --out, or --resume %s "
+                          "to continue that run", dir, found, dir);
+    closedir(d);
+    return st;
+}
+
+/* the tokenizer's special ids must be the model's */
+static bv_status check_tokenizer(const run *R) {
+    const bv_vla_config *c = &R->model.vla.cfg;
+    int32_t img = bv_tok_token_id(R->tok, "<|image_pad|>"), pro = bv_tok_token_id(R->tok, "<proprio_pad>");
+    int32_t v = bv_tok_vocab_size(R->tok);
+    if (v > c->text.vocab_size || img != c->image_token_index || pro != c->proprio_token_index)
+        return bv_error_set(BV_ERR_ARG, "%s: tokenizer %s does not fit model config %s: vocabulary %d vs %lld, "
+                            "<|image_pad|> %d vs image_token_index %lld, <proprio_pad> %d vs proprio_token_index %lld",
+                            R->r->source, R->r->tokenizer, R->r->model.config, v, (long long)c->text.vocab_size, img,
+                            (long long)c->image_token_index, pro, (long long)c->proprio_token_index);
+    return BV_OK;
+}
+
+static bv_loader_opts loader_opts(const run *R, const char *dir, bool train) {
+    const bv_recipe *r = R->r;
+    bv_loader_opts lo;
+    bv_loader_opts_default(&lo);
+    lo.dir = dir;
+    lo.tok = R->tok;
+    lo.batch_size = r->micro_batch;
+    lo.rank = R->o->rank;
+    lo.world_size = R->o->world_size;
+    lo.seed = r->data.seed;
+    lo.train = train && r->data.augment;
+    lo.shuffle = train;
+    lo.drop_last = train;
+    lo.image_size = R->model.vla.cfg.vision.image_size;
+    lo.n_images = r->data.n_images;
+    lo.image_tokens = R->image_tokens;
+    lo.chunk = R->model.vla.cfg.num_actions_chunk;
+    lo.threads = r->data.threads;
+    lo.prefetch = r->data.prefetch;
+    lo.dataset_name = r->data.dataset_name;
+    return lo;
+}
+
+static bv_status build_model(run *R, const char *weights) {
+    const bv_recipe *r = R->r;
+    bv_model_spec spec = {.config = r->model.config,
+                          .purpose = BV_MODEL_TRAIN,
+                          .train = (const char *const *)r->model.train,
+                          .freeze = (const char *const *)r->model.freeze,
+                          .seed = r->model.seed,
+                          .weights = weights,
+                          .load = {.allow_missing = r->model.allow_missing}};
+    return bv_model_build(&R->model, &spec);
+}
+
+static bv_status build_optimizer(run *R) {
+    const bv_recipe *r = R->r;
+    bv_adamw_group_rule rules[BV_RECIPE_MAX_GROUPS];
+    for (int i = 0; i < r->optimizer.n_groups; i++) {
+        const bv_recipe_group *g = &r->optimizer.groups[i];
+        rules[i] = (bv_adamw_group_rule){.name = g->name,
+                                         .prefixes = (const char *const *)g->prefixes,
+                                         .lr_scale = g->lr / r->optimizer.lr,
+                                         .weight_decay = g->weight_decay};
+    }
+    bv_adamw_cfg c;
+    bv_adamw_cfg_default(&c);
+    c.beta1 = r->optimizer.beta1;
+    c.beta2 = r->optimizer.beta2;
+    c.eps = r->optimizer.eps;
+    c.weight_decay = r->optimizer.weight_decay;
+    c.no_decay = (const char *const *)r->optimizer.no_decay;
+    c.n_rules = r->optimizer.n_groups;
+    c.rules = rules;
+    bv_status st = bv_adamw_init(&R->opt, &R->model.params, &c);
+    if (st) return bv_error_prefix(st, "%s: optimizer: ", r->source);
+    R->sched = (bv_schedule){.kind = r->schedule.type,
+                             .warmup_steps = r->schedule.warmup_steps,
+                             .total_steps = r->steps,
+                             .min_lr_ratio = r->schedule.min_lr_ratio,
+                             .power = r->schedule.power,
+                             .weight_decay_off_step = r->schedule.weight_decay_off_step};
+    st = bv_schedule_check(&R->sched);
+    if (st) return bv_error_prefix(st, "%s: schedule: ", r->source);
+    return BV_OK;
+}
+
+/* mean L1 on normalised actions over the first validation.batches batches of the held-out set */
+static bv_status validate(run *R, double *l1) {
+    const bv_recipe *r = R->r;
+    bv_loader_opts lo = loader_opts(R, r->data.val_shards, false);
+    lo.epochs = 1;
+    bv_loader *l;
+    bv_status st = bv_loader_open(&l, &lo);
+    if (st) return bv_error_prefix(st, "validation: ");
+    double sum = 0;
+    int n = 0;
+    bv_graph_no_grad_begin(&R->g);
+    while (n < r->validation.batches) {
+        const bv_loader_batch *b;
+        if ((st = bv_loader_next(l, &b)) || !b) break;
+        bv_vla_batch vb = bv_loader_batch_vla(b);
+        if ((st = bv_vla_batch_check(&R->model.vla, &vb, BV_VLA_MODE_ACTION, r->data.val_shards))) break;
+        bv_graph_reset(&R->g);
+        bv_vla_out y = bv_vla_forward(&R->g, &R->model.params, &R->model.vla, &vb, BV_VLA_MODE_ACTION);
+        sum += (double)bv_var_f32(y.loss)[0];
+        n++;
+    }
+    bv_graph_no_grad_end(&R->g);
+    bv_loader_free(l);
+    *l1 = n ? sum / n : NAN;
+    return st;
+}
+
+static bv_status save(run *R, bv_train_result *res) {
+    if (R->o->rank != 0) return BV_OK;
+    bv_status st = bv_metrics_sync(R->metrics);
+    if (st) return st;
+    bv_ckpt_contents c = {.params = &R->model.params,
+                          .opt = &R->opt,
+                          .state = &R->state,
+                          .recipe_json = R->recipe_json,
+                          .config_json = R->config_json,
+                          .statistics_path = R->stats_path,
+                          .tokenizer_path = R->r->tokenizer};
+    st = bv_ckpt_save(R->o->run_dir, &c, R->r->checkpoint.keep);
+    if (!st) {
+        char *p = bv_ckpt_path(R->o->run_dir, R->state.step);
+        snprintf(res->checkpoint, sizeof res->checkpoint, "%s", p);
+        free(p);
+    }
+    return st;
+}
+
+/* name of the parameter holding gradient element k */
+static const char *grad_owner(const bv_params *p, int64_t k) {
+    for (int i = 0; i < p->n; i++)
+        if (p->items[i].trainable && (size_t)k >= p->items[i].offset &&
+            (size_t)k < p->items[i].offset + (size_t)p->items[i].numel)
+            return p->items[i].name;
+    return "?";
+}
+
+/* One optimizer step: accumulation micro-batches, reduction, guard, clip, update. */
+static bv_status step(run *R, double *loss_out, double *gnorm_out, double *lr_out, bool *skipped, char *why,
+                      size_t why_n) {
+    const bv_recipe *r = R->r;
+    bv_params *p = &R->model.params;
+    bv_status st = BV_OK;
+    double loss = 0;
+    const float seed = 1.0f / (float)r->accumulation;
+    bv_params_zero_grad(p);
+    for (int a = 0; a < r->accumulation; a++) {
+        const bv_loader_batch *b;
+        if ((st = bv_loader_next(R->train, &b))) return st;
+        if (!b) return bv_error_set(BV_ERR_INTERNAL, "the training data stream ended");
+        bv_vla_batch vb = bv_loader_batch_vla(b);
+        if ((st = bv_vla_batch_check(&R->model.vla, &vb, BV_VLA_MODE_ACTION, r->data.shards))) return st;
+        if (!R->graph_ready) {
+            bv_graph_init(&R->g, (size_t)bv_vla_plan_forward(&R->model.vla.cfg, &vb, BV_VLA_MODE_ACTION, true));
+            R->graph_ready = true;
+        }
+        bv_graph_reset(&R->g);
+        bv_vla_out y = bv_vla_forward(&R->g, p, &R->model.vla, &vb, BV_VLA_MODE_ACTION);
+        loss += (double)bv_var_f32(y.loss)[0] / r->accumulation;
+        bv_graph_backward_seed(&R->g, y.loss, &seed);
+        /* the next batch to load */
+        R->state.epoch = b->epoch;
+        R->state.batch = b->index + 1;
+        if (R->state.batch >= bv_loader_batches_per_epoch(R->train)) {
+            R->state.epoch++;
+            R->state.batch = 0;
+        }
+    }
+    R->state.samples += (int64_t)r->micro_batch * r->accumulation * R->o->world_size;
+    if (R->o->reduce && (st = R->o->reduce(R->o->reduce_ctx, p->grads, p->numel_trainable))) return st;
+    *loss_out = loss;
+    *lr_out = r->optimizer.lr * bv_schedule_lr_factor(&R->sched, R->state.step);
+    int64_t bad = bv_grad_first_nonfinite(p->grads, p->numel_trainable);
+    if (!isfinite(loss) || bad >= 0) {
+        *skipped = true;
+        *gnorm_out = NAN;
+        if (!isfinite(loss))
+            snprintf(why, why_n, "the loss is %g", loss);
+        else
+            snprintf(why, why_n, "the gradient of '%s' is %g", grad_owner(p, bad), (double)p->grads[bad]);
+        return BV_OK;
+    }
+    *skipped = false;
+    double norm = bv_grad_norm(p->grads, p->numel_trainable);
+    *gnorm_out = norm;
+    bv_grad_clip(p->grads, p->numel_trainable, norm, r->optimizer.clip_grad_norm);
+    bv_adamw_step(&R->opt, p, *lr_out, bv_schedule_wd_factor(&R->sched, R->state.step));
+    R->state.step++;
+    return BV_OK;
+}
+
+static bv_status setup(run *R, bv_train_result *res) {
+    const bv_train_opts *o = R->o;
+    const bv_recipe *r = R->r;
+    bv_status st;
+    char *ckpt = NULL;
+    if (o->resume) {
+        if ((st = bv_ckpt_latest(o->run_dir, &ckpt))) return st;
+        if ((st = bv_ckpt_read_state(ckpt, &R->state))) goto out;
+        if (R->state.step > r->steps) {
+            st = bv_error_set(BV_ERR_ARG, "%s: the checkpoint is at step %lld, beyond the recipe's 'steps' %lld", ckpt,
+                              (long long)R->state.step, (long long)r->steps);
+            goto out;
+        }
+    } else {
+        if ((st = check_run_dir(o->run_dir))) return st;
+        R->state.seed = r->seed;
+        R->state.data_seed = r->data.seed;
+        R->state.model_seed = r->model.seed;
+    }
+    if ((st = bv_train_prepare_data(r, R->log))) goto out;
+    if ((st = bv_tok_load(&R->tok, r->tokenizer))) goto out;
+    /* a resumed run loads everything from the checkpoint; a new one starts from init_from */
+    if ((st = build_model(R, o->resume ? NULL : r->model.init_from))) goto out;
+    if ((st = check_tokenizer(R))) goto out;
+    if (r->data.image_size && r->data.image_size != R->model.vla.cfg.vision.image_size) {
+        st = bv_error_set(BV_ERR_ARG, "%s: 'data.image_size' is %d but model %s takes %d x %d images", r->source,
+                          r->data.image_size, r->model.config, R->model.vla.cfg.vision.image_size,
+                          R->model.vla.cfg.vision.image_size);
+        goto out;
+    }
+    R->image_tokens = bv_config_vision_patches(&R->model.vla.cfg);
+    if ((st = build_optimizer(R))) goto out;
+    if (o->resume && (st = bv_ckpt_load(ckpt, &R->model.params, &R->opt))) goto out;
+    bv_loader_opts lo = loader_opts(R, r->data.shards, true);
+    lo.start_epoch = R->state.epoch;
+    lo.start_batch = R->state.batch;
+    if ((st = bv_loader_open(&R->train, &lo))) goto out;
+    R->stats_path = path_join(r->data.shards, "dataset_statistics.json");
+    R->recipe_json = bv_recipe_to_json(r);
+    R->config_json = bv_config_to_json(&R->model.vla.cfg);
+    if (o->rank == 0) {
+        char *rp = path_join(o->run_dir, "recipe.json");
+        st = bv_atomic_write_file(rp, R->recipe_json, strlen(R->recipe_json));
+        free(rp);
+        if (st) goto out;
+        if ((st = bv_metrics_open(&R->metrics, o->run_dir, r->logging.tensorboard, o->resume ? R->state.step : -1)))
+            goto out;
+    }
+    if (R->log) {
+        fprintf(R->log, "bitvla train: %s: model %s, %lld parameters (%lld trainable), %lld samples in %s\n", r->source,
+                r->model.config, (long long)R->model.params.numel_total, (long long)R->model.params.numel_trainable,
+                (long long)bv_loader_num_samples(R->train), r->data.shards);
+        fprintf(R->log, "bitvla train: global batch %d = micro-batch %d x accumulation %d x %d rank(s); %lld steps%s\n",
+                r->micro_batch * r->accumulation * o->world_size, r->micro_batch, r->accumulation, o->world_size,
+                (long long)r->steps, o->resume ? "" : "");
+        if (o->resume)
+            fprintf(R->log, "bitvla train: resuming from %s (step %lld)\n", ckpt, (long long)R->state.step);
+    }
+out:
+    (void)res;
+    free(ckpt);
+    return st;
+}
+
+static void teardown(run *R) {
+    if (R->graph_ready) bv_graph_free(&R->g);
+    bv_metrics_close(R->metrics);
+    bv_loader_free(R->train);
+    bv_adamw_free(&R->opt);
+    bv_model_free(&R->model);
+    bv_tok_free(R->tok);
+    free(R->recipe_json);
+    free(R->config_json);
+    free(R->stats_path);
+}
+
+bv_status bv_train_run(const bv_train_opts *o, bv_train_result *res) {
+    memset(res, 0, sizeof *res);
+    res->val_l1 = NAN;
+    res->loss = NAN;
+    run R = {.o = o, .r = o->recipe, .log = o->log};
+    const bv_recipe *r = o->recipe;
+    double t0 = bv_time_now();
+    bv_status st = setup(&R, res);
+    if (st) goto out;
+    int64_t end = r->steps;
+    if (o->stop_at > 0 && o->stop_at < end) end = o->stop_at;
+    bv_progress bar;
+    bv_progress_init(&bar, "train", r->steps, "steps");
+    bv_progress_start_at(&bar, R.state.step);
+    if (o->rank != 0) bar.quiet = 1;
+    char why[512] = "";
+    int64_t first_bad_step = -1;
+    while (R.state.step < end) {
+        double ts = bv_time_now(), loss, gnorm, lr;
+        bool skipped;
+        char w[512];
+        if ((st = step(&R, &loss, &gnorm, &lr, &skipped, w, sizeof w))) break;
+        double dt = bv_time_now() - ts;
+        double sps = (double)r->micro_batch * r->accumulation * o->world_size / (dt > 0 ? dt : 1e-9);
+        res->loss = loss;
+        if (skipped) {
+            R.state.skipped++;
+            if (R.state.nonfinite_in_row++ == 0) {
+                snprintf(why, sizeof why, "%s", w);
+                first_bad_step = R.state.step + 1;
+            }
+            if (R.log)
+                fprintf(R.log, "\nbitvla train: step %lld skipped: %s\n", (long long)R.state.step + 1, w);
+            if (R.state.nonfinite_in_row >= r->guard.max_nonfinite) {
+                st = bv_error_set(BV_ERR_NONFINITE, "%lld steps in a row had non-finite values (guard.max_nonfinite = %d); "
+                                  "the first, at step %lld: %s",
+                                  (long long)R.state.nonfinite_in_row, r->guard.max_nonfinite,
+                                  (long long)first_bad_step, why);
+                break;
+            }
+            continue;
+        }
+        R.state.nonfinite_in_row = 0;
+        int64_t s = R.state.step;
+        if (o->rank == 0 && (s % r->logging.every == 0 || s == end)) {
+            bv_metric m[] = {{"loss", loss},        {"lr", lr},
+                             {"grad_norm", gnorm},  {"samples_per_s", sps},
+                             {"epoch", (double)R.state.epoch}, {"skipped", (double)R.state.skipped}};
+            if ((st = bv_metrics_log(R.metrics, s, "train", (int)BV_ARRAY_LEN(m), m))) break;
+        }
+        bv_progress_set_extra(&bar, "loss %.4f  lr %.2e  %.1f samples/s", loss, lr, sps);
+        bv_progress_update(&bar, s);
+        bool last = s == end;
+        if (r->data.val_shards && r->validation.every > 0 && (s % r->validation.every == 0 || s == r->steps)) {
+            double l1;
+            if ((st = validate(&R, &l1))) break;
+            res->val_l1 = l1;
+            if (o->rank == 0) {
+                bv_metric m[] = {{"val_l1", l1}};
+                if ((st = bv_metrics_log(R.metrics, s, "val", 1, m))) break;
+            }
+        }
+        if ((r->checkpoint.every > 0 && s % r->checkpoint.every == 0) || last)
+            if ((st = save(&R, res))) break;
+    }
+    bv_progress_finish(&bar);
+out:
+    res->step = R.state.step;
+    res->skipped = R.state.skipped;
+    res->seconds = bv_time_now() - t0;
+    teardown(&R);
+    if (st) st = bv_error_prefix(st, "training %s into %s: ", r->source, o->run_dir);
+    return st;
+}
