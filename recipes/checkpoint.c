@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,17 @@
 #include "src/safetensors.h"
 
 #define CKPT_VERSION 1
+
+/* Fault injection for the kill tests (tests/test_train.c): BV_CKPT_KILL_AT=<stage> makes the process
+ * SIGKILL itself the BV_CKPT_KILL_NTH-th time (default the first) a save reaches that stage, as a
+ * `kill -9` at that moment would. */
+static void kill_point(const char *stage) {
+    static int reached;
+    const char *e = getenv("BV_CKPT_KILL_AT");
+    if (!e || strcmp(e, stage)) return;
+    const char *nth = getenv("BV_CKPT_KILL_NTH");
+    if (++reached >= (nth ? atoi(nth) : 1)) raise(SIGKILL);
+}
 
 static char *join(const char *a, const char *b) {
     size_t n = strlen(a) + strlen(b) + 2;
@@ -200,6 +212,7 @@ bv_status bv_ckpt_save(const char *run_dir, const bv_ckpt_contents *c, int keep)
                                      .what = "a checkpoint"};
     bv_status st = bv_atomic_dir_open(&d, path, &dopt);
     if (st) goto out;
+    kill_point("begin");
     char *f = join(d.tmp, "model.safetensors");
     st = bv_weights_save(c->params, f, BV_DTYPE_F32, BV_WEIGHTS_DEFAULT_SHARD_BYTES);
     free(f);
@@ -208,6 +221,7 @@ bv_status bv_ckpt_save(const char *run_dir, const bv_ckpt_contents *c, int keep)
         st = save_optimizer(f, c->params, c->opt);
         free(f);
     }
+    kill_point("weights");
     if (!st && c->recipe_json) st = write_text(d.tmp, "recipe.json", c->recipe_json);
     if (!st && c->config_json) st = write_text(d.tmp, "config.json", c->config_json);
     if (!st && c->statistics_path) {
@@ -229,10 +243,13 @@ bv_status bv_ckpt_save(const char *run_dir, const bv_ckpt_contents *c, int keep)
         bv_atomic_dir_abort(&d);
         goto out;
     }
+    kill_point("before-commit");
     st = bv_atomic_dir_commit(&d);
     if (st) goto out;
+    kill_point("before-latest");
     const char *name = strrchr(path, '/') + 1;
     st = set_latest(ck_dir, name);
+    kill_point("before-prune");
     if (!st) prune(run_dir, ck_dir, keep < 1 ? 1 : keep, c->state->step);
 out:
     if (st) st = bv_error_prefix(st, "saving checkpoint %s: ", path);

@@ -31,6 +31,7 @@ typedef struct {
     bv_trainer_state state;
     char *recipe_json, *config_json, *stats_path;
     int image_tokens;
+    double moments_bytes;
     FILE *log;
 } run;
 
@@ -45,7 +46,7 @@ static char *path_join(const char *a, const char *b) {
 static bv_status check_run_dir(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) {
-        if (errno == ENOENT) return bv_atomic_dir_make(dir);
+        if (errno == ENOENT) return BV_OK; /* made once the run is known to fit */
         return bv_error_set(BV_ERR_IO, "%s: cannot open the run directory (%s)", dir, strerror(errno));
     }
     struct dirent *e;
@@ -99,16 +100,34 @@ static bv_loader_opts loader_opts(const run *R, const char *dir, bool train) {
     return lo;
 }
 
-static bv_status build_model(run *R, const char *weights) {
+/* The model with its gradients; the AdamW moments (8 bytes per trainable parameter) are planned
+ * with it. `shapes`: only the plan, checked against the memory before any data is made or read. */
+static bv_status build_model(run *R, const char *weights, bool shapes) {
     const bv_recipe *r = R->r;
     bv_model_spec spec = {.config = r->model.config,
-                          .purpose = BV_MODEL_TRAIN,
+                          .purpose = shapes ? BV_MODEL_SHAPES : BV_MODEL_TRAIN,
                           .train = (const char *const *)r->model.train,
                           .freeze = (const char *const *)r->model.freeze,
                           .seed = r->model.seed,
                           .weights = weights,
                           .load = {.allow_missing = r->model.allow_missing}};
-    return bv_model_build(&R->model, &spec);
+    if (!shapes) {
+        spec.reserve_bytes = R->moments_bytes;
+        return bv_model_build(&R->model, &spec);
+    }
+    bv_model m;
+    bv_status st = bv_model_build(&m, &spec);
+    if (st) return st;
+    R->moments_bytes = 2.0 * m.grads_bytes;
+    char what[512];
+    snprintf(what, sizeof what,
+             "training model %s (%.2f GB of weights, %.2f GB of gradients, %.2f GB of AdamW moments, %.2f GB of "
+             "BitLinear caches, before activations; 'bitvla info --config %s' shows the plan per module)",
+             r->model.config, m.values_bytes / 1e9, m.grads_bytes / 1e9, R->moments_bytes / 1e9, m.cache_bytes / 1e9,
+             r->model.config);
+    st = bv_mem_check(bv_model_bytes(&m) + R->moments_bytes, what);
+    bv_model_free(&m);
+    return st;
 }
 
 static bv_status build_optimizer(run *R) {
@@ -272,10 +291,12 @@ static bv_status setup(run *R, bv_train_result *res) {
         R->state.data_seed = r->data.seed;
         R->state.model_seed = r->model.seed;
     }
+    if ((st = build_model(R, NULL, true))) goto out; /* fits? before any data is made or read */
     if ((st = bv_train_prepare_data(r, R->log))) goto out;
+    if (!o->resume && o->rank == 0 && (st = bv_atomic_dir_make(o->run_dir))) goto out;
     if ((st = bv_tok_load(&R->tok, r->tokenizer))) goto out;
     /* a resumed run loads everything from the checkpoint; a new one starts from init_from */
-    if ((st = build_model(R, o->resume ? NULL : r->model.init_from))) goto out;
+    if ((st = build_model(R, o->resume ? NULL : r->model.init_from, false))) goto out;
     if ((st = check_tokenizer(R))) goto out;
     if (r->data.image_size && r->data.image_size != R->model.vla.cfg.vision.image_size) {
         st = bv_error_set(BV_ERR_ARG, "%s: 'data.image_size' is %d but model %s takes %d x %d images", r->source,
