@@ -7,11 +7,13 @@
  *   m <- beta1 * m + (1 - beta1) * g
  *   v <- beta2 * v + (1 - beta2) * g^2
  *   w <- w - lr_g / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
- * in fp32 as PyTorch computes it (docs/training.md says which steps are bit-identical to it).
+ * in fp32 as PyTorch computes it: every Python scalar (1 - lr_g wd_g, beta1, 1 - beta1, ...) formed
+ * in double and rounded to float, the two moment updates fused as torch's AVX2 kernels fuse them;
+ * bit-identical to torch 1.13 on CPU (docs/optim.md says what exactly and how it is tested).
  *
  * Groups: every trainable parameter belongs to exactly one group; a group has an LR scale (its
  * peak LR over the base LR; the schedule's factor multiplies every group alike) and a weight decay.
- * bv_adamw_assign builds the groups from name rules: a parameter goes to the first group one of
+ * bv_adamw_init builds the groups from name rules: a parameter goes to the first group one of
  * whose prefixes starts its name, else to the default group; then parameters whose name contains
  * a `no_decay` substring, or with fewer than 2 dimensions (norms, biases), get weight decay 0.
  *
@@ -49,24 +51,30 @@ typedef struct {
     int n_params;                /* trainable parameters */
     int *param;                  /* [n_params] store index of each */
     int *group;                  /* [n_params] group of each (0 = default, 1 + rule index) */
-    float *lr_scale, *wd;        /* [n_params] */
+    double *lr_scale, *wd;       /* [n_params] group LR scale, weight decay (0: no decay); doubles,
+                                    as torch keeps them, so 1 - lr wd rounds as it does there */
 } bv_adamw;
 
 /* The defaults: betas (0.9, 0.999), eps 1e-8, weight decay 0.01, no_decay {"norm", "bias", "embed"}. */
 void bv_adamw_cfg_default(bv_adamw_cfg *c);
-/* Assign the groups and allocate the zeroed moments. BV_ERR_ARG naming the rule when a group rule
- * matches no trainable parameter; BV_ERR_NOMEM naming the bytes. */
+/* Assign the groups and allocate the zeroed moments (p finalized). BV_ERR_ARG naming the field
+ * when a hyperparameter is out of range (betas in [0, 1), eps >= 0, weight decay >= 0, a rule's
+ * lr_scale >= 0), naming the rule when a group rule matches no trainable parameter; BV_ERR_NOMEM
+ * naming the bytes. On error *o holds nothing (bv_adamw_free is harmless). */
 bv_status bv_adamw_init(bv_adamw *o, const bv_params *p, const bv_adamw_cfg *cfg);
 void bv_adamw_free(bv_adamw *o);
 /* One step with base LR `lr` and weight-decay factor `wd_scale` (1, or 0 after the stage-II
- * switch) on the store's gradients; bumps the store's version. */
+ * switch) on the store's gradients; bumps the store's version. p is the store given to init.
+ * Element-wise, OpenMP over the elements: the result does not depend on the thread count. */
 void bv_adamw_step(bv_adamw *o, bv_params *p, double lr, double wd_scale);
 
 /* Global 2-norm of the first n gradients, accumulated in double in a fixed order (independent of
  * the thread count). */
 double bv_grad_norm(const float *g, size_t n);
-/* Scale g by max_norm / (norm + 1e-6) when norm > max_norm (PyTorch clip_grad_norm_); returns
- * whether it clipped. max_norm <= 0: off. */
+/* Scale g by max_norm / (norm + 1e-6) when that is < 1 (PyTorch clip_grad_norm_, in fp32 as it
+ * computes it: c = (1 / ((float)norm + 1e-6f)) * (float)max_norm); returns whether it clipped.
+ * max_norm <= 0: off. A non-finite norm clips nothing (torch would turn every gradient into NaN;
+ * check bv_grad_first_nonfinite and skip the step instead). */
 bool bv_grad_clip(float *g, size_t n, double norm, double max_norm);
 /* Index of the first non-finite gradient element (-1: all finite). */
 int64_t bv_grad_first_nonfinite(const float *g, size_t n);

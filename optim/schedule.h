@@ -29,7 +29,7 @@ typedef struct {
 } bv_schedule;
 
 /* BV_ERR_ARG naming the field when a value is out of range (warmup in [0, total], total >= 1,
- * ratio in [0, 1], power > 0). */
+ * ratio in [0, 1], power finite and > 0 for the polynomial kind; other kinds ignore it). */
 bv_status bv_schedule_check(const bv_schedule *s);
 /* "constant", "cosine", "polynomial"; and back (-1 when unknown). */
 const char *bv_lr_kind_name(bv_lr_kind k);
