@@ -12,6 +12,7 @@
 #   build-fuzz/fuzz_tfrecord -max_total_time=60 build-fuzz/corpus_tfrecord fuzz/corpus/tfrecord
 #   build-fuzz/fuzz_tokenizer -dict=fuzz/tokenizer.dict -max_total_time=120 build-fuzz/corpus_tokenizer fuzz/corpus/tokenizer
 #   build-fuzz/fuzz_config -dict=fuzz/config.dict -max_total_time=120 build-fuzz/corpus_config fuzz/corpus/config
+#   build-fuzz/fuzz_recipe -dict=fuzz/recipe.dict -max_total_time=120 build-fuzz/corpus_recipe fuzz/corpus/recipe
 set -eu
 cd "$(dirname "$0")/.."
 CC=${CC:-clang}
@@ -39,4 +40,5 @@ build example data/example.c
 build tfrecord data/tfrecord.c data/example.c
 build tokenizer src/tokenizer.c $JSON $PCRE
 build config models/config.c $JSON
-echo "built $OUT/fuzz_safetensors $OUT/fuzz_example $OUT/fuzz_tfrecord $OUT/fuzz_tokenizer $OUT/fuzz_config"
+build recipe recipes/recipe.c data/synth_env.c data/render.c $JSON
+echo "built $OUT/fuzz_safetensors $OUT/fuzz_example $OUT/fuzz_tfrecord $OUT/fuzz_tokenizer $OUT/fuzz_config $OUT/fuzz_recipe"

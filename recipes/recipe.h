@@ -1,6 +1,6 @@
 /* recipes/recipe.h - a training recipe: one JSON file in recipes/ that says what model to train
  * from what, on what data, with what optimizer and schedule, for how long, and what to log and
- * keep (docs/training.md lists every key with its default).
+ * keep (docs/recipes.md lists every key with its type, default, range and meaning).
  *
  * File layout (every section optional except "model" and "data"; unknown keys and wrong types are
  * errors naming the file and the key path, e.g. "recipes/x.json: 'optimizer.betas[1]' must be a
@@ -31,9 +31,14 @@
  *   }
  * Paths are relative to the current directory (as every bitvla command takes them).
  *
- * Overrides: `--set key.path=value` (bv_recipe_override) edits the JSON before it is parsed; the
- * value is read as JSON when it parses as JSON (numbers, true/false/null, arrays, quoted strings)
- * and as a string otherwise; the key path must exist in the schema (a typo is an error naming it).
+ * Overrides: `--set key.path=value` (the `overrides` of bv_recipe_load) edit the JSON before it is
+ * parsed, in order; the value is read as JSON when it parses as JSON (numbers, true/false/null,
+ * arrays, objects, quoted strings) and as a string otherwise; the key path must exist in the
+ * schema (a typo is an error naming it); `[N]` indexes an array (N = its length appends), and
+ * objects missing (or null) on the way are made.
+ * Global batch = micro_batch x accumulation x ranks (the recipe does not know the ranks).
+ * Groups: a parameter joins the first group one of whose prefixes starts its name; the others use
+ * the optimizer's lr and weight_decay.
  *
  * Owns: every string and array of a bv_recipe (bv_recipe_free).
  * Must not: build models, open data or train: it only reads, checks and writes recipes.
@@ -52,13 +57,13 @@
 typedef struct {
     char *name;
     char **prefixes; /* NULL-terminated */
-    double lr;       /* absolute peak LR of the group */
+    double lr;       /* absolute peak LR of the group (absent in the file: optimizer.lr) */
     double weight_decay; /* < 0: the optimizer's */
 } bv_recipe_group;
 
 typedef struct {
     char *name;
-    char *source; /* the file it was read from ("<memory>" when parsed from text) */
+    char *source; /* the file it was read from (bv_recipe_parse: its label, "<memory>" when NULL) */
 
     struct {
         char *config;    /* preset name or config.json path */
@@ -124,17 +129,23 @@ typedef struct {
     } guard;
 } bv_recipe;
 
-/* Every default (the table above); strings NULL. */
+/* Every default (the table above); strings and string lists NULL (the parser fills in the
+ * default lists, such as optimizer.no_decay, when the file leaves them out). Allocates nothing. */
 void bv_recipe_defaults(bv_recipe *r);
 /* Read a recipe file, apply the overrides ("key.path=value", n of them) and check every value.
  * Errors (BV_ERR_IO / FORMAT / ARG) name the file and the key path. On error *r is zeroed. */
 bv_status bv_recipe_load(bv_recipe *r, const char *path, int n_overrides, const char *const *overrides);
-/* The same from JSON text; `label` names it in messages. */
+/* The same from JSON text; `label` names it in messages (NULL: "<memory>"); a recipe without
+ * "name" gets the label's file name without ".json". */
 bv_status bv_recipe_parse(bv_recipe *r, const char *json, size_t len, const char *label, int n_overrides,
                           const char *const *overrides);
 /* The resolved recipe (every key, defaults filled in) as JSON text, malloc'd; parsing it back
  * gives the same recipe. Saved in every checkpoint. */
 char *bv_recipe_to_json(const bv_recipe *r);
+/* Frees every string and list and zeroes *r (safe on a zeroed recipe). */
 void bv_recipe_free(bv_recipe *r);
+/* The i-th key path of the schema, in file order ("model.config", "optimizer.betas", then the keys
+ * of a group as "optimizer.groups[].lr"); NULL past the last. For docs checks and completion. */
+const char *bv_recipe_key(int i);
 
 #endif
