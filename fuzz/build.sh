@@ -36,7 +36,7 @@ build() {
 }
 build safetensors src/safetensors.c src/dtype.c src/tensor.c src/arena.c $JSON
 build example data/example.c
-build tfrecord data/tfrecord.c data/example.c
+build tfrecord data/tfrecord.c data/example.c src/crc32c.c
 build tokenizer src/tokenizer.c $JSON $PCRE
 build config models/config.c $JSON
 echo "built $OUT/fuzz_safetensors $OUT/fuzz_example $OUT/fuzz_tfrecord $OUT/fuzz_tokenizer $OUT/fuzz_config"
