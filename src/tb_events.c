@@ -97,7 +97,8 @@ static void put_int64(bv_tb_writer *w, int field, int64_t v) {
 }
 
 /* Field numbers of tensorboard/compat/proto/event.proto and summary.proto. */
-enum { EVENT_WALL_TIME = 1, EVENT_STEP = 2, EVENT_FILE_VERSION = 3, EVENT_SUMMARY = 5 };
+enum { EVENT_WALL_TIME = 1, EVENT_STEP = 2, EVENT_FILE_VERSION = 3, EVENT_SUMMARY = 5, EVENT_SESSION_LOG = 7 };
+enum { SESSION_LOG_STATUS = 1, SESSION_LOG_START = 1 };
 enum { SUMMARY_VALUE = 1 };
 enum { VALUE_TAG = 1, VALUE_SIMPLE_VALUE = 2 };
 
@@ -271,6 +272,16 @@ bv_status bv_tb_write_scalars(bv_tb_writer *w, double wall_time, int64_t step, i
 
 bv_status bv_tb_write_scalar(bv_tb_writer *w, double wall_time, int64_t step, const char *tag, float value) {
     return bv_tb_write_scalars(w, wall_time, step, 1, &tag, &value);
+}
+
+bv_status bv_tb_write_session_start(bv_tb_writer *w, double wall_time, int64_t step) {
+    BV_ASSERT(w && w->fp, "bv_tb_write_session_start on a closed writer");
+    w->len = 0;
+    put_double(w, EVENT_WALL_TIME, wall_time);
+    put_int64(w, EVENT_STEP, step);
+    const uint8_t status[2] = {SESSION_LOG_STATUS << 3 | WIRE_VARINT, SESSION_LOG_START};
+    put_len(w, EVENT_SESSION_LOG, status, sizeof status);
+    return write_record(w);
 }
 
 bv_status bv_tb_sync(bv_tb_writer *w) {

@@ -5,9 +5,10 @@
  * when that name is taken) is a sequence of TFRecord-framed records (src/crc32c.h):
  *     u64 length LE | u32 masked_crc32c(length bytes) | data | u32 masked_crc32c(data)
  * each holding one serialized `tensorboard.Event` (tensorboard/compat/proto/event.proto):
- *     Event   { double wall_time = 1; int64 step = 2; oneof { string file_version = 3;
- *               Summary summary = 5; } }
- *     Summary { repeated Value value = 1; }   Value { string tag = 1; float simple_value = 2; }
+ *     Event      { double wall_time = 1; int64 step = 2; oneof { string file_version = 3;
+ *                  Summary summary = 5; SessionLog session_log = 7; } }
+ *     Summary    { repeated Value value = 1; }   Value { string tag = 1; float simple_value = 2; }
+ *     SessionLog { SessionStatus status = 1; }    (START = 1)
  * (simple_value is a member of a oneof in the original, as are file_version and summary), encoded
  * by hand as protobuf's serializer does it: fields in number order; a plain proto3 field equal to
  * its default (all bits zero: step 0, wall_time +0.0, an empty tag) left out; a oneof member
@@ -47,6 +48,10 @@ const char *bv_tb_path(const bv_tb_writer *w);
 bv_status bv_tb_write_scalars(bv_tb_writer *w, double wall_time, int64_t step, int n, const char *const *tags,
                               const float *values);
 bv_status bv_tb_write_scalar(bv_tb_writer *w, double wall_time, int64_t step, const char *tag, float value);
+/* A SessionLog START event at `step`: the run restarted there (a resume from a checkpoint). Points
+ * an earlier file holds at steps >= `step` were logged by the killed run; TensorBoard drops them
+ * (its Python loader on this event, its data server when a tag's step goes back). */
+bv_status bv_tb_write_session_start(bv_tb_writer *w, double wall_time, int64_t step);
 
 /* Flush and fsync the file. */
 bv_status bv_tb_sync(bv_tb_writer *w);

@@ -27,7 +27,7 @@ typedef struct {
 typedef struct {
     double wall;
     int64_t step;
-    int n; /* -1: the file_version event */
+    int n; /* -1: the file_version event; -2: a SessionLog START */
     scalar v[3];
 } event;
 
@@ -35,8 +35,8 @@ static char g_long_tag[201];
 
 static const event *events(int *n) {
     memset(g_long_tag, 't', 200);
-    static event ev[8];
-    const event e[8] = {
+    static event ev[10];
+    const event e[10] = {
         {1700000000.25, 0, -1, {{0}}},
         {1700000001.5, 1, 1, {{"train/loss", 2.5f}}},
         {1700000002.0, 2, 3, {{"train/loss", 1.25f}, {"train/lr", (float)3e-4}, {"train/grad_norm", (float)0.1}}},
@@ -45,9 +45,11 @@ static const event *events(int *n) {
         {0.0, -1, 2, {{g_long_tag, INFINITY}, {"train/\xc3\xa9t\xc3\xa9", -INFINITY}}},
         {1700000004.0, 5, 1, {{"train/nan", NAN}}},
         {1700000005.0, 6, 0, {{0}}},
+        {1700000006.5, 4, -2, {{0}}},
+        {1700000007.0, 4, 1, {{"train/loss", 0.875f}}},
     };
     memcpy(ev, e, sizeof e);
-    *n = 8;
+    *n = 10;
     return ev;
 }
 
@@ -57,6 +59,10 @@ static void write_events(const char *path) {
     bv_tb_writer *w;
     if (bv_tb_open_path(&w, path, ev[0].wall)) fail_msg("%s", bv_error_msg());
     for (int i = 1; i < n; i++) {
+        if (ev[i].n == -2) {
+            if (bv_tb_write_session_start(w, ev[i].wall, ev[i].step)) fail_msg("%s", bv_error_msg());
+            continue;
+        }
         const char *tags[3];
         float vals[3];
         for (int k = 0; k < ev[i].n; k++) {
@@ -129,7 +135,7 @@ typedef struct {
     double wall;
     int64_t step;
     char version[32];
-    int has_summary, n;
+    int has_summary, n, session_status;
     char tags[4][256];
     float values[4];
 } decoded;
@@ -179,6 +185,11 @@ static void decode_event(const uint8_t *p, size_t n, decoded *d) {
             cursor s = get_len(&c);
             assert_true(s.end - s.p < 32);
             memcpy(d->version, s.p, (size_t)(s.end - s.p));
+        } else if (key == (7 << 3 | 2)) {
+            cursor s = get_len(&c);
+            assert_int_equal(get_varint(&s), 1 << 3 | 0);
+            d->session_status = (int)get_varint(&s);
+            assert_true(s.p == s.end);
         } else if (key == (5 << 3 | 2)) {
             d->has_summary = 1;
             cursor s = get_len(&c);
@@ -211,10 +222,16 @@ static void test_read_back(void **state) {
         decoded d;
         decode_event(b.data, b.len, &d);
         if (memcmp(&d.wall, &ev[i].wall, 8)) fail_msg("event %d: wall_time %.17g, wrote %.17g", i, d.wall, ev[i].wall);
-        if (ev[i].n < 0) {
+        if (ev[i].n == -1) {
             assert_string_equal(d.version, BV_TB_FILE_VERSION);
             assert_false(d.has_summary);
             assert_int_equal(d.step, 0);
+            continue;
+        }
+        if (ev[i].n == -2) {
+            assert_int_equal(d.session_status, 1); /* START */
+            assert_int_equal(d.step, ev[i].step);
+            assert_false(d.has_summary);
             continue;
         }
         assert_true(d.has_summary);

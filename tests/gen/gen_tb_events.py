@@ -17,7 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 OUT = os.path.join(REPO, "tests", "fixtures", "tb_events.bin")
 
-# (wall_time, step, [(tag, value), ...]); the first event is the file_version one (no step, no summary).
+# (wall_time, step, [(tag, value), ...]); the first event is the file_version one (no step, no summary),
+# values "START" a SessionLog START event (a restarted run: TensorBoard drops older points at steps
+# >= its step).
 # The cases: fields equal to their proto3 default left out (step 0, wall_time 0, value +0.0, empty
 # tag) while -0.0 is written; a negative step (a ten-byte varint); a step above 2^32; a tag longer
 # than 127 bytes (a two-byte length); a non-ASCII tag; inf and NaN; an empty summary; values that
@@ -31,6 +33,8 @@ EVENTS = [
     (0.0, -1, [("t" * 200, float("inf")), ("train/\u00e9t\u00e9", -float("inf"))]),
     (1700000004.0, 5, [("train/nan", float("nan"))]),
     (1700000005.0, 6, []),
+    (1700000006.5, 4, "START"),
+    (1700000007.0, 4, [("train/loss", 0.875)]),
 ]
 
 
@@ -69,6 +73,9 @@ def main():
         ev = pb.Event(wall_time=wall)
         if values is None:
             ev.file_version = "brain.Event:2"
+        elif values == "START":
+            ev.step = step
+            ev.session_log.status = pb.SessionLog.START
         else:
             ev.step = step
             ev.summary.SetInParent()
