@@ -29,5 +29,6 @@ int bv_cmd_forward(int argc, char **argv);
 int bv_cmd_info(int argc, char **argv);
 int bv_cmd_tokenize(int argc, char **argv);
 int bv_cmd_tokenizer(int argc, char **argv);
+int bv_cmd_plot(int argc, char **argv);
 
 #endif
