@@ -31,8 +31,11 @@ typedef struct {
     double value;
 } bv_metric;
 
-/* Open (create) RUN_DIR/metrics.jsonl and, with tensorboard, a new event file in RUN_DIR.
- * resume_step < 0: a new run (an existing metrics.jsonl is an error); else keep steps <= it. */
+/* Open (create) RUN_DIR/metrics.jsonl and, with tensorboard, a new event file in RUN_DIR (RUN_DIR
+ * and its parents are created when missing).
+ * resume_step < 0: a new run (an existing metrics.jsonl is BV_ERR_ARG, the file left alone); else
+ * keep steps <= it (a missing metrics.jsonl starts empty; a malformed line is BV_ERR_FORMAT naming
+ * the file and line, the file left alone). */
 bv_status bv_metrics_open(bv_metrics **out, const char *run_dir, bool tensorboard, int64_t resume_step);
 /* Append one record (flushed to the OS at once, so a kill loses nothing logged before it).
  * `kind` e.g. "train" or "val". */
