@@ -20,6 +20,7 @@ static const bv_cli_command k_commands[] = {
     {"info", "parameters and memory per module of a model config (training and deployment)", bv_cmd_info},
     {"tokenize", "text <-> token ids with a tokenizer.json (chat template, action prompt)", bv_cmd_tokenize},
     {"tokenizer", "train a small byte-level BPE tokenizer, or convert/edit a tokenizer.json", bv_cmd_tokenizer},
+    {"plot", "draw a run's training curves (metrics.jsonl) as a PNG", bv_cmd_plot},
 };
 
 static void usage(FILE *f) {

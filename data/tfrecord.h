@@ -1,4 +1,4 @@
-/* tfrecord.h - streaming reader and atomic writer of TFRecord files, and CRC-32C.
+/* tfrecord.h - streaming reader and atomic writer of TFRecord files (CRC-32C: src/crc32c.h).
  *
  * Framing (`../shared/spec/bitvla.md` section 6), all little-endian, per record:
  *     u64 length | u32 masked_crc32c(length bytes) | data[length] | u32 masked_crc32c(data)
@@ -26,14 +26,7 @@
 
 #include "src/atomic_file.h"
 #include "src/common.h"
-
-/* CRC-32C of n bytes, continuing from `crc` (start with 0). */
-uint32_t bv_crc32c(uint32_t crc, const void *data, size_t n);
-/* The portable table-driven path (bv_crc32c uses the SSE4.2 instruction where available); tests
- * compare the two. */
-uint32_t bv_crc32c_sw(uint32_t crc, const void *data, size_t n);
-/* TFRecord's masked CRC-32C of n bytes. */
-uint32_t bv_crc32c_masked(const void *data, size_t n);
+#include "src/crc32c.h" /* bv_crc32c, bv_crc32c_masked: the framing's checksums */
 
 /* Default upper bound on one record (the file size is always a bound too). */
 #define BV_TFR_DEFAULT_MAX_RECORD ((uint64_t)1 << 31)

@@ -37,7 +37,7 @@ build() {
 }
 build safetensors src/safetensors.c src/dtype.c src/tensor.c src/arena.c $JSON
 build example data/example.c
-build tfrecord data/tfrecord.c data/example.c
+build tfrecord data/tfrecord.c data/example.c src/crc32c.c
 build tokenizer src/tokenizer.c $JSON $PCRE
 build config models/config.c $JSON
 build recipe recipes/recipe.c data/synth_env.c data/render.c $JSON

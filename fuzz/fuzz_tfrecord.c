@@ -10,6 +10,7 @@
 
 #include "data/example.h"
 #include "data/tfrecord.h"
+#include "src/crc32c.h"
 
 static bv_example g_ex;
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "data/tfrecord.h"
+#include "src/crc32c.h"
 #include "tests/util/testutil.h"
 
 static int setup(void **state) { return bv_test_dir_make("tfr"); }
