@@ -64,9 +64,18 @@ static bv_status check_run_dir(const char *dir) {
     return st;
 }
 
-/* the tokenizer's special ids must be the model's */
-static bv_status check_tokenizer(const run *R) {
-    const bv_vla_config *c = &R->model.vla.cfg;
+/* A model trained from scratch takes the tokenizer's vocabulary and special ids (as HF's
+ * resize_token_embeddings would); one that starts from weights must already agree with it. */
+static bv_status fit_tokenizer(const run *R, bv_vla_config *c, bool from_scratch) {
+    if (from_scratch) {
+        c->text.vocab_size = bv_tok_vocab_size(R->tok);
+        c->image_token_index = bv_tok_token_id(R->tok, "<|image_pad|>");
+        c->proprio_token_index = bv_tok_token_id(R->tok, "<proprio_pad>");
+        if (c->image_token_index < 0 || c->proprio_token_index < 0)
+            return bv_error_set(BV_ERR_FORMAT, "%s: tokenizer %s has no <|image_pad|> / <proprio_pad> token (apply the "
+                                "BitVLA edits: 'bitvla tokenizer ... --bitvla')", R->r->source, R->r->tokenizer);
+        return bv_config_validate(c, R->r->model.config);
+    }
     int32_t img = bv_tok_token_id(R->tok, "<|image_pad|>"), pro = bv_tok_token_id(R->tok, "<proprio_pad>");
     int32_t v = bv_tok_vocab_size(R->tok);
     if (v > c->text.vocab_size || img != c->image_token_index || pro != c->proprio_token_index)
@@ -102,9 +111,10 @@ static bv_loader_opts loader_opts(const run *R, const char *dir, bool train) {
 
 /* The model with its gradients; the AdamW moments (8 bytes per trainable parameter) are planned
  * with it. `shapes`: only the plan, checked against the memory before any data is made or read. */
-static bv_status build_model(run *R, const char *weights, bool shapes) {
+static bv_status build_model(run *R, const bv_vla_config *cfg, const char *weights, bool shapes) {
     const bv_recipe *r = R->r;
     bv_model_spec spec = {.config = r->model.config,
+                          .cfg = cfg,
                           .purpose = shapes ? BV_MODEL_SHAPES : BV_MODEL_TRAIN,
                           .train = (const char *const *)r->model.train,
                           .freeze = (const char *const *)r->model.freeze,
@@ -172,18 +182,18 @@ static bv_status validate(run *R, double *l1) {
     if (st) return bv_error_prefix(st, "validation: ");
     double sum = 0;
     int n = 0;
-    bv_graph_no_grad_begin(&R->g);
     while (n < r->validation.batches) {
         const bv_loader_batch *b;
         if ((st = bv_loader_next(l, &b)) || !b) break;
         bv_vla_batch vb = bv_loader_batch_vla(b);
         if ((st = bv_vla_batch_check(&R->model.vla, &vb, BV_VLA_MODE_ACTION, r->data.val_shards))) break;
         bv_graph_reset(&R->g);
+        bv_graph_no_grad_begin(&R->g);
         bv_vla_out y = bv_vla_forward(&R->g, &R->model.params, &R->model.vla, &vb, BV_VLA_MODE_ACTION);
         sum += (double)bv_var_f32(y.loss)[0];
+        bv_graph_no_grad_end(&R->g);
         n++;
     }
-    bv_graph_no_grad_end(&R->g);
     bv_loader_free(l);
     *l1 = n ? sum / n : NAN;
     return st;
@@ -291,13 +301,22 @@ static bv_status setup(run *R, bv_train_result *res) {
         R->state.data_seed = r->data.seed;
         R->state.model_seed = r->model.seed;
     }
-    if ((st = build_model(R, NULL, true))) goto out; /* fits? before any data is made or read */
+    if ((st = build_model(R, NULL, NULL, true))) goto out; /* fits? before any data is made or read */
     if ((st = bv_train_prepare_data(r, R->log))) goto out;
     if (!o->resume && o->rank == 0 && (st = bv_atomic_dir_make(o->run_dir))) goto out;
     if ((st = bv_tok_load(&R->tok, r->tokenizer))) goto out;
+    /* the architecture: init_from's config.json when it has one (the weights define it, as HF's
+     * from_pretrained), else the recipe's model.config */
+    bv_vla_config cfg;
+    char *init_cfg = r->model.init_from ? path_join(r->model.init_from, "config.json") : NULL;
+    struct stat sb;
+    bool use_init_cfg = init_cfg && stat(init_cfg, &sb) == 0;
+    st = bv_config_load(use_init_cfg ? init_cfg : r->model.config, false, &cfg);
+    free(init_cfg);
+    if (st) goto out;
+    if ((st = fit_tokenizer(R, &cfg, !r->model.init_from))) goto out;
     /* a resumed run loads everything from the checkpoint; a new one starts from init_from */
-    if ((st = build_model(R, o->resume ? NULL : r->model.init_from, false))) goto out;
-    if ((st = check_tokenizer(R))) goto out;
+    if ((st = build_model(R, &cfg, o->resume ? NULL : r->model.init_from, false))) goto out;
     if (r->data.image_size && r->data.image_size != R->model.vla.cfg.vision.image_size) {
         st = bv_error_set(BV_ERR_ARG, "%s: 'data.image_size' is %d but model %s takes %d x %d images", r->source,
                           r->data.image_size, r->model.config, R->model.vla.cfg.vision.image_size,
@@ -368,8 +387,8 @@ bv_status bv_train_run(const bv_train_opts *o, bv_train_result *res) {
     char why[512] = "";
     int64_t first_bad_step = -1;
     while (R.state.step < end) {
-        double ts = bv_time_now(), loss, gnorm, lr;
-        bool skipped;
+        double ts = bv_time_now(), loss = NAN, gnorm = NAN, lr = 0;
+        bool skipped = false;
         char w[512];
         if ((st = step(&R, &loss, &gnorm, &lr, &skipped, w, sizeof w))) break;
         double dt = bv_time_now() - ts;
@@ -404,7 +423,7 @@ bv_status bv_train_run(const bv_train_opts *o, bv_train_result *res) {
         bv_progress_update(&bar, s);
         bool last = s == end;
         if (r->data.val_shards && r->validation.every > 0 && (s % r->validation.every == 0 || s == r->steps)) {
-            double l1;
+            double l1 = NAN;
             if ((st = validate(&R, &l1))) break;
             res->val_l1 = l1;
             if (o->rank == 0) {
