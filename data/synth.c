@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "src/atomic_file.h"
+#include "src/progress.h"
 #include "data/example.h"
 #include "data/tfrecord.h"
 
@@ -393,6 +394,9 @@ bv_status bv_synth_write_rlds(const char *out, const bv_synth_opts *o, bv_synth_
     int shard = -1;
     uint64_t bytes = 0;
     int64_t steps = 0, failed = 0;
+    bv_progress pr;
+    bv_progress_init(&pr, "synth", N, "episodes");
+    if (o->quiet) pr.quiet = 1;
     for (int64_t base = 0; base < N && !st; base += batch) {
         const int nb = (int)BV_MIN((int64_t)batch, N - base);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -443,9 +447,9 @@ bv_status bv_synth_write_rlds(const char *out, const bv_synth_opts *o, bv_synth_
             failed += fails[k];
         }
         for (int k = 0; k < nb; k++) bv_synth_episode_free(&eps[k]);
-        if (!o->quiet && !st) fprintf(stderr, "\rsynth: %" PRId64 "/%" PRId64 " episodes", BV_MIN(base + batch, N), N);
+        if (!st) bv_progress_update(&pr, BV_MIN(base + batch, N));
     }
-    if (!o->quiet) fprintf(stderr, "\n");
+    bv_progress_finish(&pr);
     if (shard >= 0) {
         if (st) bv_tfr_writer_abort(&w);
         else {

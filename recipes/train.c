@@ -172,6 +172,13 @@ static bv_status build_optimizer(run *R) {
     return BV_OK;
 }
 
+/* the graph, its arena sized by the plan of a training batch (it grows if a later batch needs more) */
+static void ensure_graph(run *R, const bv_vla_batch *vb) {
+    if (R->graph_ready) return;
+    bv_graph_init(&R->g, (size_t)bv_vla_plan_forward(&R->model.vla.cfg, vb, BV_VLA_MODE_ACTION, true));
+    R->graph_ready = true;
+}
+
 /* mean L1 on normalised actions over the first validation.batches batches of the held-out set */
 static bv_status validate(run *R, double *l1) {
     const bv_recipe *r = R->r;
@@ -187,6 +194,7 @@ static bv_status validate(run *R, double *l1) {
         if ((st = bv_loader_next(l, &b)) || !b) break;
         bv_vla_batch vb = bv_loader_batch_vla(b);
         if ((st = bv_vla_batch_check(&R->model.vla, &vb, BV_VLA_MODE_ACTION, r->data.val_shards))) break;
+        ensure_graph(R, &vb);
         bv_graph_reset(&R->g);
         bv_graph_no_grad_begin(&R->g);
         bv_vla_out y = bv_vla_forward(&R->g, &R->model.params, &R->model.vla, &vb, BV_VLA_MODE_ACTION);
@@ -243,10 +251,7 @@ static bv_status step(run *R, double *loss_out, double *gnorm_out, double *lr_ou
         if (!b) return bv_error_set(BV_ERR_INTERNAL, "the training data stream ended");
         bv_vla_batch vb = bv_loader_batch_vla(b);
         if ((st = bv_vla_batch_check(&R->model.vla, &vb, BV_VLA_MODE_ACTION, r->data.shards))) return st;
-        if (!R->graph_ready) {
-            bv_graph_init(&R->g, (size_t)bv_vla_plan_forward(&R->model.vla.cfg, &vb, BV_VLA_MODE_ACTION, true));
-            R->graph_ready = true;
-        }
+        ensure_graph(R, &vb);
         bv_graph_reset(&R->g);
         bv_vla_out y = bv_vla_forward(&R->g, p, &R->model.vla, &vb, BV_VLA_MODE_ACTION);
         loss += (double)bv_var_f32(y.loss)[0] / r->accumulation;
@@ -386,6 +391,13 @@ bv_status bv_train_run(const bv_train_opts *o, bv_train_result *res) {
     if (o->rank != 0) bar.quiet = 1;
     char why[512] = "";
     int64_t first_bad_step = -1;
+    /* the untrained model's validation L1: the curve's starting point */
+    if (R.state.step == 0 && r->data.val_shards && r->validation.every > 0) {
+        double l1 = NAN;
+        if ((st = validate(&R, &l1))) goto out;
+        bv_metric m[] = {{"val_l1", l1}};
+        if (o->rank == 0 && (st = bv_metrics_log(R.metrics, 0, "val", 1, m))) goto out;
+    }
     while (R.state.step < end) {
         double ts = bv_time_now(), loss = NAN, gnorm = NAN, lr = 0;
         bool skipped = false;

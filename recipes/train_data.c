@@ -1,6 +1,7 @@
 /* train_data.c - making a recipe's data when it is missing (bv_train_prepare_data, recipes/train.h):
  * the built-in tabletop task's demonstrations, converted to shards, and a tokenizer for them. */
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +22,21 @@ static bool is_converted(const char *dir) {
     char p[4096];
     snprintf(p, sizeof p, "%s/manifest.json", dir);
     return exists(p);
+}
+
+/* A converted directory this recipe made from its synth dataset `rlds_dir` earlier, with another
+ * episode count (the recipe changed since): it is remade. Converted data from anywhere else is
+ * never replaced. */
+static bool is_stale_synth(const char *dir, const char *rlds_dir, int episodes) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/manifest.json", dir);
+    json_t *m = json_load_file(p, 0, NULL);
+    if (!m) return false;
+    const char *src = json_string_value(json_object_get(json_object_get(m, "source"), "path"));
+    json_t *n = json_object_get(m, "num_episodes");
+    bool stale = src && !strcmp(src, rlds_dir) && json_is_integer(n) && json_integer_value(n) != episodes;
+    json_decref(m);
+    return stale;
 }
 
 /* synth `episodes` demonstrations with `seed` into rlds_dir, then convert them into shards_dir */
@@ -92,8 +108,19 @@ static bv_status make_tokenizer(const bv_recipe *r, FILE *log) {
 
 bv_status bv_train_prepare_data(const bv_recipe *r, FILE *log) {
     bv_status st = BV_OK;
-    bool need_train = !is_converted(r->data.shards);
-    bool need_val = r->data.val_shards && !is_converted(r->data.val_shards);
+    char base[4096];
+    if (r->data.synth_opts.rlds)
+        snprintf(base, sizeof base, "%s", r->data.synth_opts.rlds);
+    else
+        snprintf(base, sizeof base, "%s.rlds", r->data.shards);
+    char tdir[4200], vdir[4200];
+    snprintf(tdir, sizeof tdir, "%s/train", base);
+    snprintf(vdir, sizeof vdir, "%s/val", base);
+    bool need_train = !is_converted(r->data.shards) ||
+                      (r->data.synth && is_stale_synth(r->data.shards, tdir, r->data.synth_opts.episodes));
+    bool need_val = r->data.val_shards &&
+                    (!is_converted(r->data.val_shards) ||
+                     (r->data.synth && is_stale_synth(r->data.val_shards, vdir, r->data.synth_opts.val_episodes)));
     bool need_tok = !exists(r->tokenizer);
     if (!need_train && !need_val && !need_tok) return BV_OK;
     if (!r->data.synth) {
@@ -106,20 +133,11 @@ bv_status bv_train_prepare_data(const bv_recipe *r, FILE *log) {
                                 r->source, r->data.val_shards);
         return bv_error_set(BV_ERR_IO, "%s: 'tokenizer' %s does not exist", r->source, r->tokenizer);
     }
-    char base[4096];
-    if (r->data.synth_opts.rlds)
-        snprintf(base, sizeof base, "%s", r->data.synth_opts.rlds);
-    else
-        snprintf(base, sizeof base, "%s.rlds", r->data.shards);
-    char dir[4200];
-    if (need_train) {
-        snprintf(dir, sizeof dir, "%s/train", base);
-        st = make_shards(r, dir, r->data.shards, r->data.synth_opts.episodes, r->data.synth_opts.seed, log);
-    }
+    if (need_train)
+        st = make_shards(r, tdir, r->data.shards, r->data.synth_opts.episodes, r->data.synth_opts.seed, log);
     if (!st && need_val) {
-        snprintf(dir, sizeof dir, "%s/val", base);
         /* held-out episodes: scenes from another seed */
-        st = make_shards(r, dir, r->data.val_shards, r->data.synth_opts.val_episodes,
+        st = make_shards(r, vdir, r->data.val_shards, r->data.synth_opts.val_episodes,
                          r->data.synth_opts.seed + 0x9e3779b97f4a7c15ull, log);
     }
     if (!st && need_tok) {
