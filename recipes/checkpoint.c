@@ -252,7 +252,7 @@ bv_status bv_ckpt_save(const char *run_dir, const bv_ckpt_contents *c, int keep)
     kill_point("before-prune");
     if (!st) prune(run_dir, ck_dir, keep < 1 ? 1 : keep, c->state->step);
 out:
-    if (st) st = bv_error_prefix(st, "saving checkpoint %s: ", path);
+    if (st) st = bv_error_prefix(st, "saving checkpoint %s", path);
     free(ck_dir);
     free(path);
     return st;
@@ -382,6 +382,6 @@ bv_status bv_ckpt_load(const char *ckpt_dir, bv_params *p, bv_adamw *opt) {
         st = load_optimizer(f, p, opt);
         free(f);
     }
-    if (st) st = bv_error_prefix(st, "loading checkpoint %s: ", ckpt_dir);
+    if (st) st = bv_error_prefix(st, "loading checkpoint %s", ckpt_dir);
     return st;
 }

@@ -132,9 +132,9 @@ static bv_status build_model(run *R, const bv_vla_config *cfg, const char *weigh
     char what[512];
     snprintf(what, sizeof what,
              "training model %s (%.2f GB of weights, %.2f GB of gradients, %.2f GB of AdamW moments, %.2f GB of "
-             "BitLinear caches, before activations; 'bitvla info --config %s' shows the plan per module)",
+             "BitLinear caches, before activations; 'bitvla info --recipe %s' shows the plan per module)",
              r->model.config, m.values_bytes / 1e9, m.grads_bytes / 1e9, R->moments_bytes / 1e9, m.cache_bytes / 1e9,
-             r->model.config);
+             r->source);
     st = bv_mem_check(bv_model_bytes(&m) + R->moments_bytes, what);
     bv_model_free(&m);
     return st;
@@ -160,7 +160,7 @@ static bv_status build_optimizer(run *R) {
     c.n_rules = r->optimizer.n_groups;
     c.rules = rules;
     bv_status st = bv_adamw_init(&R->opt, &R->model.params, &c);
-    if (st) return bv_error_prefix(st, "%s: optimizer: ", r->source);
+    if (st) return bv_error_prefix(st, "%s: optimizer", r->source);
     R->sched = (bv_schedule){.kind = r->schedule.type,
                              .warmup_steps = r->schedule.warmup_steps,
                              .total_steps = r->steps,
@@ -168,7 +168,7 @@ static bv_status build_optimizer(run *R) {
                              .power = r->schedule.power,
                              .weight_decay_off_step = r->schedule.weight_decay_off_step};
     st = bv_schedule_check(&R->sched);
-    if (st) return bv_error_prefix(st, "%s: schedule: ", r->source);
+    if (st) return bv_error_prefix(st, "%s: schedule", r->source);
     return BV_OK;
 }
 
@@ -186,7 +186,7 @@ static bv_status validate(run *R, double *l1) {
     lo.epochs = 1;
     bv_loader *l;
     bv_status st = bv_loader_open(&l, &lo);
-    if (st) return bv_error_prefix(st, "validation: ");
+    if (st) return bv_error_prefix(st, "validation");
     double sum = 0;
     int n = 0;
     while (n < r->validation.batches) {
@@ -452,6 +452,6 @@ out:
     res->skipped = R.state.skipped;
     res->seconds = bv_time_now() - t0;
     teardown(&R);
-    if (st) st = bv_error_prefix(st, "training %s into %s: ", r->source, o->run_dir);
+    if (st) st = bv_error_prefix(st, "training %s into %s", r->source, o->run_dir);
     return st;
 }

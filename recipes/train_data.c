@@ -90,7 +90,7 @@ static bv_status make_tokenizer(const bv_recipe *r, FILE *log) {
     bv_tok *tok = NULL;
     bv_status st = bv_tok_train(&tok, text, n, &to);
     free(text);
-    if (st) return bv_error_prefix(st, "training a tokenizer for %s: ", r->tokenizer);
+    if (st) return bv_error_prefix(st, "training a tokenizer for %s", r->tokenizer);
     char *dir = bv_xstrdup(r->tokenizer);
     char *slash = strrchr(dir, '/');
     if (slash) {
@@ -146,6 +146,6 @@ bv_status bv_train_prepare_data(const bv_recipe *r, FILE *log) {
                                 r->source, r->tokenizer);
         st = make_tokenizer(r, log);
     }
-    if (st) st = bv_error_prefix(st, "preparing the data of %s: ", r->source);
+    if (st) st = bv_error_prefix(st, "preparing the data of %s", r->source);
     return st;
 }
