@@ -131,13 +131,13 @@ static void test_committed_recipes(void **state) {
     assert_string_equal(r.model.config, "tiny");
     assert_null(r.model.init_from);
     assert_true(r.data.synth);
-    assert_int_equal(r.data.synth_opts.episodes, 48);
-    assert_int_equal(r.data.synth_opts.val_episodes, 8);
+    assert_int_equal(r.data.synth_opts.episodes, 200);
+    assert_int_equal(r.data.synth_opts.val_episodes, 16);
     assert_int_equal(r.data.synth_opts.tokenizer_vocab, 500);
     assert_string_equal(r.data.synth_opts.rlds, "runs/data/tiny_synth/rlds");
     assert_int_equal(r.data.image_size, 56);
-    assert_int_equal(r.validation.every, 50);
-    assert_int_equal(r.validation.batches, 4);
+    assert_int_equal(r.validation.every, 200);
+    assert_int_equal(r.validation.batches, 8);
     bv_recipe_free(&r);
 }
 
