@@ -129,11 +129,13 @@ static bv_status build_model(run *R, const bv_vla_config *cfg, const char *weigh
     bv_status st = bv_model_build(&m, &spec);
     if (st) return st;
     R->moments_bytes = 2.0 * m.grads_bytes;
-    char what[512];
+    char what[768];
+    const double gib = 1073741824.0;
     snprintf(what, sizeof what,
-             "training model %s (%.2f GB of weights, %.2f GB of gradients, %.2f GB of AdamW moments, %.2f GB of "
-             "BitLinear caches, before activations; 'bitvla info --recipe %s' shows the plan per module)",
-             r->model.config, m.values_bytes / 1e9, m.grads_bytes / 1e9, R->moments_bytes / 1e9, m.cache_bytes / 1e9,
+             "training model %s (%.2f GiB of fp32 weights, %.2f GiB of gradients, %.2f GiB of AdamW moments, %.2f GiB "
+             "of BitLinear caches; the activations of a micro-batch come on top: 'bitvla info --recipe %s' shows them, "
+             "the plan per module and the data-parallel ranks it needs)",
+             r->model.config, m.values_bytes / gib, m.grads_bytes / gib, R->moments_bytes / gib, m.cache_bytes / gib,
              r->source);
     st = bv_mem_check(bv_model_bytes(&m) + R->moments_bytes, what);
     bv_model_free(&m);
