@@ -5,6 +5,7 @@
 
 #include "src/kernels/attention.h"
 #include "src/kernels/rope.h"
+#include "src/profile.h"
 #include "autograd/autograd.h"
 #include "autograd/ops_impl.h"
 
@@ -67,6 +68,7 @@ static void sdpa_bwd(bv_graph *g, const bv_tape_entry *e) {
     void *dq = q->requires_grad ? bv_var_grad(g, q) : NULL;
     void *dk = k->requires_grad ? bv_var_grad(g, k) : NULL;
     void *dv = v->requires_grad ? bv_var_grad(g, v) : NULL;
+    double t0 = bv_prof_begin();
     if (bv_var_is_f64(q)) {
         bv_k_sdpa_bwd_ref(dq, dk, dv, e->out->grad, bv_var_f64(q), bv_var_f64(k), bv_var_f64(v), &sv->s);
     } else {
@@ -75,6 +77,7 @@ static void sdpa_bwd(bv_graph *g, const bv_tape_entry *e) {
         bv_k_sdpa_bwd(dq, dk, dv, e->out->grad, bv_var_f32(q), bv_var_f32(k), bv_var_f32(v), bv_var_f32(e->out),
                       sv->lse, &sv->s, scratch, nt);
     }
+    bv_prof_end(BV_PROF_ATTN, t0);
 }
 
 bv_var *bv_op_sdpa(bv_graph *g, bv_var *q, bv_var *k, bv_var *v, const bv_attn_mask *mask) {
@@ -109,6 +112,7 @@ bv_var *bv_op_sdpa(bv_graph *g, bv_var *q, bv_var *k, bv_var *v, const bv_attn_m
     }
     bv_var *y = bv_var_like(g, q);
     float *lse = NULL;
+    double t0 = bv_prof_begin();
     if (bv_var_is_f64(q)) {
         bv_k_sdpa_fwd_ref(bv_var_f64(y), bv_var_f64(q), bv_var_f64(k), bv_var_f64(v), &s);
     } else {
@@ -118,6 +122,7 @@ bv_var *bv_op_sdpa(bv_graph *g, bv_var *q, bv_var *k, bv_var *v, const bv_attn_m
         float *scratch = bv_graph_scratch(g, bv_k_sdpa_fwd_scratch(&s, nt) * sizeof(float));
         bv_k_sdpa_fwd(bv_var_f32(y), lse, bv_var_f32(q), bv_var_f32(k), bv_var_f32(v), &s, scratch, nt);
     }
+    bv_prof_end(BV_PROF_ATTN, t0);
     if (record) {
         sdpa_saved *sv = bv_graph_alloc(g, sizeof *sv);
         sv->s = s;

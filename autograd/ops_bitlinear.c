@@ -17,6 +17,7 @@
 
 #include "src/kernels/bitlinear.h"
 #include "src/kernels/matmul.h"
+#include "src/profile.h"
 #include "autograd/autograd.h"
 #include "autograd/ops_impl.h"
 
@@ -155,10 +156,12 @@ static void bitlinear_bwd(bv_graph *g, const bv_tape_entry *e) {
     void *dx = x->requires_grad ? bv_var_grad(g, x) : NULL;
     void *dw = w->requires_grad ? bv_var_grad(g, w) : NULL;
     void *db = (b && b->requires_grad) ? bv_var_grad(g, b) : NULL;
+    double t0 = bv_prof_begin();
     if (bv_var_is_f64(x))
         bv_k_linear_bwd_ref(dx, dw, db, e->out->grad, s->xq, s->wq, s->N, s->C, s->OC);
     else
         bv_k_linear_bwd(dx, dw, db, e->out->grad, s->xq, s->wq, s->N, s->C, s->OC);
+    bv_prof_end(BV_PROF_GEMM, t0);
 }
 
 bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_bitlinear_cfg *cfg,
@@ -198,6 +201,7 @@ bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_b
     const void *xq = qa ? (const void *)buf : bv_tensor_ptr(&x->val);
     const void *wq = own_wq ? (const void *)(buf + xq_bytes) : bv_tensor_ptr(&w->val);
 
+    double t0 = bv_prof_begin();
     if (f64) {
         if (qw) bv_k_quant_weight_fwd_ref(NULL, (double *)wq, bv_var_f64(w), OC * C);
         if (qa) bv_k_quant_act_fwd_ref((double *)xq, NULL, NULL, bv_var_f64(x), N, C);
@@ -210,11 +214,13 @@ bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_b
         }
         if (qa && !integer) bv_k_quant_act_fwd((float *)xq, NULL, NULL, bv_var_f32(x), N, C);
     }
+    bv_prof_end(BV_PROF_QUANT, t0);
 
     int64_t shape[BV_MAX_DIMS];
     memcpy(shape, x->val.shape, sizeof shape);
     shape[x->val.ndim - 1] = OC;
     bv_var *y = bv_var_new(g, x->val.dtype, x->val.ndim, shape);
+    t0 = bv_prof_begin();
     if (f64) {
         bv_k_linear_fwd_ref(bv_var_f64(y), xq, wq, b ? bv_var_f64(b) : NULL, N, C, OC);
     } else if (integer) {
@@ -224,10 +230,13 @@ bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_b
         int8_t *codes = (int8_t *)tmp;
         float *sx = (float *)(tmp + cb);
         bv_k_quant_act_fwd(record ? (float *)xq : NULL, codes, sx, bv_var_f32(x), N, C);
+        bv_prof_end(BV_PROF_QUANT, t0);
+        t0 = bv_prof_begin();
         bv_k_ternary_linear_fwd(bv_var_f32(y), codes, sx, &cache->tmat, b ? bv_var_f32(b) : NULL, N);
     } else {
         bv_k_linear_fwd(bv_var_f32(y), xq, wq, b ? bv_var_f32(b) : NULL, N, C, OC);
     }
+    bv_prof_end(BV_PROF_GEMM, t0);
 
     if (record) {
         bitlinear_saved *s = bv_graph_alloc(g, sizeof *s);

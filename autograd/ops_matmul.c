@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "src/kernels/matmul.h"
+#include "src/profile.h"
 #include "autograd/autograd.h"
 #include "autograd/ops_impl.h"
 
@@ -13,10 +14,12 @@ static void linear_bwd(bv_graph *g, const bv_tape_entry *e) {
     void *dx = x->requires_grad ? bv_var_grad(g, x) : NULL;
     void *dw = w->requires_grad ? bv_var_grad(g, w) : NULL;
     void *db = (b && b->requires_grad) ? bv_var_grad(g, b) : NULL;
+    double t0 = bv_prof_begin();
     if (bv_var_is_f64(x))
         bv_k_linear_bwd_ref(dx, dw, db, e->out->grad, bv_var_f64(x), bv_var_f64(w), N, C, OC);
     else
         bv_k_linear_bwd(dx, dw, db, e->out->grad, bv_var_f32(x), bv_var_f32(w), N, C, OC);
+    bv_prof_end(BV_PROF_GEMM, t0);
 }
 
 bv_var *bv_op_linear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b) {
@@ -36,10 +39,12 @@ bv_var *bv_op_linear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b) {
     shape[x->val.ndim - 1] = OC;
     bv_var *y = bv_var_new(g, x->val.dtype, x->val.ndim, shape);
     int64_t N = bv_var_numel(x) / (C ? C : 1);
+    double t0 = bv_prof_begin();
     if (bv_var_is_f64(x))
         bv_k_linear_fwd_ref(bv_var_f64(y), bv_var_f64(x), bv_var_f64(w), b ? bv_var_f64(b) : NULL, N, C, OC);
     else
         bv_k_linear_fwd(bv_var_f32(y), bv_var_f32(x), bv_var_f32(w), b ? bv_var_f32(b) : NULL, N, C, OC);
+    bv_prof_end(BV_PROF_GEMM, t0);
     bv_var *in[3] = {x, w, b};
     bv_graph_record(g, "linear", linear_bwd, y, 3, in, NULL);
     return y;
@@ -52,10 +57,12 @@ static void matmul_bwd(bv_graph *g, const bv_tape_entry *e) {
     const bv_gemm_shape *s = e->saved;
     void *da = a->requires_grad ? bv_var_grad(g, a) : NULL;
     void *db = b->requires_grad ? bv_var_grad(g, b) : NULL;
+    double t0 = bv_prof_begin();
     if (bv_var_is_f64(a))
         bv_k_gemm_batched_bwd_ref(da, db, e->out->grad, bv_var_f64(a), bv_var_f64(b), s);
     else
         bv_k_gemm_batched_bwd(da, db, e->out->grad, bv_var_f32(a), bv_var_f32(b), s);
+    bv_prof_end(BV_PROF_GEMM, t0);
 }
 
 bv_var *bv_op_matmul(bv_graph *g, bv_var *a, bv_var *b, bool ta, bool tb) {
@@ -89,10 +96,12 @@ bv_var *bv_op_matmul(bv_graph *g, bv_var *a, bv_var *b, bool ta, bool tb) {
     shape[ra - 2] = s.M;
     shape[ra - 1] = s.N;
     bv_var *c = bv_var_new(g, a->val.dtype, ra, shape);
+    double t0 = bv_prof_begin();
     if (bv_var_is_f64(a))
         bv_k_gemm_batched_ref(bv_var_f64(c), bv_var_f64(a), bv_var_f64(b), &s, 1.0, 0.0);
     else
         bv_k_gemm_batched(bv_var_f32(c), bv_var_f32(a), bv_var_f32(b), &s, 1.0f, 0.0f);
+    bv_prof_end(BV_PROF_GEMM, t0);
     bv_var *in[2] = {a, b};
     if (bv_graph_should_record(g, 2, in)) {
         bv_gemm_shape *saved = bv_graph_alloc(g, sizeof *saved);
