@@ -111,22 +111,6 @@ static double shard_bytes(const char *dir) {
     return n;
 }
 
-static bv_status make_tokenizer(bv_tok **tok) {
-    char text[16384] = "";
-    for (int rep = 0; rep < 3; rep++) {
-        strcat(text, BV_TOK_SYSTEM_PROMPT " User: What action should the robot take to ");
-        for (int k = 0; k < bv_synth_num_tasks(); k++) {
-            char ins[128];
-            bv_synth_task_instruction(bv_synth_task_get(k), ins, sizeof ins);
-            strcat(text, ins);
-            strcat(text, "? ");
-        }
-        strcat(text, "<|eot_id|>Assistant: ");
-    }
-    bv_tok_train_opts to = {.vocab_size = 500, .min_frequency = 2, .bitvla = 1};
-    return bv_tok_train(tok, text, strlen(text), &to);
-}
-
 static bv_loader_opts loader_opts(const char *dir, const bv_tok *tok, int size, int tokens, int batch, int threads) {
     bv_loader_opts o;
     bv_loader_opts_default(&o);
@@ -292,7 +276,7 @@ int bv_bench_loader(int argc, char **argv) {
     if (!st) st = bv_convert_rlds(rlds, &schema, &cr);
     double t_cr = bv_time_now() - t0;
     bv_schema_free(&schema);
-    if (st || (st = make_tokenizer(&tok))) goto done;
+    if (st || (st = bv_bench_tokenizer(&tok))) goto done;
     double bj = shard_bytes(jdir), br = shard_bytes(rdir);
     printf("data: %d synth episodes at 256x256, %lld steps, 2 cameras (%.1f s); shards: jpeg %.1f MB (converted in "
            "%.1f s), raw %.1f MB (%.1f s), raw/jpeg %.1fx\n",

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "data/synth.h"
 #include "src/atomic_file.h"
 #include "src/common.h"
 
@@ -203,4 +205,26 @@ int bv_bench_json_append(const char *name, const char *path, const bv_bench_text
         return 1;
     }
     return 0;
+}
+
+bv_status bv_bench_tokenizer(bv_tok **tok) {
+    char text[16384] = "";
+    for (int rep = 0; rep < 3; rep++) {
+        strcat(text, BV_TOK_SYSTEM_PROMPT " User: What action should the robot take to ");
+        for (int k = 0; k < bv_synth_num_tasks(); k++) {
+            char ins[128];
+            bv_synth_task_instruction(bv_synth_task_get(k), ins, sizeof ins);
+            strcat(text, ins);
+            strcat(text, "? ");
+        }
+        strcat(text, "<|eot_id|>Assistant: ");
+    }
+    bv_tok_train_opts to = {.vocab_size = 500, .min_frequency = 2, .bitvla = 1};
+    return bv_tok_train(tok, text, strlen(text), &to);
+}
+
+double bv_bench_peak_rss(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1.0;
+    return (double)ru.ru_maxrss * 1024.0; /* KiB on Linux */
 }

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "src/tokenizer.h"
+
 typedef struct {
     int reps;
     int threads;      /* the count in effect (bv_set_num_threads' answer) */
@@ -44,5 +46,12 @@ int bv_bench_json_check(const char *name, const char *path);
 /* After the run: append the lines of `text` to path, atomically. path NULL: nothing to do. 0, or 1
  * after printing "bitvla bench NAME: --json FILE: <why>" (FILE then unchanged). */
 int bv_bench_json_append(const char *name, const char *path, const bv_bench_text *text);
+
+/* A tiny byte-level BPE tokenizer (500 tokens) with BitVLA's tokens, trained on the built-in
+ * task's action prompts: what the benchmarks' loaders build their prompts with. */
+bv_status bv_bench_tokenizer(bv_tok **tok);
+
+/* Peak resident set size of this process so far (getrusage ru_maxrss), in bytes; -1 if unknown. */
+double bv_bench_peak_rss(void);
 
 #endif

@@ -19,6 +19,8 @@ static const struct {
     {"loader", "data loader samples/s (JPEG and raw shards) beside the model's time per sample", bv_bench_loader},
     {"fullsize", "bitvla-2b: the 26-layer W1.58A8 tower on 2 images and one BitNet layer at T=600, fwd+bwd",
      bv_bench_fullsize},
+    {"train", "a full training step (fwd, bwd, AdamW) of the tiny preset and a mid-size model: time, shares, peak RSS",
+     bv_bench_train},
 };
 
 int bv_cmd_bench(int argc, char **argv) {
