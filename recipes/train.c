@@ -174,11 +174,20 @@ static bv_status build_optimizer(run *R) {
     return BV_OK;
 }
 
-/* the graph, its arena sized by the plan of a training batch (it grows if a later batch needs more) */
-static void ensure_graph(run *R, const bv_vla_batch *vb) {
-    if (R->graph_ready) return;
-    bv_graph_init(&R->g, (size_t)bv_vla_plan_forward(&R->model.vla.cfg, vb, BV_VLA_MODE_ACTION, true));
+/* The graph, its arena sized by the plan of a training batch (it grows if a later batch needs
+ * more); the plan is checked against the memory with the model first, so a micro-batch that cannot
+ * fit is an error naming the bytes rather than an abort in the middle of a step. */
+static bv_status ensure_graph(run *R, const bv_vla_batch *vb) {
+    if (R->graph_ready) return BV_OK;
+    double act = bv_vla_plan_forward(&R->model.vla.cfg, vb, BV_VLA_MODE_ACTION, true);
+    char what[256];
+    snprintf(what, sizeof what, "training with micro-batch %d (%.2f GiB for the model and optimizer, %.2f GiB of activations)",
+             R->r->micro_batch, (bv_model_bytes(&R->model) + R->moments_bytes) / 1073741824.0, act / 1073741824.0);
+    bv_status st = bv_mem_check(bv_model_bytes(&R->model) + R->moments_bytes + act, what);
+    if (st) return st;
+    bv_graph_init(&R->g, (size_t)act);
     R->graph_ready = true;
+    return BV_OK;
 }
 
 /* mean L1 on normalised actions over the first validation.batches batches of the held-out set */
@@ -196,7 +205,7 @@ static bv_status validate(run *R, double *l1) {
         if ((st = bv_loader_next(l, &b)) || !b) break;
         bv_vla_batch vb = bv_loader_batch_vla(b);
         if ((st = bv_vla_batch_check(&R->model.vla, &vb, BV_VLA_MODE_ACTION, r->data.val_shards))) break;
-        ensure_graph(R, &vb);
+        if ((st = ensure_graph(R, &vb))) break;
         bv_graph_reset(&R->g);
         bv_graph_no_grad_begin(&R->g);
         bv_vla_out y = bv_vla_forward(&R->g, &R->model.params, &R->model.vla, &vb, BV_VLA_MODE_ACTION);
@@ -253,7 +262,7 @@ static bv_status step(run *R, double *loss_out, double *gnorm_out, double *lr_ou
         if (!b) return bv_error_set(BV_ERR_INTERNAL, "the training data stream ended");
         bv_vla_batch vb = bv_loader_batch_vla(b);
         if ((st = bv_vla_batch_check(&R->model.vla, &vb, BV_VLA_MODE_ACTION, r->data.shards))) return st;
-        ensure_graph(R, &vb);
+        if ((st = ensure_graph(R, &vb))) return st;
         bv_graph_reset(&R->g);
         bv_vla_out y = bv_vla_forward(&R->g, p, &R->model.vla, &vb, BV_VLA_MODE_ACTION);
         loss += (double)bv_var_f32(y.loss)[0] / r->accumulation;
