@@ -99,6 +99,7 @@ static const key_spec k_keys[] = {
     {"steps", K_I64, R(steps), 0, 1, MAX_STEPS, 0, 0, "10001"},
     {"micro_batch", K_INT, R(micro_batch), 0, 1, 65536, 0, 0, "2"},
     {"accumulation", K_INT, R(accumulation), 0, 1, 1 << 20, 0, 0, "8"},
+    {"global_batch", K_INT, R(global_batch), 0, 0, 1 << 30, 0, 0, "0"},
     {"seed", K_U64, R(seed), 0, 0, INT64_MAX, 0, 0, "7"},
     {"validation.every", K_I64, R(validation.every), 0, 0, MAX_STEPS, 0, 0, "0"},
     {"validation.batches", K_INT, R(validation.batches), 0, 1, 1 << 20, 0, 0, "8"},
@@ -107,6 +108,9 @@ static const key_spec k_keys[] = {
     {"logging.every", K_I64, R(logging.every), 0, 1, MAX_STEPS, 0, 0, "1"},
     {"logging.tensorboard", K_BOOL, R(logging.tensorboard), 0, 0, 0, 0, 0, "true"},
     {"guard.max_nonfinite", K_INT, R(guard.max_nonfinite), 0, 0, 1 << 30, 0, 0, "5"},
+    {"distributed.zero", K_INT, R(distributed.zero), 0, 0, 1, 0, 0, "0"},
+    {"distributed.bucket_mb", K_REAL, R(distributed.bucket_mb), F_LO_OPEN, 0, 0, 0, 65536, "25"},
+    {"distributed.exact", K_BOOL, R(distributed.exact), 0, 0, 0, 0, 0, "true"},
 };
 
 /* the keys of one element of optimizer.groups; lr defaults to optimizer.lr (set in code) */

@@ -27,7 +27,9 @@
  *     "validation": {"every": 0 (off), "batches": 8},
  *     "checkpoint": {"every": 0 (only at the end), "keep": 3},
  *     "logging": {"every": 1, "tensorboard": true},
- *     "guard": {"max_nonfinite": 5}
+ *     "guard": {"max_nonfinite": 5},
+ *     "global_batch": 0 (micro_batch x accumulation x ranks) | samples per step,
+ *     "distributed": {"zero": 0 | 1, "bucket_mb": 25, "exact": true}
  *   }
  * Paths are relative to the current directory (as every bitvla command takes them).
  *
@@ -36,7 +38,9 @@
  * arrays, objects, quoted strings) and as a string otherwise; the key path must exist in the
  * schema (a typo is an error naming it); `[N]` indexes an array (N = its length appends), and
  * objects missing (or null) on the way are made.
- * Global batch = micro_batch x accumulation x ranks (the recipe does not know the ranks).
+ * Global batch = micro_batch x accumulation x ranks (the recipe does not know the ranks), or
+ * global_batch when set (> 0): then accumulation = global_batch / (micro_batch x ranks), which must
+ * divide; so one recipe trains the same way on any rank count (docs/distributed.md).
  * Groups: a parameter joins the first group one of whose prefixes starts its name; the others use
  * the optimizer's lr and weight_decay.
  *
@@ -110,6 +114,8 @@ typedef struct {
 
     int64_t steps;
     int micro_batch, accumulation;
+    int global_batch; /* > 0: samples per optimizer step over all ranks; accumulation is then
+                         global_batch / (micro_batch x ranks) (recipes/train.h) */
     uint64_t seed;
 
     struct {
@@ -127,6 +133,12 @@ typedef struct {
     struct {
         int max_nonfinite;
     } guard;
+    struct {
+        int zero;         /* 0: every rank keeps all AdamW moments; 1: ZeRO-1 (moments sharded) */
+        double bucket_mb; /* gradient bucket size of the all-reduce, MB (1e6 bytes) */
+        bool exact;       /* micro-batch gradients summed in a fixed tree (bit-identical for any
+                             rank count: recipes/dist.h); false: accumulated in place */
+    } distributed;
 } bv_recipe;
 
 /* Every default (the table above); strings and string lists NULL (the parser fills in the
