@@ -74,6 +74,7 @@ void bv_loader_opts_default(bv_loader_opts *o) {
     memset(o, 0, sizeof *o);
     o->batch_size = 8;
     o->world_size = 1;
+    o->accumulation = 1;
     o->train = true;
     o->shuffle = true;
     o->drop_last = true;
@@ -147,13 +148,15 @@ static bv_status fail_sample(bv_status st, const bv_loader *l, int64_t e, int64_
 static bv_status build_batch(bv_loader *l, worker_ctx *w, int64_t seq, bv_loader_batch *b) {
     const bv_loader_opts *o = &l->o;
     int64_t a = l->base + seq, epoch = a / l->nb, k = a % l->nb, B = o->batch_size;
+    /* micro-batch k of the epoch: part k % A of global batch k / A, this rank's block of A parts */
+    const int64_t A = o->accumulation, first = (k / A) * l->G + ((int64_t)o->rank * A + k % A) * B;
     int64_t S = o->image_size, img_sz = 3 * S * S;
     b->epoch = epoch;
     b->index = k;
     b->B = B;
     b->T = 0;
     for (int64_t i = 0; i < B; i++) {
-        int64_t pos = (k * l->G + (int64_t)o->rank * B + i) % l->n_samples;
+        int64_t pos = (first + i) % l->n_samples;
         b->sample[i] = bv_loader_permute(l, epoch, pos);
         bv_loader_sample_info(l, b->sample[i], &b->episode[i], &b->step[i]);
         int64_t len = l->prompts[l->ep_prompt[b->episode[i]]].len;
@@ -297,6 +300,8 @@ static bv_status check_opts(const bv_loader_opts *o) {
     if (!o->dir || !o->tok)
         return bv_error_set(BV_ERR_ARG, "loader: the shard directory and the tokenizer are required");
     if (o->batch_size < 1) return bv_error_set(BV_ERR_ARG, "loader: batch_size must be >= 1, got %d", o->batch_size);
+    if (o->accumulation < 1)
+        return bv_error_set(BV_ERR_ARG, "loader: accumulation must be >= 1, got %d", o->accumulation);
     if (o->world_size < 1 || o->rank < 0 || o->rank >= o->world_size)
         return bv_error_set(BV_ERR_ARG, "loader: rank %d of world size %d", o->rank, o->world_size);
     if (o->image_size < 1 || o->image_size > 4096)
@@ -572,12 +577,13 @@ bv_status bv_loader_open(bv_loader **out, const bv_loader_opts *o) {
                           l->dir, o->chunk);
         goto fail;
     }
-    l->G = (int64_t)o->batch_size * o->world_size;
-    l->nb = o->drop_last ? l->n_samples / l->G : (l->n_samples + l->G - 1) / l->G;
+    l->G = (int64_t)o->batch_size * o->accumulation * o->world_size;
+    l->nb = (o->drop_last ? l->n_samples / l->G : (l->n_samples + l->G - 1) / l->G) * o->accumulation;
     if (l->nb == 0) {
         st = bv_error_set(BV_ERR_ARG,
-                          "%s: %lld samples make no global batch of %lld (batch %d x %d ranks) with drop_last", l->dir,
-                          (long long)l->n_samples, (long long)l->G, o->batch_size, o->world_size);
+                          "%s: %lld samples make no global batch of %lld (batch %d x accumulation %d x %d ranks) with "
+                          "drop_last", l->dir, (long long)l->n_samples, (long long)l->G, o->batch_size,
+                          o->accumulation, o->world_size);
         goto fail;
     }
     l->base = o->start_epoch * l->nb + o->start_batch;

@@ -22,10 +22,15 @@
  *
  * Order. Epoch e visits the samples in a pseudo-random permutation of the sample ids keyed by
  * (seed, e) (identity when shuffle is off). The global batch k of an epoch is positions
- * [k*G, (k+1)*G) of the permutation, G = batch_size * world_size; rank r takes the slice
- * [k*G + r*B, k*G + (r+1)*B). An epoch has floor(N / G) batches with drop_last, else ceil(N / G),
- * the last one completed by wrapping around to the start of the permutation (as PyTorch's
- * DistributedSampler pads). Augmentation draws are keyed by (seed, epoch, sample id, camera).
+ * [k*G, (k+1)*G) of the permutation, G = B * A * world_size (A = accumulation, the micro-batches
+ * each rank runs per global batch). It is cut into A * world_size micro-batches of B rows; rank r
+ * takes the consecutive block of A of them starting at part r * A: its micro-batch j (the batch
+ * index; k = j / A, a = j % A) is positions [k*G + (r*A + a)*B, + B). So a micro-batch's rows
+ * depend on the global batch and the part only: global micro-batch u = r * A + a holds the same
+ * samples whatever the split of A * world_size into A and world_size (rank-count invariance,
+ * recipes/dist.h). An epoch has floor(N / G) global batches with drop_last, else ceil(N / G), the
+ * last one completed by wrapping around to the start of the permutation (as PyTorch's
+ * DistributedSampler pads); A micro-batches each. Augmentation draws are keyed by (seed, epoch, sample id, camera).
  * So a batch depends only on (opts, epoch, batch index): not on the number of threads, their
  * timing, or (for a given sample) the rank that loads it.
  *
@@ -60,6 +65,7 @@ typedef struct {
     const bv_tok *tok; /* BitVLA-edited tokenizer (bv_tok_bitvla_edit); borrowed */
     int batch_size;    /* rows per rank (B) */
     int rank, world_size;
+    int accumulation;  /* micro-batches per rank in each global batch (A, default 1) */
     uint64_t seed;
     bool train;                       /* random crop + colour jitter; else the evaluation centre crop */
     bool shuffle;                     /* permute the samples each epoch (default on) */
@@ -114,6 +120,7 @@ bv_vla_batch bv_loader_batch_vla(const bv_loader_batch *b);
 /* ---- what the loader holds ---- */
 int64_t bv_loader_num_samples(const bv_loader *l);
 int64_t bv_loader_num_episodes(const bv_loader *l);
+/* micro-batches per epoch on each rank (global batches x accumulation); start_batch counts them */
 int64_t bv_loader_batches_per_epoch(const bv_loader *l);
 int bv_loader_action_dim(const bv_loader *l);
 int bv_loader_proprio_dim(const bv_loader *l);

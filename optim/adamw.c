@@ -98,8 +98,20 @@ static void prefix_list(const bv_adamw_group_rule *g, char *buf, size_t cap) {
 
 bv_status bv_adamw_init(bv_adamw *o, const bv_params *p, const bv_adamw_cfg *cfg) {
     BV_ASSERT(p && p->finalized, "bv_adamw_init needs a finalized parameter store");
+    bv_range all = {0, p->numel_trainable};
+    return bv_adamw_init_shard(o, p, cfg, 1, &all);
+}
+
+bv_status bv_adamw_init_shard(bv_adamw *o, const bv_params *p, const bv_adamw_cfg *cfg, int n_ranges,
+                              const bv_range *ranges) {
+    BV_ASSERT(p && p->finalized, "bv_adamw_init needs a finalized parameter store");
     memset(o, 0, sizeof *o);
     BV_TRY(check_cfg(cfg));
+    for (int i = 0; i < n_ranges; i++)
+        BV_ASSERT(ranges[i].lo <= ranges[i].hi && ranges[i].hi <= p->numel_trainable &&
+                      (i == 0 || ranges[i].lo >= ranges[i - 1].hi),
+                  "AdamW shard: range %d [%zu, %zu) out of order or beyond %zu", i, ranges[i].lo, ranges[i].hi,
+                  p->numel_trainable);
     int n = 0;
     for (int i = 0; i < p->n; i++) n += p->items[i].trainable;
     int *count = bv_xcalloc((size_t)cfg->n_rules + 1, sizeof *count);
@@ -134,7 +146,16 @@ bv_status bv_adamw_init(bv_adamw *o, const bv_params *p, const bv_adamw_cfg *cfg
                             cfg->rules[r].name ? cfg->rules[r].name : "(unnamed)", list);
     }
     free(count);
-    size_t nt = p->numel_trainable;
+    o->n_ranges = n_ranges;
+    o->ranges = bv_xmalloc((size_t)BV_MAX(n_ranges, 1) * sizeof *o->ranges);
+    o->range_moff = bv_xmalloc((size_t)BV_MAX(n_ranges, 1) * sizeof *o->range_moff);
+    size_t nt = 0;
+    for (int i = 0; i < n_ranges; i++) {
+        o->ranges[i] = ranges[i];
+        o->range_moff[i] = nt;
+        nt += ranges[i].hi - ranges[i].lo;
+    }
+    o->numel_shard = nt;
     if (nt > 0) {
         double bytes = 2.0 * 4.0 * (double)nt;
         bv_status st = bv_mem_check(bytes, "the AdamW moments");
@@ -161,6 +182,8 @@ void bv_adamw_free(bv_adamw *o) {
     free(o->group);
     free(o->lr_scale);
     free(o->wd);
+    free(o->ranges);
+    free(o->range_moff);
     memset(o, 0, sizeof *o);
 }
 
@@ -202,24 +225,31 @@ void bv_adamw_step(bv_adamw *o, bv_params *p, double lr, double wd_scale) {
     double bc1 = 1 - pow(cfg->beta1, t), bc2 = 1 - pow(cfg->beta2, t);
     step_consts c = {(float)cfg->beta1, (float)(1 - cfg->beta1), (float)cfg->beta2, (float)(1 - cfg->beta2),
                      (float)sqrt(bc2), (float)cfg->eps};
-    size_t nt = p->numel_trainable;
-    /* Each parameter's elements are split across the threads (nowait: no barrier between
-     * parameters); small stores run on the calling thread. */
+    size_t nt = o->numel_shard;
+    /* Each (parameter, owned range) piece's elements are split across the threads (nowait: no
+     * barrier between pieces); small stores run on the calling thread. Parameters and ranges are
+     * both in offset order: one merge walk. */
 #pragma omp parallel if (nt >= BV_OPTIM_PAR_MIN)
-    for (int k = 0; k < o->n_params; k++) {
+    for (int k = 0, r0 = 0; k < o->n_params; k++) {
         const bv_param *e = &p->items[o->param[k]];
         double lr_g = lr * o->lr_scale[k];
         float decay = (float)(1 - lr_g * (o->wd[k] * wd_scale));
         float neg_step = (float)-(lr_g / bc1);
-        size_t off = e->offset, n = (size_t)e->numel;
-        float *w = p->values + off, *m = o->m + off, *v = o->v + off;
-        const float *g = p->grads + off;
-        /* chunks of 4096 elements (a multiple of any vector width) */
-        size_t nchunk = (n + 4095) / 4096;
+        size_t plo = e->offset, phi = e->offset + (size_t)e->numel;
+        while (r0 < o->n_ranges && o->ranges[r0].hi <= plo) r0++;
+        for (int r = r0; r < o->n_ranges && o->ranges[r].lo < phi; r++) {
+            size_t lo = BV_MAX(plo, o->ranges[r].lo), hi = BV_MIN(phi, o->ranges[r].hi);
+            if (lo >= hi) continue;
+            size_t n = hi - lo, moff = o->range_moff[r] + (lo - o->ranges[r].lo);
+            float *w = p->values + lo, *m = o->m + moff, *v = o->v + moff;
+            const float *g = p->grads + lo;
+            /* chunks of 4096 elements (a multiple of any vector width) */
+            size_t nchunk = (n + 4095) / 4096;
 #pragma omp for schedule(static) nowait
-        for (size_t ch = 0; ch < nchunk; ch++) {
-            size_t a = ch * 4096, len = BV_MIN(n - a, (size_t)4096);
-            adamw_update(w + a, g + a, m + a, v + a, len, decay, neg_step, &c);
+            for (size_t ch = 0; ch < nchunk; ch++) {
+                size_t a = ch * 4096, len = BV_MIN(n - a, (size_t)4096);
+                adamw_update(w + a, g + a, m + a, v + a, len, decay, neg_step, &c);
+            }
         }
     }
     bv_params_mark_updated(p);
@@ -232,27 +262,46 @@ static void part_range(size_t n, int k, size_t *begin, size_t *end) {
     *end = BV_MIN(n, *begin + per);
 }
 
-double bv_grad_norm(const float *g, size_t n) {
-    double part[BV_GRAD_PARTS];
-#pragma omp parallel for schedule(static) if (n >= BV_OPTIM_PAR_MIN)
-    for (int k = 0; k < BV_GRAD_PARTS; k++) {
-        size_t a, b;
-        part_range(n, k, &a, &b);
-        /* four accumulators in a fixed interleaving: the order depends on n alone */
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        size_t i = a;
-        for (; i + 4 <= b; i += 4) {
-            s0 += (double)g[i] * g[i];
-            s1 += (double)g[i + 1] * g[i + 1];
-            s2 += (double)g[i + 2] * g[i + 2];
-            s3 += (double)g[i + 3] * g[i + 3];
-        }
-        for (; i < b; i++) s0 += (double)g[i] * g[i];
-        part[k] = (s0 + s1) + (s2 + s3);
+/* sum of squares of g[a, b): four accumulators in a fixed interleaving (the order depends on the
+ * bounds alone) */
+static double sumsq(const float *g, size_t a, size_t b) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = a;
+    for (; i + 4 <= b; i += 4) {
+        s0 += (double)g[i] * g[i];
+        s1 += (double)g[i + 1] * g[i + 1];
+        s2 += (double)g[i + 2] * g[i + 2];
+        s3 += (double)g[i + 3] * g[i + 3];
     }
+    for (; i < b; i++) s0 += (double)g[i] * g[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+void bv_grad_sumsq_chunks(const float *g, size_t n, size_t lo, size_t hi, double *out) {
+    BV_ASSERT(lo % BV_GRAD_NORM_CHUNK == 0 && (hi % BV_GRAD_NORM_CHUNK == 0 || hi == n) && lo <= hi && hi <= n,
+              "grad sumsq: [%zu, %zu) not on chunk bounds of %zu elements", lo, hi, n);
+    int64_t c0 = (int64_t)(lo / BV_GRAD_NORM_CHUNK), c1 = (int64_t)((hi + BV_GRAD_NORM_CHUNK - 1) / BV_GRAD_NORM_CHUNK);
+#pragma omp parallel for schedule(static) if (hi - lo >= BV_OPTIM_PAR_MIN)
+    for (int64_t c = c0; c < c1; c++) {
+        size_t a = (size_t)c * BV_GRAD_NORM_CHUNK;
+        out[c] = sumsq(g, a, BV_MIN(n, a + BV_GRAD_NORM_CHUNK));
+    }
+}
+
+double bv_grad_norm_of_chunks(const double *chunk_sumsq, size_t n) {
+    size_t nc = bv_grad_norm_chunks(n);
     double s = 0;
-    for (int k = 0; k < BV_GRAD_PARTS; k++) s += part[k];
+    for (size_t c = 0; c < nc; c++) s += chunk_sumsq[c];
     return sqrt(s);
+}
+
+double bv_grad_norm(const float *g, size_t n) {
+    size_t nc = bv_grad_norm_chunks(n);
+    double stack[64], *part = nc <= 64 ? stack : bv_xmalloc(nc * sizeof *part);
+    bv_grad_sumsq_chunks(g, n, 0, n, part);
+    double r = bv_grad_norm_of_chunks(part, n);
+    if (part != stack) free(part);
+    return r;
 }
 
 bool bv_grad_clip(float *g, size_t n, double norm, double max_norm) {

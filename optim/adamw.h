@@ -20,6 +20,10 @@
  * State: the moments m and v are flat fp32 buffers in the gradient buffer's layout
  * (numel_trainable), and the step count; that is the whole optimizer state (a checkpoint saves
  * m, v and step; loading them resumes exactly).
+ * Sharded (ZeRO-1, recipes/dist.h): bv_adamw_init_shard keeps the moments of some ranges of the
+ * flat layout only, packed one after the other (range i's element e at m[range_moff[i] + e - lo]),
+ * and a step updates those elements alone; the update is element-wise, so the elements it updates
+ * are bit-identical to those of an unsharded step.
  * Owns: m, v and the per-parameter tables. Borrows the store.
  * Must not: know about models, recipes or schedules (the caller passes the LR of each step).
  */
@@ -44,9 +48,17 @@ typedef struct {
 } bv_adamw_cfg;
 
 typedef struct {
+    size_t lo, hi; /* [lo, hi) of the flat gradient layout */
+} bv_range;
+
+typedef struct {
     bv_adamw_cfg cfg;            /* copied; strings borrowed from the caller */
     const bv_params *p;
-    float *m, *v;                /* [numel_trainable] */
+    float *m, *v;                /* [numel_shard]: the owned ranges' moments, packed */
+    int n_ranges;                /* owned ranges, in order (unsharded: one, [0, numel_trainable)) */
+    bv_range *ranges;
+    size_t *range_moff;          /* [n_ranges] where each range's moments start in m and v */
+    size_t numel_shard;          /* sum of the ranges' lengths */
     int64_t step;                /* steps taken */
     int n_params;                /* trainable parameters */
     int *param;                  /* [n_params] store index of each */
@@ -62,15 +74,29 @@ void bv_adamw_cfg_default(bv_adamw_cfg *c);
  * lr_scale >= 0), naming the rule when a group rule matches no trainable parameter; BV_ERR_NOMEM
  * naming the bytes. On error *o holds nothing (bv_adamw_free is harmless). */
 bv_status bv_adamw_init(bv_adamw *o, const bv_params *p, const bv_adamw_cfg *cfg);
+/* The same, keeping and updating only the moments of `ranges` (n_ranges of them, ascending and
+ * disjoint, within numel_trainable; copied). */
+bv_status bv_adamw_init_shard(bv_adamw *o, const bv_params *p, const bv_adamw_cfg *cfg, int n_ranges,
+                              const bv_range *ranges);
 void bv_adamw_free(bv_adamw *o);
 /* One step with base LR `lr` and weight-decay factor `wd_scale` (1, or 0 after the stage-II
  * switch) on the store's gradients; bumps the store's version. p is the store given to init.
  * Element-wise, OpenMP over the elements: the result does not depend on the thread count. */
 void bv_adamw_step(bv_adamw *o, bv_params *p, double lr, double wd_scale);
 
-/* Global 2-norm of the first n gradients, accumulated in double in a fixed order (independent of
- * the thread count). */
+/* Global 2-norm of the first n gradients, accumulated in double in a fixed order that depends on
+ * n alone (not on the thread count, nor on how the elements are shared between ranks): the sum
+ * of squares of each chunk of BV_GRAD_NORM_CHUNK elements (four interleaved accumulators), then
+ * the chunks' sums added in chunk order. A rank that holds some chunks computes their sums with
+ * bv_grad_sumsq_chunks; once the sums of every chunk are gathered, bv_grad_norm_of_chunks gives
+ * the same bits as bv_grad_norm. */
+#define BV_GRAD_NORM_CHUNK ((size_t)16384)
+static inline size_t bv_grad_norm_chunks(size_t n) { return (n + BV_GRAD_NORM_CHUNK - 1) / BV_GRAD_NORM_CHUNK; }
 double bv_grad_norm(const float *g, size_t n);
+/* out[c] = sum of squares of chunk c, for the chunks of [lo, hi) (lo a multiple of the chunk, hi
+ * too or n); out has bv_grad_norm_chunks(n) entries (the others untouched). */
+void bv_grad_sumsq_chunks(const float *g, size_t n, size_t lo, size_t hi, double *out);
+double bv_grad_norm_of_chunks(const double *chunk_sumsq, size_t n);
 /* Scale g by max_norm / (norm + 1e-6) when that is < 1 (PyTorch clip_grad_norm_, in fp32 as it
  * computes it: c = (1 / ((float)norm + 1e-6f)) * (float)max_norm); returns whether it clipped.
  * max_norm <= 0: off. A non-finite norm clips nothing (torch would turn every gradient into NaN;

@@ -142,6 +142,18 @@ static uint64_t batch_hash(const bv_loader_batch *b) {
     return h;
 }
 
+/* the rows' content alone (not the batch index) */
+static uint64_t content_hash(const bv_loader_batch *b) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv(h, &b->epoch, sizeof b->epoch);
+    h = fnv(h, b->input_ids.data, bv_tensor_nbytes(&b->input_ids));
+    h = fnv(h, b->pixel_values.data, bv_tensor_nbytes(&b->pixel_values));
+    h = fnv(h, b->proprio.data, bv_tensor_nbytes(&b->proprio));
+    h = fnv(h, b->actions.data, bv_tensor_nbytes(&b->actions));
+    h = fnv(h, b->sample, (size_t)b->B * sizeof *b->sample);
+    return h;
+}
+
 /* Hashes of the first n batches of a stream (n_out: how many there were). */
 static uint64_t *stream_hashes(const bv_loader_opts *o, int n, int *n_out) {
     bv_loader *l = open_ok(o);
@@ -512,6 +524,55 @@ static void test_ranks_disjoint_and_cover(void **state) {
     bv_loader_free(single);
 }
 
+/* The same global batch on 1, 2 and 4 ranks (accumulation 4, 2, 1): global micro-batch
+ * u = r * A + a holds the same samples and pixels whatever the split, over two epochs and after a
+ * resume in the middle (the trainer's rank-count invariance rests on this). */
+static void test_accumulation_split_invariant(void **state) {
+    fixture *f = *state;
+    bv_loader_opts o = base_opts(f, f->jpeg);
+    o.batch_size = 2;
+    o.epochs = 2;
+    o.threads = 0;
+    const int K = 4; /* micro-batches per global batch */
+    o.accumulation = K, o.rank = 0, o.world_size = 1;
+    bv_loader *one = open_ok(&o);
+    int64_t nb = bv_loader_batches_per_epoch(one);
+    int64_t N = bv_loader_num_samples(one);
+    assert_int_equal(nb, N / (2 * K) * K);
+    int64_t total = 2 * nb; /* micro-batches of rank 0 at world size 1 = global micro-batches */
+    uint64_t *ref = bv_xmalloc((size_t)total * sizeof *ref);
+    for (int64_t j = 0; j < total; j++) ref[j] = content_hash(next_ok(one));
+    assert_null(next_ok(one));
+    bv_loader_free(one);
+    for (int W = 2; W <= 4; W *= 2) {
+        int A = K / W;
+        for (int r = 0; r < W; r++) {
+            o.accumulation = A, o.rank = r, o.world_size = W;
+            for (int resume = 0; resume < 2; resume++) {
+                /* resume: start at global batch 3 (micro-batch 3 * A of this rank) */
+                o.start_epoch = 0, o.start_batch = resume ? 3 * A : 0;
+                bv_loader *l = open_ok(&o);
+                assert_int_equal(bv_loader_batches_per_epoch(l), nb / W);
+                for (int64_t j = o.start_batch; j < 2 * nb / W; j++) {
+                    const bv_loader_batch *b = next_ok(l);
+                    assert_non_null(b);
+                    int64_t k = j / A, a = j % A, u = k * K + r * A + a;
+                    if (content_hash(b) != ref[u])
+                        fail_msg("world %d rank %d micro-batch %lld: not global micro-batch %lld of world 1", W, r,
+                                 (long long)j, (long long)u);
+                }
+                assert_null(next_ok(l));
+                bv_loader_free(l);
+            }
+        }
+    }
+    o.accumulation = 0;
+    bv_loader *bad = NULL;
+    assert_int_equal(bv_loader_open(&bad, &o), BV_ERR_ARG);
+    assert_non_null(strstr(bv_error_msg(), "accumulation"));
+    free(ref);
+}
+
 static void test_epochs(void **state) {
     fixture *f = *state;
     bv_loader_opts o = base_opts(f, f->jpeg);
@@ -776,6 +837,7 @@ int main(void) {
         cmocka_unit_test(test_batch_runs_tiny_model),
         cmocka_unit_test(test_determinism_threads),
         cmocka_unit_test(test_ranks_disjoint_and_cover),
+        cmocka_unit_test(test_accumulation_split_invariant),
         cmocka_unit_test(test_epochs),
         cmocka_unit_test(test_eval_mode),
         cmocka_unit_test(test_jpeg_and_raw_agree),

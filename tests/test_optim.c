@@ -376,6 +376,58 @@ static void test_adamw_resume(void **state) {
     for (int k = 0; k < 2; k++) bv_adamw_free(&o[k]), bv_params_free(&p[k]);
 }
 
+/* ZeRO-1: each of 3 "ranks" owns pieces of the flat layout (cut inside parameters, empty pieces
+ * too) and updates only those; stitched together, values and moments are bit-identical to the
+ * unsharded optimizer's after 3 steps with groups, clipping and the weight-decay switch. */
+static void test_adamw_shard_matches_full(void **state) {
+    bv_params full, part[3];
+    bv_adamw of, os[3];
+    bv_adamw_cfg cfg = big_cfg();
+    big_store(&full);
+    assert_int_equal(bv_adamw_init(&of, &full, &cfg), BV_OK);
+    size_t n = full.numel_trainable;
+    /* pieces: 7 buckets of unequal sizes, each cut in 3 (rank k owns piece k of every bucket) */
+    size_t cuts[8] = {0, 1000, 77395, 77396, 100000, 100000, 140001, n};
+    bv_range own[3][7];
+    for (int k = 0; k < 3; k++) {
+        for (int b = 0; b < 7; b++) {
+            size_t lo = cuts[b], len = cuts[b + 1] - lo;
+            own[k][b] = (bv_range){lo + len * (size_t)k / 3, lo + len * (size_t)(k + 1) / 3};
+        }
+        big_store(&part[k]);
+        assert_int_equal(bv_adamw_init_shard(&os[k], &part[k], &cfg, 7, own[k]), BV_OK);
+    }
+    assert_int_equal(os[0].numel_shard + os[1].numel_shard + os[2].numel_shard, n);
+    for (int t = 0; t < 3; t++) {
+        fill_grads(&full, t);
+        bv_grad_clip(full.grads, n, bv_grad_norm(full.grads, n), 5.0);
+        bv_adamw_step(&of, &full, 1e-3 * (t + 1), t < 2 ? 1.0 : 0.0);
+        for (int k = 0; k < 3; k++) {
+            fill_grads(&part[k], t);
+            bv_grad_clip(part[k].grads, n, bv_grad_norm(part[k].grads, n), 5.0);
+            bv_adamw_step(&os[k], &part[k], 1e-3 * (t + 1), t < 2 ? 1.0 : 0.0);
+        }
+        /* the all-gather: every rank's owned values into the others' */
+        for (int k = 0; k < 3; k++)
+            for (int j = 0; j < 3; j++)
+                for (int b = 0; b < 7 && j != k; b++)
+                    memcpy(part[j].values + own[k][b].lo, part[k].values + own[k][b].lo,
+                           (own[k][b].hi - own[k][b].lo) * sizeof(float));
+    }
+    for (int k = 0; k < 3; k++) {
+        expect_bits("sharded values vs unsharded", part[k].values, full.values, (int64_t)full.numel_total);
+        for (int b = 0; b < 7; b++) {
+            size_t lo = own[k][b].lo, len = own[k][b].hi - lo, mo = os[k].range_moff[b];
+            expect_bits("sharded m", os[k].m + mo, of.m + lo, (int64_t)len);
+            expect_bits("sharded v", os[k].v + mo, of.v + lo, (int64_t)len);
+        }
+        bv_adamw_free(&os[k]);
+        bv_params_free(&part[k]);
+    }
+    bv_adamw_free(&of);
+    bv_params_free(&full);
+}
+
 /* ---- gradient norm, clipping, non-finite search ---- */
 
 static void test_grad_norm(void **state) {
@@ -395,6 +447,13 @@ static void test_grad_norm(void **state) {
     for (int k = 1; k < 3; k++)
         if (got[k] != got[0]) fail_msg("grad norm with %d threads %.17g, with 1 %.17g (identical expected)", k + 1,
                                        got[k], got[0]);
+    /* the norm from chunk sums computed in pieces (as ranks do) is the same bits */
+    double *cs = bv_xcalloc(bv_grad_norm_chunks(n), sizeof *cs);
+    size_t mid = 20 * BV_GRAD_NORM_CHUNK;
+    bv_grad_sumsq_chunks(g, n, mid, n, cs);
+    bv_grad_sumsq_chunks(g, n, 0, mid, cs);
+    if (bv_grad_norm_of_chunks(cs, n) != got[0]) fail_msg("grad norm from chunk sums differs");
+    free(cs);
     /* small sizes: fewer elements than parts */
     float small[3] = {3, 4, 12};
     assert_true(bv_grad_norm(small, 3) == 13.0);
@@ -551,6 +610,7 @@ int main(void) {
         cmocka_unit_test(test_adamw_errors),
         cmocka_unit_test(test_adamw_threads_agree),
         cmocka_unit_test(test_adamw_resume),
+        cmocka_unit_test(test_adamw_shard_matches_full),
         cmocka_unit_test(test_grad_norm),
         cmocka_unit_test(test_grad_clip),
         cmocka_unit_test(test_grad_first_nonfinite),
