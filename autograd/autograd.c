@@ -123,10 +123,11 @@ void bv_graph_backward_seed(bv_graph *g, bv_var *out, const void *seed) {
         float *d = bv_var_grad(g, out);
         for (int64_t j = 0; j < n; j++) d[j] += ((const float *)seed)[j];
     }
+    if (g->hook_begin) g->hook_begin(g->hook_ctx, g);
     for (int i = g->n_tape - 1; i >= 0; i--) {
         const bv_tape_entry *e = &g->tape[i];
-        if (!e->out->grad) continue; /* no gradient reached this op's output */
-        e->fn(g, e);
+        if (e->out->grad) e->fn(g, e); /* else no gradient reached this op's output */
+        if (g->hook_entry_done) g->hook_entry_done(g->hook_ctx, g, i);
     }
 }
 

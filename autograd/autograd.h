@@ -61,6 +61,14 @@ typedef struct bv_graph {
     void *scratch;      /* temporary buffer shared by all ops (see bv_graph_scratch) */
     size_t scratch_cap;
     size_t scratch_grows; /* number of times the scratch buffer was (re)allocated */
+    /* Backward hooks (NULL: none; kept across bv_graph_reset): begin is called once the seed is
+     * in place, before the first tape entry runs; entry_done after tape entry i has run (or was
+     * passed over: no gradient reached it), i descending. After entry i, every parameter whose
+     * first use in the tape is at index >= i has its final gradient: the data-parallel reduction
+     * (recipes/dist.h) starts a bucket's all-reduce there, while the rest of backward runs. */
+    void (*hook_begin)(void *ctx, const struct bv_graph *g);
+    void (*hook_entry_done)(void *ctx, const struct bv_graph *g, int i);
+    void *hook_ctx;
 } bv_graph;
 
 void bv_graph_init(bv_graph *g, size_t arena_bytes);

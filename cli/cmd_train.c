@@ -1,10 +1,14 @@
 /* bitvla train - train a policy from a recipe (recipes/train.h does the work; docs/training.md). */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "recipes/checkpoint.h"
+#include "recipes/dist.h"
 #include "recipes/recipe.h"
 #include "recipes/train.h"
 #include "src/common.h"
@@ -27,9 +31,42 @@ static void usage(FILE *f) {
             "                      weights and metrics as a run that was never stopped. The recipe is the\n"
             "                      checkpoint's unless RECIPE.json is given\n"
             "  --stop-at N         stop after step N (with a checkpoint), to be resumed later\n"
-            "  --threads N         OpenMP threads for the model (default: OMP_NUM_THREADS or all cores; at most\n"
-            "                      what OpenBLAS can run)\n"
+            "  --threads N         OpenMP threads per rank (default: OMP_NUM_THREADS, else the cores this rank\n"
+            "                      is bound to, else the machine's cores shared among its ranks)\n"
+            "\n"
+            "Data parallel: mpirun -np N bitvla train RECIPE.json --out RUN_DIR (on several machines:\n"
+            "mpirun --hostfile HOSTS ...; RUN_DIR and the data on a shared filesystem). Each rank trains on\n"
+            "its slice of every global batch, gradients are reduced while the backward pass runs, rank 0\n"
+            "writes everything; recipe keys global_batch and distributed.* (docs/distributed.md). A rank that\n"
+            "fails ends the job with a message naming it.\n"
             "Progress goes to stderr (BV_PROGRESS=0 silences it). Exit status: 0 done, 1 failed, 2 bad flags.\n");
+}
+
+/* threads per rank when neither --threads nor OMP_NUM_THREADS says: the CPUs this process may run
+ * on when it is bound to fewer than the machine has (mpirun binds ranks to cores), else the
+ * machine's CPUs shared among the ranks on it */
+static int default_threads(const bv_dist_proc *p) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    int bound = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (bound > 0 && bound < online) return bound;
+    return (int)BV_MAX(1, online / BV_MAX(1, p->local_size));
+}
+
+/* a failure after MPI started: name the rank, and end every rank of the job */
+static int fail(const bv_dist_proc *p, bool collective, int rc) {
+    if (p->world == 1) {
+        fprintf(stderr, "bitvla train: %s\n", bv_error_msg());
+        return rc;
+    }
+    /* an error every rank meets alike (the recipe, the non-finite guard) is told once, by rank 0 */
+    if (!collective || p->rank == 0)
+        fprintf(stderr, "bitvla train: rank %d of %d: %s\n", p->rank, p->world, bv_error_msg());
+    if (collective && p->rank != 0) {
+        bv_dist_finalize();
+        exit(rc);
+    }
+    bv_dist_abort(rc);
 }
 
 int bv_cmd_train(int argc, char **argv) {
@@ -89,6 +126,14 @@ int bv_cmd_train(int argc, char **argv) {
         fprintf(stderr, "bitvla train: a RECIPE and --out RUN_DIR are required (see 'bitvla train --help')\n");
         goto done;
     }
+    bv_dist_proc proc;
+    if (bv_dist_init(&argc, &argv, &proc)) {
+        fprintf(stderr, "bitvla train: %s\n", bv_error_msg());
+        rc = 1;
+        goto done;
+    }
+    if (!threads && proc.world > 1 && !getenv("OMP_NUM_THREADS"))
+        threads = BV_MIN(default_threads(&proc), bv_max_threads(NULL));
     if (threads) bv_set_num_threads(threads);
     rc = 1;
     const char *run_dir = resume ? resume : out;
@@ -96,7 +141,8 @@ int bv_cmd_train(int argc, char **argv) {
     if (resume && !recipe_path) {
         char *ck = NULL;
         if (bv_ckpt_latest(run_dir, &ck)) {
-            fprintf(stderr, "bitvla train: --resume: %s\n", bv_error_msg());
+            bv_error_prefix(BV_ERR_IO, "--resume");
+            rc = fail(&proc, true, 1);
             goto done;
         }
         size_t n = strlen(ck) + 16;
@@ -107,25 +153,31 @@ int bv_cmd_train(int argc, char **argv) {
     }
     bv_recipe r;
     if (bv_recipe_load(&r, recipe_path, n_sets, sets)) {
-        fprintf(stderr, "bitvla train: %s\n", bv_error_msg());
         free(ckpt_recipe);
+        rc = fail(&proc, true, 1);
         goto done;
     }
     bv_train_opts o = {.recipe = &r, .run_dir = run_dir, .resume = resume != NULL, .stop_at = stop_at,
-                       .world_size = 1, .log = stderr};
+                       .rank = proc.rank, .world_size = proc.world, .log = proc.rank == 0 ? stderr : NULL};
+    if (proc.world > 1 && proc.rank == 0)
+        fprintf(stderr, "bitvla train: %d ranks (%d on this machine), %d thread(s) each\n", proc.world, proc.local_size,
+                bv_num_threads());
     bv_train_result res;
     bv_status st = bv_train_run(&o, &res);
     if (st) {
-        fprintf(stderr, "bitvla train: %s\n", bv_error_msg());
-    } else {
+        rc = fail(&proc, st == BV_ERR_NONFINITE, 1);
+    } else if (proc.rank == 0) {
         printf("trained %lld steps in %.1f s: loss %.4f", (long long)res.step, res.seconds, res.loss);
         if (res.val_l1 == res.val_l1) printf(", validation L1 %.4f", res.val_l1);
         if (res.skipped) printf(", %lld steps skipped (non-finite)", (long long)res.skipped);
         printf("\ncheckpoint: %s\n", res.checkpoint[0] ? res.checkpoint : "(none)");
         rc = 0;
     }
+    else
+        rc = 0;
     bv_recipe_free(&r);
     free(ckpt_recipe);
+    bv_dist_finalize();
 done:
     free(sets);
     return rc;

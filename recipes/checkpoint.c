@@ -338,6 +338,8 @@ out:
     return st;
 }
 
+/* The moments of o's owned ranges (all of them when unsharded) from the unsharded layout of the
+ * file: any rank count reads any checkpoint. */
 static bv_status load_optimizer(const char *path, const bv_params *p, bv_adamw *o) {
     bv_st_file f;
     bv_status st = bv_st_open(&f, path);
@@ -348,16 +350,37 @@ static bv_status load_optimizer(const char *path, const bv_params *p, bv_adamw *
         st = bv_error_set(BV_ERR_FORMAT, "%s: metadata 'step' missing or not a non-negative integer", path);
         goto out;
     }
-    for (int k = 0; k < o->n_params && !st; k++) {
+    bool whole = o->n_ranges == 1 && o->ranges[0].lo == 0 && o->ranges[0].hi == p->numel_trainable;
+    for (int k = 0, r0 = 0; k < o->n_params && !st; k++) {
         const bv_param *pp = &p->items[o->param[k]];
+        size_t plo = pp->offset, phi = pp->offset + (size_t)pp->numel;
         for (int j = 0; j < 2 && !st; j++) {
             char name[1024];
             snprintf(name, sizeof name, "%s.%s", j ? "exp_avg_sq" : "exp_avg", pp->name);
-            if (bv_st_find(&f, name) < 0) {
+            int idx = bv_st_find(&f, name);
+            if (idx < 0) {
                 st = bv_error_set(BV_ERR_FORMAT, "%s: tensor '%s' missing (the run trains '%s')", path, name, pp->name);
                 break;
             }
-            st = bv_st_read(&f, name, BV_DTYPE_F32, pp->ndim, pp->shape, pp->numel, (j ? o->v : o->m) + pp->offset);
+            float *dst = j ? o->v : o->m;
+            if (whole) {
+                st = bv_st_read(&f, name, BV_DTYPE_F32, pp->ndim, pp->shape, pp->numel, dst + pp->offset);
+                continue;
+            }
+            /* sharded: the owned pieces of this tensor, straight from the mapping */
+            bv_tensor t = bv_st_view(&f, idx);
+            if (t.dtype != BV_DTYPE_F32 || bv_tensor_numel(&t) != pp->numel) {
+                st = bv_error_set(BV_ERR_FORMAT, "%s: tensor '%s' is %s with %lld elements, expected F32 with %lld", path,
+                                  name, bv_dtype_name(t.dtype), (long long)bv_tensor_numel(&t), (long long)pp->numel);
+                break;
+            }
+            while (r0 < o->n_ranges && o->ranges[r0].hi <= plo) r0++;
+            for (int r = r0; r < o->n_ranges && o->ranges[r].lo < phi; r++) {
+                size_t lo = BV_MAX(plo, o->ranges[r].lo), hi = BV_MIN(phi, o->ranges[r].hi);
+                if (lo < hi)
+                    memcpy(dst + o->range_moff[r] + (lo - o->ranges[r].lo), (const float *)t.data + (lo - plo),
+                           (hi - lo) * sizeof(float));
+            }
         }
     }
     if (!st) o->step = sv;

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include "models/build.h"
 #include "optim/adamw.h"
 #include "optim/schedule.h"
+#include "recipes/dist.h"
 #include "src/atomic_file.h"
 #include "src/metrics.h"
 #include "src/progress.h"
@@ -24,6 +26,8 @@ typedef struct {
     bv_model model;
     bv_loader *train;
     bv_adamw opt;
+    bv_dist *dist;
+    int accum; /* micro-batches per rank per step (A) */
     bv_schedule sched;
     bv_metrics *metrics;
     bv_graph g;
@@ -95,6 +99,7 @@ static bv_loader_opts loader_opts(const run *R, const char *dir, bool train) {
     lo.batch_size = r->micro_batch;
     lo.rank = R->o->rank;
     lo.world_size = R->o->world_size;
+    lo.accumulation = train ? R->accum : 1;
     lo.seed = r->data.seed;
     lo.train = train && r->data.augment;
     lo.shuffle = train;
@@ -161,7 +166,10 @@ static bv_status build_optimizer(run *R) {
     c.no_decay = (const char *const *)r->optimizer.no_decay;
     c.n_rules = r->optimizer.n_groups;
     c.rules = rules;
-    bv_status st = bv_adamw_init(&R->opt, &R->model.params, &c);
+    const bv_range *own;
+    int n_own = bv_dist_owned(R->dist, &own);
+    bv_status st = r->distributed.zero ? bv_adamw_init_shard(&R->opt, &R->model.params, &c, n_own, own)
+                                       : bv_adamw_init(&R->opt, &R->model.params, &c);
     if (st) return bv_error_prefix(st, "%s: optimizer", r->source);
     R->sched = (bv_schedule){.kind = r->schedule.type,
                              .warmup_steps = r->schedule.warmup_steps,
@@ -183,24 +191,29 @@ static bv_status ensure_graph(run *R, const bv_vla_batch *vb) {
     char what[256];
     snprintf(what, sizeof what, "training with micro-batch %d (%.2f GiB for the model and optimizer, %.2f GiB of activations)",
              R->r->micro_batch, (bv_model_bytes(&R->model) + R->moments_bytes) / 1073741824.0, act / 1073741824.0);
-    bv_status st = bv_mem_check(bv_model_bytes(&R->model) + R->moments_bytes + act, what);
+    double dist = bv_dist_buffer_bytes(R->dist);
+    bv_status st = bv_mem_check(bv_model_bytes(&R->model) + R->moments_bytes + dist + act, what);
     if (st) return st;
     bv_graph_init(&R->g, (size_t)act);
+    bv_dist_attach(R->dist, &R->g);
     R->graph_ready = true;
     return BV_OK;
 }
 
-/* mean L1 on normalised actions over the first validation.batches batches of the held-out set */
+/* Mean L1 on normalised actions over the first validation.batches micro-batches ("units") of
+ * the held-out set, in held-out order: rank r runs units r, r + N, r + 2N, ... (the loader's rank
+ * slices), each unit's mean L1 goes into its slot, the slots are summed over the ranks (zeros
+ * elsewhere: exact) and then in unit order, so any rank count gives the same bits. */
 static bv_status validate(run *R, double *l1) {
     const bv_recipe *r = R->r;
+    const int N = R->o->world_size, U = r->validation.batches;
     bv_loader_opts lo = loader_opts(R, r->data.val_shards, false);
     lo.epochs = 1;
     bv_loader *l;
     bv_status st = bv_loader_open(&l, &lo);
     if (st) return bv_error_prefix(st, "validation");
-    double sum = 0;
-    int n = 0;
-    while (n < r->validation.batches) {
+    double *unit = bv_xcalloc((size_t)U + 1, sizeof *unit); /* [U] L1 sums, [U] the count */
+    for (int64_t k = 0; k * N + R->o->rank < U; k++) {
         const bv_loader_batch *b;
         if ((st = bv_loader_next(l, &b)) || !b) break;
         bv_vla_batch vb = bv_loader_batch_vla(b);
@@ -209,21 +222,35 @@ static bv_status validate(run *R, double *l1) {
         bv_graph_reset(&R->g);
         bv_graph_no_grad_begin(&R->g);
         bv_vla_out y = bv_vla_forward(&R->g, &R->model.params, &R->model.vla, &vb, BV_VLA_MODE_ACTION);
-        sum += (double)bv_var_f32(y.loss)[0];
+        unit[k * N + R->o->rank] = (double)bv_var_f32(y.loss)[0];
+        unit[U] += 1;
         bv_graph_no_grad_end(&R->g);
-        n++;
     }
     bv_loader_free(l);
-    *l1 = n ? sum / n : NAN;
+    if (!st) {
+        bv_dist_sum_doubles(R->dist, unit, U + 1);
+        double sum = 0;
+        int n = (int)unit[U];
+        for (int u = 0; u < n; u++) sum += unit[u];
+        *l1 = n ? sum / n : NAN;
+    }
+    free(unit);
     return st;
 }
 
+/* Every rank calls it (ZeRO-1 gathers the moments on rank 0); rank 0 writes. */
 static bv_status save(run *R, bv_train_result *res) {
-    if (R->o->rank != 0) return BV_OK;
-    bv_status st = bv_metrics_sync(R->metrics);
-    if (st) return st;
+    float *m = NULL, *v = NULL;
+    bv_status st = bv_dist_gather_moments(R->dist, &R->opt, &m, &v);
+    if (st || R->o->rank != 0) return st;
+    bv_adamw full = R->opt; /* the gathered moments in the unsharded layout */
+    bv_range all = {0, R->model.params.numel_trainable};
+    size_t zero = 0;
+    if (m) full.m = m, full.v = v, full.n_ranges = 1, full.ranges = &all, full.range_moff = &zero;
+    st = bv_metrics_sync(R->metrics);
+    if (st) goto out;
     bv_ckpt_contents c = {.params = &R->model.params,
-                          .opt = &R->opt,
+                          .opt = &full,
                           .state = &R->state,
                           .recipe_json = R->recipe_json,
                           .config_json = R->config_json,
@@ -235,6 +262,9 @@ static bv_status save(run *R, bv_train_result *res) {
         snprintf(res->checkpoint, sizeof res->checkpoint, "%s", p);
         free(p);
     }
+out:
+    bv_aligned_free(m);
+    bv_aligned_free(v);
     return st;
 }
 
@@ -247,55 +277,80 @@ static const char *grad_owner(const bv_params *p, int64_t k) {
     return "?";
 }
 
+/* Fault injection for the tests of failure handling (docs/distributed.md): BV_TRAIN_FAULT=
+ * "RANK:STEP:kill" makes rank RANK kill itself with SIGKILL as step STEP starts, "RANK:STEP:error"
+ * makes it fail there with BV_ERR_IO as a bad shard would. */
+static bv_status fault_point(const run *R) {
+    const char *f = getenv("BV_TRAIN_FAULT");
+    int rank, step;
+    char what[16];
+    if (!f || sscanf(f, "%d:%d:%15s", &rank, &step, what) != 3) return BV_OK;
+    if (rank != R->o->rank || step != R->state.step + 1) return BV_OK;
+    if (!strcmp(what, "kill")) raise(SIGKILL);
+    return bv_error_set(BV_ERR_IO, "%s: injected fault at step %d (BV_TRAIN_FAULT=%s)", R->r->data.shards, step, f);
+}
+
 /* One optimizer step: accumulation micro-batches, reduction, guard, clip, update. */
 static bv_status step(run *R, double *loss_out, double *gnorm_out, double *lr_out, bool *skipped, char *why,
                       size_t why_n) {
     const bv_recipe *r = R->r;
     bv_params *p = &R->model.params;
     bv_status st = BV_OK;
-    double loss = 0;
-    const float seed = 1.0f / (float)r->accumulation;
+    const int A = R->accum;
+    const float seed = bv_dist_seed(R->dist);
+    BV_TRY(fault_point(R));
+    double losses[64], *loss = A <= 64 ? losses : bv_xmalloc((size_t)A * sizeof *loss);
     bv_params_zero_grad(p);
-    for (int a = 0; a < r->accumulation; a++) {
+    for (int a = 0; a < A; a++) {
         const bv_loader_batch *b;
-        if ((st = bv_loader_next(R->train, &b))) return st;
-        if (!b) return bv_error_set(BV_ERR_INTERNAL, "the training data stream ended");
+        bv_dist_micro_begin(R->dist, a);
+        if ((st = bv_loader_next(R->train, &b))) goto out;
+        if (!b) {
+            st = bv_error_set(BV_ERR_INTERNAL, "the training data stream ended");
+            goto out;
+        }
         bv_vla_batch vb = bv_loader_batch_vla(b);
-        if ((st = bv_vla_batch_check(&R->model.vla, &vb, BV_VLA_MODE_ACTION, r->data.shards))) return st;
-        if ((st = ensure_graph(R, &vb))) return st;
+        if ((st = bv_vla_batch_check(&R->model.vla, &vb, BV_VLA_MODE_ACTION, r->data.shards))) goto out;
+        if ((st = ensure_graph(R, &vb))) goto out;
         bv_graph_reset(&R->g);
         bv_vla_out y = bv_vla_forward(&R->g, p, &R->model.vla, &vb, BV_VLA_MODE_ACTION);
-        loss += (double)bv_var_f32(y.loss)[0] / r->accumulation;
+        loss[a] = (double)bv_var_f32(y.loss)[0];
         bv_graph_backward_seed(&R->g, y.loss, &seed);
-        /* the next batch to load */
-        R->state.epoch = b->epoch;
-        R->state.batch = b->index + 1;
-        if (R->state.batch >= bv_loader_batches_per_epoch(R->train)) {
-            R->state.epoch++;
-            R->state.batch = 0;
+        if ((st = bv_dist_micro_end(R->dist, a))) goto out;
+        /* the next global batch to load */
+        if ((b->index + 1) % A == 0) {
+            R->state.epoch = b->epoch;
+            R->state.batch = (b->index + 1) / A;
+            if (R->state.batch * A >= bv_loader_batches_per_epoch(R->train)) {
+                R->state.epoch++;
+                R->state.batch = 0;
+            }
         }
     }
-    R->state.samples += (int64_t)r->micro_batch * r->accumulation * R->o->world_size;
-    if (R->o->reduce && (st = R->o->reduce(R->o->reduce_ctx, p->grads, p->numel_trainable))) return st;
-    *loss_out = loss;
+    R->state.samples += (int64_t)r->micro_batch * A * R->o->world_size;
+    *loss_out = bv_dist_loss(R->dist, loss);
     *lr_out = r->optimizer.lr * bv_schedule_lr_factor(&R->sched, R->state.step);
-    int64_t bad = bv_grad_first_nonfinite(p->grads, p->numel_trainable);
-    if (!isfinite(loss) || bad >= 0) {
+    float badv = 0;
+    int64_t bad = bv_dist_first_nonfinite(R->dist, &badv);
+    if (!isfinite(*loss_out) || bad >= 0) {
         *skipped = true;
         *gnorm_out = NAN;
-        if (!isfinite(loss))
-            snprintf(why, why_n, "the loss is %g", loss);
+        if (!isfinite(*loss_out))
+            snprintf(why, why_n, "the loss is %g", *loss_out);
         else
-            snprintf(why, why_n, "the gradient of '%s' is %g", grad_owner(p, bad), (double)p->grads[bad]);
-        return BV_OK;
+            snprintf(why, why_n, "the gradient of '%s' is %g", grad_owner(p, bad), (double)badv);
+        goto out;
     }
     *skipped = false;
-    double norm = bv_grad_norm(p->grads, p->numel_trainable);
+    double norm = bv_dist_grad_norm(R->dist);
     *gnorm_out = norm;
-    bv_grad_clip(p->grads, p->numel_trainable, norm, r->optimizer.clip_grad_norm);
+    bv_dist_clip(R->dist, norm, r->optimizer.clip_grad_norm);
     bv_adamw_step(&R->opt, p, *lr_out, bv_schedule_wd_factor(&R->sched, R->state.step));
+    if ((st = bv_dist_after_update(R->dist))) goto out;
     R->state.step++;
-    return BV_OK;
+out:
+    if (loss != losses) free(loss);
+    return st;
 }
 
 static bv_status setup(run *R, bv_train_result *res) {
@@ -317,8 +372,22 @@ static bv_status setup(run *R, bv_train_result *res) {
         R->state.data_seed = r->data.seed;
         R->state.model_seed = r->model.seed;
     }
+    /* the micro-batches per rank: a fixed global batch sets them by the rank count */
+    R->accum = r->accumulation;
+    if (r->global_batch > 0) {
+        int64_t per = (int64_t)r->micro_batch * o->world_size;
+        if (r->global_batch % per) {
+            st = bv_error_set(BV_ERR_ARG, "%s: 'global_batch' %d is not a multiple of micro_batch %d x %d rank(s) = %lld",
+                              r->source, r->global_batch, r->micro_batch, o->world_size, (long long)per);
+            goto out;
+        }
+        R->accum = (int)(r->global_batch / per);
+    }
     if ((st = build_model(R, NULL, NULL, true))) goto out; /* fits? before any data is made or read */
-    if ((st = bv_train_prepare_data(r, R->log))) goto out;
+    /* rank 0 makes missing data while the others wait; the run directory comes after the others
+     * checked it is new */
+    if (o->rank == 0 && (st = bv_train_prepare_data(r, R->log))) goto out; /* the job ends (cli/cmd_train.c) */
+    bv_dist_barrier();
     if (!o->resume && o->rank == 0 && (st = bv_atomic_dir_make(o->run_dir))) goto out;
     if ((st = bv_tok_load(&R->tok, r->tokenizer))) goto out;
     /* the architecture: init_from's config.json when it has one (the weights define it, as HF's
@@ -340,11 +409,18 @@ static bv_status setup(run *R, bv_train_result *res) {
         goto out;
     }
     R->image_tokens = bv_config_vision_patches(&R->model.vla.cfg);
+    bv_dist_cfg dc = {.rank = o->rank,
+                      .world = o->world_size,
+                      .accumulation = R->accum,
+                      .zero = r->distributed.zero,
+                      .exact = r->distributed.exact,
+                      .bucket_bytes = r->distributed.bucket_mb * 1e6};
+    if ((st = bv_dist_open(&R->dist, &R->model.params, &dc))) goto out;
     if ((st = build_optimizer(R))) goto out;
     if (o->resume && (st = bv_ckpt_load(ckpt, &R->model.params, &R->opt))) goto out;
     bv_loader_opts lo = loader_opts(R, r->data.shards, true);
     lo.start_epoch = R->state.epoch;
-    lo.start_batch = R->state.batch;
+    lo.start_batch = R->state.batch * R->accum;
     if ((st = bv_loader_open(&R->train, &lo))) goto out;
     R->stats_path = path_join(r->data.shards, "dataset_statistics.json");
     R->recipe_json = bv_recipe_to_json(r);
@@ -361,9 +437,15 @@ static bv_status setup(run *R, bv_train_result *res) {
         fprintf(R->log, "bitvla train: %s: model %s, %lld parameters (%lld trainable), %lld samples in %s\n", r->source,
                 r->model.config, (long long)R->model.params.numel_total, (long long)R->model.params.numel_trainable,
                 (long long)bv_loader_num_samples(R->train), r->data.shards);
-        fprintf(R->log, "bitvla train: global batch %d = micro-batch %d x accumulation %d x %d rank(s); %lld steps%s\n",
-                r->micro_batch * r->accumulation * o->world_size, r->micro_batch, r->accumulation, o->world_size,
-                (long long)r->steps, o->resume ? "" : "");
+        fprintf(R->log, "bitvla train: global batch %d = micro-batch %d x accumulation %d x %d rank(s); %lld steps\n",
+                r->micro_batch * R->accum * o->world_size, r->micro_batch, R->accum, o->world_size,
+                (long long)r->steps);
+        if (o->world_size > 1)
+            fprintf(R->log, "bitvla train: %d gradient buckets, %s, micro-batch gradients %s\n",
+                    bv_dist_last_stats(R->dist)->buckets,
+                    r->distributed.zero ? "ZeRO-1 (AdamW moments sharded over the ranks)" : "every rank keeps all moments",
+                    r->distributed.exact ? "summed in a fixed tree (the same bits on any rank count)"
+                                         : "accumulated in place");
         if (o->resume)
             fprintf(R->log, "bitvla train: resuming from %s (step %lld)\n", ckpt, (long long)R->state.step);
     }
@@ -378,6 +460,7 @@ static void teardown(run *R) {
     bv_metrics_close(R->metrics);
     bv_loader_free(R->train);
     bv_adamw_free(&R->opt);
+    bv_dist_free(R->dist);
     bv_model_free(&R->model);
     bv_tok_free(R->tok);
     free(R->recipe_json);
@@ -415,7 +498,7 @@ bv_status bv_train_run(const bv_train_opts *o, bv_train_result *res) {
         char w[512];
         if ((st = step(&R, &loss, &gnorm, &lr, &skipped, w, sizeof w))) break;
         double dt = bv_time_now() - ts;
-        double sps = (double)r->micro_batch * r->accumulation * o->world_size / (dt > 0 ? dt : 1e-9);
+        double sps = (double)r->micro_batch * R.accum * o->world_size / (dt > 0 ? dt : 1e-9);
         res->loss = loss;
         if (skipped) {
             R.state.skipped++;
@@ -437,10 +520,13 @@ bv_status bv_train_run(const bv_train_opts *o, bv_train_result *res) {
         R.state.nonfinite_in_row = 0;
         int64_t s = R.state.step;
         if (o->rank == 0 && (s % r->logging.every == 0 || s == end)) {
+            const bv_dist_stats *ds = bv_dist_last_stats(R.dist);
             bv_metric m[] = {{"loss", loss},        {"lr", lr},
                              {"grad_norm", gnorm},  {"samples_per_s", sps},
-                             {"epoch", (double)R.state.epoch}, {"skipped", (double)R.state.skipped}};
-            if ((st = bv_metrics_log(R.metrics, s, "train", (int)BV_ARRAY_LEN(m), m))) break;
+                             {"epoch", (double)R.state.epoch}, {"skipped", (double)R.state.skipped},
+                             {"step_s", dt},        {"comm_wait_s", ds->wait_s}};
+            int nm = o->world_size > 1 ? (int)BV_ARRAY_LEN(m) : (int)BV_ARRAY_LEN(m) - 1;
+            if ((st = bv_metrics_log(R.metrics, s, "train", nm, m))) break;
         }
         bv_progress_set_extra(&bar, "loss %.4f  lr %.2e  %.1f samples/s", loss, lr, sps);
         bv_progress_update(&bar, s);

@@ -3,10 +3,15 @@
  * One loop for every recipe (docs/training.md):
  *   for each optimizer step:
  *     accumulation x { next micro-batch -> forward -> loss -> backward (seeded 1/accumulation) }
- *     -> gradient reduction hook (data parallelism) -> non-finite guard -> global-norm clip
+ *     -> gradient reduction across ranks (recipes/dist.h; started during the last backward)
+ *     -> non-finite guard -> global-norm clip
  *     -> AdamW step at the schedule's LR and weight-decay factor -> metrics
  *     -> periodic validation (L1 on normalised actions over held-out episodes) and checkpoints
- * The global batch is micro_batch x accumulation x world_size samples.
+ * The global batch is micro_batch x accumulation x world_size samples (or the recipe's
+ * global_batch, which sets the accumulation per rank). With MPI every rank runs this loop on its
+ * slice of each global batch; rank 0 alone writes the run directory, metrics and checkpoints
+ * (ZeRO-1's moments are gathered to it), all ranks read a checkpoint to resume (any rank count
+ * resumes any checkpoint: the files hold the unsharded layout).
  *
  * Determinism: every random draw is keyed by the recipe's seeds (model initialisation, the data
  * order and augmentation: data/loader.h), and the loop keeps no other random state. A checkpoint
@@ -32,18 +37,12 @@
 #include "recipes/checkpoint.h"
 #include "recipes/recipe.h"
 
-/* Sum (or average) the n gradients across data-parallel ranks in place; called once per step after
- * the micro-batches' backward passes. NULL: a single process. */
-typedef bv_status (*bv_train_reduce_fn)(void *ctx, float *grads, size_t n);
-
 typedef struct {
     const bv_recipe *recipe;
     const char *run_dir;
     bool resume;        /* continue from RUN_DIR/checkpoints/latest */
     int64_t stop_at;    /* > 0: stop after this step (writing a checkpoint), as if interrupted there */
-    int rank, world_size; /* 0, 1 for a single process */
-    bv_train_reduce_fn reduce;
-    void *reduce_ctx;
+    int rank, world_size; /* 0, 1 for a single process; else MPI ranks (recipes/dist.h, bv_dist_init) */
     FILE *log;          /* messages (stderr); the progress bar goes to stderr too */
 } bv_train_opts;
 

@@ -92,7 +92,7 @@ static void same_file(const char *a, const char *b) {
     free(y);
 }
 
-/* metrics.jsonl without the timing field: "samples_per_s": <number> removed from each line */
+/* metrics.jsonl without the timing fields: "samples_per_s", "step_s" (and "comm_wait_s") removed */
 static char *metrics_no_timing(const char *run) {
     char p[512];
     snprintf(p, sizeof p, "%s/metrics.jsonl", run);
@@ -100,7 +100,7 @@ static char *metrics_no_timing(const char *run) {
     char *s = read_all(p, &n);
     char *out = malloc(n + 1), *o = out;
     for (char *c = s; *c;) {
-        if (!strncmp(c, "\"samples_per_s\": ", 17) || !strncmp(c, "\"samples_per_s\":", 16)) {
+        if (!strncmp(c, "\"samples_per_s\":", 16) || !strncmp(c, "\"step_s\":", 9) || !strncmp(c, "\"comm_wait_s\":", 14)) {
             c = strchr(c, ':') + 1;
             while (*c && *c != ',' && *c != '}') c++;
             if (*c == ',') c++;
