@@ -2,10 +2,11 @@
  *   --config C: for training (fp32 weights, gradients and the two AdamW moments, everything
  *     trainable) and for deployment (ternary weights packed at 2 bits (HF offline / I2_S) or
  *     1.6 bits (TQ5), everything else bf16), against the paper's 1.4 GB;
- *   --recipe R [--set k=v]...: the training plan of a recipe (recipes/plan.h): per module the
- *     weights, gradients, AdamW moments and BitLinear caches of what the recipe trains, the
- *     activations of one micro-batch, whether it fits this machine, and how many data-parallel
- *     ranks of a given memory it needs without sharding and with ZeRO-1 / ZeRO-2.
+ *   --recipe R [--config C] [--set k=v]... [--world-size N] [--zero Z]: the training plan of a
+ *     recipe (recipes/plan.h): per module the weights, gradients, AdamW moments and BitLinear caches
+ *     of what the recipe trains, the activations of one micro-batch, whether it fits this machine,
+ *     the plan of one of N data-parallel ranks with ZeRO stage Z item by item (bv_train_plan_rank),
+ *     and the smallest N of ranks of a given memory without sharding and with ZeRO-1 / ZeRO-2.
  * Builds the model shapes-only (BV_MODEL_SHAPES: nothing allocated), so it is instant at any size. */
 #include <jansson.h>
 #include <stdio.h>
@@ -35,7 +36,8 @@ static void print_gib(char *buf, size_t n, double b) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: bitvla info --config PRESET|config.json [--json]\n"
-            "       bitvla info --recipe RECIPE.json [--set key.path=value]... [--rank-gib G] [--text-tokens N] [--json]\n"
+            "       bitvla info --recipe RECIPE.json [--config PRESET|config.json] [--set key.path=value]...\n"
+            "                   [--world-size N] [--zero 0|1|2] [--rank-gib G] [--text-tokens N] [--json]\n"
             "\n"
             "--config: parameters and bytes per module: for training (fp32 weights + gradients + AdamW moments,\n"
             "16 bytes per parameter, all trainable) and for deployment (ternary weights packed at 2 bits\n"
@@ -43,12 +45,21 @@ static void usage(FILE *f) {
             "against the 1.4 GB the paper reports for BitVLA. Presets: bitvla-2b, tiny.\n"
             "\n"
             "--recipe: the training plan of a recipe (its model.config, model.train / model.freeze, micro_batch,\n"
-            "data.n_images): per module fp32 weights, gradients and AdamW moments of the trainable parameters,\n"
-            "BitLinear caches (int8 codes + fp32 dequantized copy per ternary weight); the activations of one\n"
-            "micro-batch of the longest realistic prompt (BOS, image tokens, proprio, N text tokens, action\n"
-            "tokens, EOS; --text-tokens N, default %d); whether it fits this machine's physical memory; and the\n"
-            "fewest data-parallel ranks of G GiB each (--rank-gib, default 24) without sharding, with ZeRO-1\n"
-            "(AdamW moments sharded) and ZeRO-2 (moments and gradients sharded). See docs/training.md.\n",
+            "data.n_images; --config replaces model.config, as --set model.config=C does): per module fp32\n"
+            "weights, gradients and AdamW moments of the trainable parameters, BitLinear caches (int8 codes +\n"
+            "fp32 dequantized copy per ternary weight); the activations of one micro-batch of the longest\n"
+            "realistic prompt (BOS, image tokens, proprio, N text tokens, action tokens, EOS; --text-tokens N,\n"
+            "default %d); whether it fits this machine's physical memory.\n"
+            "Then the plan of one of N data-parallel ranks (--world-size N, default 1) with ZeRO stage\n"
+            "--zero (default the recipe's distributed.zero; 2 is planned only, training implements 0 and 1),\n"
+            "one line per item: weights, caches and activations on every rank; gradients (/ N with ZeRO-2);\n"
+            "AdamW moments (/ N with ZeRO-1 and 2); communication buffers (N > 1: 2 all-reduce buckets in\n"
+            "flight, each max(distributed.bucket_mb, the largest trainable tensor)); the exact accumulation's\n"
+            "partial sums (distributed.exact: ceil(log2 A) gradients, A the per-rank accumulation, from\n"
+            "global_batch / (micro_batch x N) when global_batch is set: it must divide); the total; rank 0's\n"
+            "gather of the moments while saving a checkpoint (ZeRO >= 1) and its peak; whether it fits ranks\n"
+            "of G GiB (--rank-gib, default 24). Last, the smallest N of G GiB ranks that fits without\n"
+            "sharding, with ZeRO-1 and ZeRO-2, or which items alone exceed G. See docs/training.md.\n",
             BV_PLAN_TEXT_TOKENS);
 }
 
