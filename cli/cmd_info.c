@@ -2,10 +2,11 @@
  *   --config C: for training (fp32 weights, gradients and the two AdamW moments, everything
  *     trainable) and for deployment (ternary weights packed at 2 bits (HF offline / I2_S) or
  *     1.6 bits (TQ5), everything else bf16), against the paper's 1.4 GB;
- *   --recipe R [--set k=v]...: the training plan of a recipe (recipes/plan.h): per module the
- *     weights, gradients, AdamW moments and BitLinear caches of what the recipe trains, the
- *     activations of one micro-batch, whether it fits this machine, and how many data-parallel
- *     ranks of a given memory it needs without sharding and with ZeRO-1 / ZeRO-2.
+ *   --recipe R [--config C] [--set k=v]... [--world-size N] [--zero Z]: the training plan of a
+ *     recipe (recipes/plan.h): per module the weights, gradients, AdamW moments and BitLinear caches
+ *     of what the recipe trains, the activations of one micro-batch, whether it fits this machine,
+ *     the plan of one of N data-parallel ranks with ZeRO stage Z item by item (bv_train_plan_rank),
+ *     and the smallest N of ranks of a given memory without sharding and with ZeRO-1 / ZeRO-2.
  * Builds the model shapes-only (BV_MODEL_SHAPES: nothing allocated), so it is instant at any size. */
 #include <jansson.h>
 #include <stdio.h>
@@ -35,7 +36,8 @@ static void print_gib(char *buf, size_t n, double b) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: bitvla info --config PRESET|config.json [--json]\n"
-            "       bitvla info --recipe RECIPE.json [--set key.path=value]... [--rank-gib G] [--text-tokens N] [--json]\n"
+            "       bitvla info --recipe RECIPE.json [--config PRESET|config.json] [--set key.path=value]...\n"
+            "                   [--world-size N] [--zero 0|1|2] [--rank-gib G] [--text-tokens N] [--json]\n"
             "\n"
             "--config: parameters and bytes per module: for training (fp32 weights + gradients + AdamW moments,\n"
             "16 bytes per parameter, all trainable) and for deployment (ternary weights packed at 2 bits\n"
@@ -43,12 +45,21 @@ static void usage(FILE *f) {
             "against the 1.4 GB the paper reports for BitVLA. Presets: bitvla-2b, tiny.\n"
             "\n"
             "--recipe: the training plan of a recipe (its model.config, model.train / model.freeze, micro_batch,\n"
-            "data.n_images): per module fp32 weights, gradients and AdamW moments of the trainable parameters,\n"
-            "BitLinear caches (int8 codes + fp32 dequantized copy per ternary weight); the activations of one\n"
-            "micro-batch of the longest realistic prompt (BOS, image tokens, proprio, N text tokens, action\n"
-            "tokens, EOS; --text-tokens N, default %d); whether it fits this machine's physical memory; and the\n"
-            "fewest data-parallel ranks of G GiB each (--rank-gib, default 24) without sharding, with ZeRO-1\n"
-            "(AdamW moments sharded) and ZeRO-2 (moments and gradients sharded). See docs/training.md.\n",
+            "data.n_images; --config replaces model.config, as --set model.config=C does): per module fp32\n"
+            "weights, gradients and AdamW moments of the trainable parameters, BitLinear caches (int8 codes +\n"
+            "fp32 dequantized copy per ternary weight); the activations of one micro-batch of the longest\n"
+            "realistic prompt (BOS, image tokens, proprio, N text tokens, action tokens, EOS; --text-tokens N,\n"
+            "default %d); whether it fits this machine's physical memory.\n"
+            "Then the plan of one of N data-parallel ranks (--world-size N, default 1) with ZeRO stage\n"
+            "--zero (default the recipe's distributed.zero; 2 is planned only, training implements 0 and 1),\n"
+            "one line per item: weights, caches and activations on every rank; gradients (/ N with ZeRO-2);\n"
+            "AdamW moments (/ N with ZeRO-1 and 2); communication buffers (N > 1: 2 all-reduce buckets in\n"
+            "flight, each max(distributed.bucket_mb, the largest trainable tensor)); the exact accumulation's\n"
+            "partial sums (distributed.exact: ceil(log2 A) gradients, A the per-rank accumulation, from\n"
+            "global_batch / (micro_batch x N) when global_batch is set: it must divide); the total; rank 0's\n"
+            "gather of the moments while saving a checkpoint (ZeRO >= 1) and its peak; whether it fits ranks\n"
+            "of G GiB (--rank-gib, default 24). Last, the smallest N of G GiB ranks that fits without\n"
+            "sharding, with ZeRO-1 and ZeRO-2, or which items alone exceed G. See docs/training.md.\n",
             BV_PLAN_TEXT_TOKENS);
 }
 
@@ -147,43 +158,152 @@ static void print_module(const bv_plan_module *m) {
            g, mo, c, t);
 }
 
+/* "0" for nothing, else print_gib */
+static void print_gib0(char *buf, size_t n, double b) {
+    if (b == 0) snprintf(buf, n, "0");
+    else print_gib(buf, n, b);
+}
+
+static void print_item(const char *name, double bytes, const char *note) {
+    char a[24];
+    print_gib0(a, sizeof a, bytes);
+    if (*note) printf("  %-34s %11s  %s\n", name, a, note);
+    else printf("  %-34s %11s\n", name, a);
+}
+
+/* the per-rank plan at rp's world size and ZeRO stage (text) */
+static void print_rank_plan(const bv_train_plan *p, const bv_recipe *r, const bv_rank_plan *rp, bool zero_flag,
+                            double rank_gib) {
+    const int n = rp->world_size, z = rp->zero;
+    const bv_plan_module *t = &p->total;
+    char note[160], a[24], b[24];
+    printf("per rank of %d data-parallel rank%s, %s (%s %d):\n", n, n == 1 ? "" : "s", k_zero_names[z],
+           zero_flag ? "--zero" : "the recipe's distributed.zero", z);
+    if (z == 2) printf("  (ZeRO-2 is planned only: training implements distributed.zero 0 and 1)\n");
+    if (r->global_batch > 0)
+        printf("  global batch %lld = micro-batch %d x accumulation %d x %d rank%s (global_batch %d / (micro_batch "
+               "%d x %d))\n",
+               (long long)rp->global_batch, r->micro_batch, rp->accumulation, n, n == 1 ? "" : "s", r->global_batch,
+               r->micro_batch, n);
+    else
+        printf("  global batch %lld = micro-batch %d x accumulation %d x %d rank%s (the recipe's accumulation)\n",
+               (long long)rp->global_batch, r->micro_batch, rp->accumulation, n, n == 1 ? "" : "s");
+    print_item("weights (fp32 masters)", rp->weights, "every rank");
+    print_item("BitLinear caches", rp->caches, "every rank");
+    snprintf(note, sizeof note, "every rank: one micro-batch, %d x %lld tokens", p->micro_batch, (long long)p->tokens);
+    print_item("activations", rp->activations, note);
+    print_gib(a, sizeof a, t->grads);
+    if (z >= 2 && n > 1) snprintf(note, sizeof note, "1/%d of %s (ZeRO-2)", n, a);
+    else snprintf(note, sizeof note, "all of them%s", z >= 2 ? " (one rank)" : "");
+    print_item("gradients", rp->grads, note);
+    print_gib(a, sizeof a, t->moments);
+    if (z >= 1 && n > 1) snprintf(note, sizeof note, "1/%d of %s (ZeRO-%d)", n, a, z);
+    else snprintf(note, sizeof note, "all of them%s", z >= 1 ? " (one rank)" : "");
+    print_item("AdamW moments", rp->moments, note);
+    if (n == 1) snprintf(note, sizeof note, "one rank: no all-reduce");
+    else {
+        const double bucket = rp->comm / 2;
+        print_gib(a, sizeof a, bucket);
+        if (bucket >= t->grads)
+            snprintf(note, sizeof note, "2 buckets in flight x %s (the whole gradient, less than a bucket)", a);
+        else if (p->max_trainable_tensor > r->distributed.bucket_mb * 1e6)
+            snprintf(note, sizeof note, "2 buckets in flight x %s (the largest trainable tensor; bucket_mb %g)", a,
+                     r->distributed.bucket_mb);
+        else snprintf(note, sizeof note, "2 buckets in flight x %s (distributed.bucket_mb)", a);
+    }
+    print_item("communication buffers", rp->comm, note);
+    if (!r->distributed.exact) snprintf(note, sizeof note, "distributed.exact is false");
+    else if (rp->accumulation == 1) snprintf(note, sizeof note, "accumulation 1: nothing to sum");
+    else {
+        print_gib(a, sizeof a, t->grads);
+        snprintf(note, sizeof note, "ceil(log2 %d) = %.0f x the full gradient (%s)", rp->accumulation,
+                 t->grads > 0 ? rp->exact_partials / t->grads : 0.0, a);
+    }
+    print_item("exact-accumulation partial sums", rp->exact_partials, note);
+    print_item("total per rank", rp->bytes, "");
+    if (z == 0) snprintf(note, sizeof note, "without sharding rank 0 has every moment already");
+    else if (n == 1) snprintf(note, sizeof note, "one rank has every moment already");
+    else snprintf(note, sizeof note, "the AdamW moments gathered while a checkpoint is written");
+    print_item("rank 0 while saving", rp->save_gather, note);
+    print_item("rank 0 peak", rp->rank0_peak, "");
+    const double G = rank_gib * GIB;
+    print_gib(a, sizeof a, rp->bytes);
+    print_gib(b, sizeof b, rp->rank0_peak);
+    if (rp->rank0_peak <= G)
+        printf("fits %g GiB ranks: %s per rank (%.1f%%), rank 0 peak %s (%.1f%%)\n\n", rank_gib, a,
+               100.0 * rp->bytes / G, b, 100.0 * rp->rank0_peak / G);
+    else if (rp->bytes <= G)
+        printf("does not fit %g GiB ranks: %s per rank fits, but rank 0 needs %s while saving a checkpoint\n\n",
+               rank_gib, a, b);
+    else
+        printf("does not fit %g GiB ranks: %s per rank (%.2fx), rank 0 peak %s\n\n", rank_gib, a, rp->bytes / G, b);
+}
+
 static int info_recipe(const char *path, int n_sets, const char *const *sets, double rank_gib, int text_tokens,
-                       bool json) {
+                       int world_size, int zero_arg, bool json) {
     bv_recipe r;
     if (bv_recipe_load(&r, path, n_sets, sets) != BV_OK) {
         fprintf(stderr, "bitvla info: %s\n", bv_error_msg());
         return 1;
     }
     bv_train_plan p;
-    if (bv_train_plan_make(&p, &r, text_tokens) != BV_OK) {
+    bv_rank_plan rp;
+    const int zero = zero_arg >= 0 ? zero_arg : r.distributed.zero;
+    if (bv_train_plan_make(&p, &r, text_tokens) != BV_OK || bv_train_plan_rank(&p, &r, world_size, zero, &rp) != BV_OK) {
         fprintf(stderr, "bitvla info: %s\n", bv_error_msg());
         bv_recipe_free(&r);
         return 1;
     }
     const double rank_bytes = rank_gib * GIB;
-    int ranks[3];
-    for (int z = 0; z < 3; z++) ranks[z] = bv_train_plan_min_ranks(&p, z, rank_bytes, MAX_RANKS);
+    int ranks[3], no_save[3]; /* no_save: the smallest N ignoring rank 0's checkpoint gather */
+    bv_rank_plan at[3], at_no_save[3];
+    double floor_b[3];
+    char floor_what[3][96];
+    for (int z = 0; z < 3; z++) {
+        ranks[z] = bv_train_plan_min_ranks(&p, &r, z, true, rank_bytes, MAX_RANKS, &at[z]);
+        no_save[z] = ranks[z] ? ranks[z] : bv_train_plan_min_ranks(&p, &r, z, false, rank_bytes, MAX_RANKS, &at_no_save[z]);
+        floor_b[z] = bv_train_plan_floor(&p, &r, z, floor_what[z], sizeof floor_what[z]);
+    }
     const bool fits = p.physical <= 0 || p.bytes <= p.physical;
+    const bool rank_fits = rp.rank0_peak <= rank_bytes;
     const bool all_train = p.total.trainable == p.total.params;
+    const double unsharded[3] = {p.bytes, p.bytes - p.total.moments, p.bytes - p.total.moments - p.total.grads};
     if (json) {
         json_t *mods = json_array();
         for (int k = 0; k < BV_PLAN_MODULES; k++) json_array_append_new(mods, module_json(&p.mod[k]));
-        json_t *rk = json_object();
-        const char *keys[3] = {"none", "zero1", "zero2"};
+        json_t *rk = json_object(), *mr = json_object();
+        const char *keys[3] = {"none", "zero1", "zero2"}, *mkeys[3] = {"zero0", "zero1", "zero2"};
         for (int z = 0; z < 3; z++) {
-            const double sharded = z == 0 ? 0 : p.total.moments + (z == 2 ? p.total.grads : 0);
             json_t *o = json_object();
             json_object_set_new(o, "ranks", ranks[z] ? json_integer(ranks[z]) : json_null());
-            json_object_set_new(o, "unsharded_bytes", json_real(bv_train_plan_rank_bytes(&p, z, 1) - sharded));
-            json_object_set_new(o, "sharded_bytes", json_real(sharded));
-            json_object_set_new(o, "rank_bytes", ranks[z] ? json_real(bv_train_plan_rank_bytes(&p, z, ranks[z])) : json_null());
+            json_object_set_new(o, "unsharded_bytes", json_real(unsharded[z]));
+            json_object_set_new(o, "sharded_bytes", json_real(p.bytes - unsharded[z]));
+            json_object_set_new(o, "rank_bytes", ranks[z] ? json_real(at[z].bytes) : json_null());
+            json_object_set_new(o, "rank0_peak_bytes", ranks[z] ? json_real(at[z].rank0_peak) : json_null());
+            json_object_set_new(o, "floor_bytes", json_real(floor_b[z]));
+            json_object_set_new(o, "floor_items", json_string(floor_what[z]));
             json_object_set_new(rk, keys[z], o);
+            json_object_set_new(mr, mkeys[z], ranks[z] ? json_integer(ranks[z]) : json_null());
         }
+        json_t *pr = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "weights_bytes", rp.weights,
+                               "caches_bytes", rp.caches, "activations_bytes", rp.activations, "grads_bytes", rp.grads,
+                               "moments_bytes", rp.moments, "comm_bytes", rp.comm, "exact_partials_bytes",
+                               rp.exact_partials, "total_bytes", rp.bytes, "rank0_save_gather_bytes", rp.save_gather,
+                               "rank0_peak_bytes", rp.rank0_peak);
         json_t *root = json_pack("{s:s, s:s, s:o, s:o, s:i, s:I, s:f, s:f, s:f, s:b, s:f, s:o}", "recipe", path,
                                  "config", r.model.config, "modules", mods, "totals", module_json(&p.total),
                                  "micro_batch", p.micro_batch, "tokens", (json_int_t)p.tokens, "activations_bytes",
                                  p.activations, "total_bytes", p.bytes, "physical_bytes", p.physical, "fits_physical",
                                  fits, "rank_gib", rank_gib, "data_parallel", rk);
+        json_object_set_new(root, "max_trainable_tensor_bytes", json_real(p.max_trainable_tensor));
+        json_object_set_new(root, "world_size", json_integer(world_size));
+        json_object_set_new(root, "zero", json_integer(zero));
+        json_object_set_new(root, "zero_trained", json_boolean(zero <= 1));
+        json_object_set_new(root, "accumulation", json_integer(rp.accumulation));
+        json_object_set_new(root, "global_batch", json_integer(rp.global_batch));
+        json_object_set_new(root, "per_rank", pr);
+        json_object_set_new(root, "fits", json_boolean(rank_fits));
+        json_object_set_new(root, "min_ranks", mr);
         char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s);
         free(s);
@@ -191,7 +311,7 @@ static int info_recipe(const char *path, int n_sets, const char *const *sets, do
         bv_recipe_free(&r);
         return 0;
     }
-    char a[24], b[24], c[24];
+    char a[24], b[24];
     printf("bitvla info: training plan of %s: model %s, %s\n\n", path, r.model.config,
            all_train ? "every parameter trains" : "some parameters frozen (model.train / model.freeze)");
     printf("%-18s %11s %11s %11s %11s %11s %11s %11s\n", "module", "params", "trainable", "weights", "gradients",
@@ -212,28 +332,41 @@ static int info_recipe(const char *path, int n_sets, const char *const *sets, do
            p.n_images, p.image_tokens, p.text_tokens, p.action_tokens);
     if (p.physical > 0) {
         print_gib(b, sizeof b, p.physical);
-        if (fits) printf("this machine: fits in its %s of physical memory (%.1f%% of it)\n", b, 100.0 * p.bytes / p.physical);
-        else printf("this machine: does not fit: %s needed, %s of physical memory (%.2fx)\n", a, b, p.bytes / p.physical);
+        if (fits) printf("this machine: fits in its %s of physical memory (%.1f%% of it)\n\n", b, 100.0 * p.bytes / p.physical);
+        else printf("this machine: does not fit: %s needed, %s of physical memory (%.2fx)\n\n", a, b, p.bytes / p.physical);
     }
-    printf("data-parallel on %g GiB machines (per rank: weights + caches + activations, and the gradients and\n"
-           "moments, sharded or not):\n", rank_gib);
+    print_rank_plan(&p, &r, &rp, zero_arg >= 0, rank_gib);
+    printf("the smallest N of %g GiB machines on which this fits (rank 0's peak while saving included", rank_gib);
+    if (r.global_batch > 0)
+        printf(";\nN such that global_batch %d / (micro_batch %d x N) is whole", r.global_batch, r.micro_batch);
+    printf("):\n");
     for (int z = 0; z < 3; z++) {
-        const int n = ranks[z];
-        if (z == 0) {
-            print_gib(a, sizeof a, bv_train_plan_rank_bytes(&p, 0, 1));
-            if (n) printf("  %-40s %s per rank: fits %g GiB, any number of ranks\n", k_zero_names[z], a, rank_gib);
-            else printf("  %-40s %s per rank: does not fit %g GiB, on any number of ranks\n", k_zero_names[z], a, rank_gib);
-            continue;
-        }
-        const double sharded = p.total.moments + (z == 2 ? p.total.grads : 0);
-        print_gib(b, sizeof b, bv_train_plan_rank_bytes(&p, z, 1) - sharded);
-        print_gib(c, sizeof c, sharded);
-        if (n) {
-            print_gib(a, sizeof a, bv_train_plan_rank_bytes(&p, z, n));
-            printf("  %-40s %s + %s / N per rank: N >= %d (%s per rank)\n", k_zero_names[z], b, c, n, a);
+        const char *planned = z == 2 ? " (planned only: training implements ZeRO 0 and 1)" : "";
+        printf("  %-40s ", k_zero_names[z]);
+        if (ranks[z]) {
+            print_gib(a, sizeof a, at[z].bytes);
+            print_gib(b, sizeof b, at[z].rank0_peak);
+            printf("N = %d: %s per rank, rank 0 peak %s%s\n", ranks[z], a, b, planned);
+        } else if (floor_b[z] > rank_bytes) {
+            print_gib(a, sizeof a, floor_b[z]);
+            printf("none: %s = %s > %g GiB on every rank whatever N%s\n", floor_what[z], a, rank_gib, planned);
+        } else if (at[z].world_size == 0) {
+            printf("none: no N makes global_batch / (micro_batch x N) whole%s\n", planned);
         } else {
-            printf("  %-40s %s + %s / N per rank: does not fit %g GiB for any N (the unsharded %s alone)\n",
-                   k_zero_names[z], b, c, rank_gib, b);
+            const int up_to =
+                r.global_batch > 0 ? (int)BV_MIN((int64_t)MAX_RANKS, r.global_batch / r.micro_batch) : MAX_RANKS;
+            if (no_save[z]) {
+                print_gib(a, sizeof a, at_no_save[z].bytes);
+                print_gib(b, sizeof b, at_no_save[z].save_gather);
+                printf("none up to N = %d: every rank fits from N = %d (%s), but rank 0 gathers the AdamW moments "
+                       "(%s more) while saving a checkpoint%s\n",
+                       up_to, no_save[z], a, b, planned);
+            } else {
+                print_gib(a, sizeof a, at[z].bytes);
+                print_gib(b, sizeof b, at[z].rank0_peak);
+                printf("none up to N = %d: the least is at N = %d, %s per rank, rank 0 peak %s > %g GiB%s\n", up_to,
+                       at[z].world_size, a, b, rank_gib, planned);
+            }
         }
     }
     bv_recipe_free(&r);
@@ -242,8 +375,10 @@ static int info_recipe(const char *path, int n_sets, const char *const *sets, do
 
 int bv_cmd_info(int argc, char **argv) {
     const char *config = NULL, *recipe = NULL;
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    int n_sets = 0, text_tokens = 0, rc = 2;
+    const char **sets = calloc((size_t)argc + 2, sizeof *sets);
+    char *config_set = NULL; /* --config with --recipe: the override "model.config=\"C\"" */
+    int n_sets = 0, config_at = -1, text_tokens = 0, world_size = 1, zero = -1, rc = 2;
+    bool world_flag = false;
     double rank_gib = 24;
     bool json = false;
     for (int i = 1; i < argc; i++) {
@@ -253,7 +388,7 @@ int bv_cmd_info(int argc, char **argv) {
             rc = 0;
             goto done;
         } else if (!strcmp(a, "--config") && v) {
-            config = v, i++;
+            config = v, config_at = n_sets, i++;
         } else if (!strcmp(a, "--recipe") && v) {
             recipe = v, i++;
         } else if (!strcmp(a, "--set") && v) {
@@ -268,27 +403,58 @@ int bv_cmd_info(int argc, char **argv) {
         } else if (!strcmp(a, "--text-tokens")) {
             if (!bv_cli_int("info", "--text-tokens", v, 1, 1000000, &text_tokens)) goto done;
             i++;
+        } else if (!strcmp(a, "--world-size")) {
+            if (!bv_cli_int("info", "--world-size", v, 1, MAX_RANKS, &world_size)) goto done;
+            world_flag = true, i++;
+        } else if (!strcmp(a, "--zero")) {
+            if (!bv_cli_int("info", "--zero", v, 0, 2, &zero)) goto done;
+            i++;
         } else if (!strcmp(a, "--json")) {
             json = true;
         } else {
             fprintf(stderr,
-                    "bitvla info: unknown or incomplete option '%s' (expected --config C or --recipe R [--set K=V]... "
-                    "[--rank-gib G] [--text-tokens N], --json)\n",
+                    "bitvla info: unknown or incomplete option '%s' (expected --config C, or --recipe R [--config C] "
+                    "[--set K=V]... [--world-size N] [--zero 0|1|2] [--rank-gib G] [--text-tokens N], --json)\n",
                     a);
             goto done;
         }
     }
-    if (!config == !recipe) {
-        fprintf(stderr, "bitvla info: give one of --config PRESET|config.json (presets: bitvla-2b, tiny) or --recipe "
-                        "RECIPE.json\n");
+    if (!config && !recipe) {
+        fprintf(stderr, "bitvla info: give --config PRESET|config.json (presets: bitvla-2b, tiny) or --recipe "
+                        "RECIPE.json (with --config: the recipe's model.config replaced)\n");
         goto done;
     }
-    if (config && (n_sets || text_tokens)) {
-        fprintf(stderr, "bitvla info: --set and --text-tokens apply to --recipe only\n");
+    if (!recipe && (n_sets || text_tokens || world_flag || zero >= 0)) {
+        fprintf(stderr, "bitvla info: --set, --text-tokens, --world-size and --zero apply to --recipe only\n");
         goto done;
     }
-    rc = config ? info_config(config, json) : info_recipe(recipe, n_sets, sets, rank_gib, text_tokens, json);
+    if (recipe && config) {
+        /* the same override as --set model.config=C, in its place among the --set's (a JSON string,
+           so a config path that reads as a number or true stays a path) */
+        json_t *js = json_string(config);
+        char *q = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+        json_decref(js);
+        if (!q) {
+            fprintf(stderr, "bitvla info: --config '%s' is not valid UTF-8\n", config);
+            goto done;
+        }
+        config_set = malloc(strlen(q) + sizeof "model.config=");
+        if (!config_set) {
+            free(q);
+            fprintf(stderr, "bitvla info: out of memory\n");
+            rc = 1;
+            goto done;
+        }
+        strcpy(config_set, "model.config=");
+        strcat(config_set, q);
+        free(q);
+        memmove(sets + config_at + 1, sets + config_at, (size_t)(n_sets - config_at) * sizeof *sets);
+        sets[config_at] = config_set, n_sets++;
+    }
+    rc = recipe ? info_recipe(recipe, n_sets, sets, rank_gib, text_tokens, world_size, zero, json)
+                : info_config(config, json);
 done:
+    free(config_set);
     free(sets);
     return rc;
 }

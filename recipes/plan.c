@@ -1,7 +1,7 @@
 /* plan.c - the memory plan of a training run per module (recipes/plan.h). */
 #include "recipes/plan.h"
 
-#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *k_names[BV_PLAN_MODULES] = {"vision tower",      "connector",         "llm embed_tokens",
@@ -55,7 +55,10 @@ void bv_plan_modules(const bv_model *m, bv_train_plan *p) {
         const bv_param *q = &ps->items[i];
         bv_plan_module *md = &p->mod[module_of(q->name)];
         md->params += q->numel;
-        if (q->trainable) md->trainable += q->numel;
+        if (q->trainable) {
+            md->trainable += q->numel;
+            p->max_trainable_tensor = BV_MAX(p->max_trainable_tensor, 4.0 * (double)q->numel);
+        }
         if (tern[i]) md->ternary += q->numel, md->ternary_tensors++, n_tern += q->numel;
     }
     free(tern);
@@ -106,24 +109,86 @@ bv_status bv_train_plan_make(bv_train_plan *p, const bv_recipe *r, int text_toke
     return BV_OK;
 }
 
-double bv_train_plan_rank_bytes(const bv_train_plan *p, int zero, int n) {
-    BV_ASSERT(zero >= 0 && zero <= 2 && n >= 1, "train plan: ZeRO stage %d, %d ranks", zero, n);
-    const bv_plan_module *t = &p->total;
-    double grads = zero >= 2 ? t->grads / n : t->grads, moments = zero >= 1 ? t->moments / n : t->moments;
-    return t->weights + t->caches + p->activations + grads + moments;
+/* the per-rank accumulation on n ranks, 0 when global_batch does not divide */
+static int accumulation_on(const bv_recipe *r, int n) {
+    if (r->global_batch <= 0) return r->accumulation;
+    const int64_t per_pass = (int64_t)r->micro_batch * n;
+    return r->global_batch % per_pass ? 0 : (int)(r->global_batch / per_pass);
 }
 
-int bv_train_plan_min_ranks(const bv_train_plan *p, int zero, double bytes_per_rank, int max_n) {
-    if (zero == 0) return bv_train_plan_rank_bytes(p, 0, 1) <= bytes_per_rank ? 1 : 0;
-    /* rank_bytes falls with n towards the unsharded part: solve, then check (rounding) */
-    const double fixed = bv_train_plan_rank_bytes(p, zero, 1) - (zero >= 2 ? p->total.grads : 0) - p->total.moments;
-    const double shard = (zero >= 2 ? p->total.grads : 0) + p->total.moments;
-    if (fixed >= bytes_per_rank) return 0;
-    double n = shard > 0 ? ceil(shard / (bytes_per_rank - fixed)) : 1;
-    if (n < 1) n = 1;
-    if (n > max_n) return 0;
-    int k = (int)n;
-    while (k > 1 && bv_train_plan_rank_bytes(p, zero, k - 1) <= bytes_per_rank) k--;
-    while (k <= max_n && bv_train_plan_rank_bytes(p, zero, k) > bytes_per_rank) k++;
-    return k <= max_n ? k : 0;
+/* ceil(log2(a)) for a >= 1: the levels of a binary tree over a leaves */
+static int tree_levels(int a) {
+    int k = 0;
+    while ((1LL << k) < a) k++;
+    return k;
+}
+
+/* the plan of rank n, accumulation a (> 0) */
+static void rank_plan(const bv_train_plan *p, const bv_recipe *r, int n, int zero, int a, bv_rank_plan *o) {
+    const bv_plan_module *t = &p->total;
+    memset(o, 0, sizeof *o);
+    o->world_size = n, o->zero = zero, o->accumulation = a;
+    o->global_batch = (int64_t)r->micro_batch * a * n;
+    o->weights = t->weights, o->caches = t->caches, o->activations = p->activations;
+    o->grads = zero >= 2 ? t->grads / n : t->grads;
+    o->moments = zero >= 1 ? t->moments / n : t->moments;
+    if (n > 1 && t->grads > 0) {
+        /* a bucket: bucket_mb, or one whole parameter larger than that; never more than the gradient */
+        const double bucket = BV_MIN(BV_MAX(r->distributed.bucket_mb * 1e6, p->max_trainable_tensor), t->grads);
+        o->comm = 2.0 * bucket;
+    }
+    if (r->distributed.exact && a > 1) o->exact_partials = tree_levels(a) * t->grads;
+    o->bytes = o->weights + o->caches + o->activations + o->grads + o->moments + o->comm + o->exact_partials;
+    if (zero >= 1 && n > 1) o->save_gather = t->moments;
+    o->rank0_peak = o->bytes + o->save_gather;
+}
+
+bv_status bv_train_plan_rank(const bv_train_plan *p, const bv_recipe *r, int world_size, int zero, bv_rank_plan *out) {
+    BV_ASSERT(zero >= 0 && zero <= 2 && world_size >= 1, "train plan: ZeRO stage %d, %d ranks", zero, world_size);
+    memset(out, 0, sizeof *out);
+    const int a = accumulation_on(r, world_size);
+    if (a == 0)
+        return bv_error_set(BV_ERR_ARG,
+                            "%s: global_batch %d is not a multiple of micro_batch %d x %d rank%s = %lld: the "
+                            "per-rank accumulation global_batch / (micro_batch x ranks) must be a whole number",
+                            r->source, r->global_batch, r->micro_batch, world_size, world_size == 1 ? "" : "s",
+                            (long long)r->micro_batch * world_size);
+    rank_plan(p, r, world_size, zero, a, out);
+    return BV_OK;
+}
+
+double bv_train_plan_floor(const bv_train_plan *p, const bv_recipe *r, int zero, char *what, size_t what_len) {
+    BV_ASSERT(zero >= 0 && zero <= 2, "train plan: ZeRO stage %d", zero);
+    const bv_plan_module *t = &p->total;
+    const bool partials = r->global_batch <= 0 && r->distributed.exact && r->accumulation > 1;
+    double b = t->weights + t->caches + p->activations;
+    if (zero < 2) b += t->grads;
+    if (zero == 0) b += t->moments;
+    if (partials) b += tree_levels(r->accumulation) * t->grads;
+    if (what)
+        snprintf(what, what_len, "weights + caches + activations%s%s%s", zero < 2 ? " + gradients" : "",
+                 zero == 0 ? " + AdamW moments" : "", partials ? " + exact partial sums" : "");
+    return b;
+}
+
+int bv_train_plan_min_ranks(const bv_train_plan *p, const bv_recipe *r, int zero, bool with_save, double bytes_per_rank,
+                            int max_n, bv_rank_plan *at) {
+    BV_ASSERT(zero >= 0 && zero <= 2, "train plan: ZeRO stage %d", zero);
+    bv_rank_plan best = {0}, cur;
+    /* every allowed n in order (plain arithmetic: a scan of max_n is instant); the first that fits */
+    for (int n = 1; n <= max_n; n++) {
+        /* past the global batch's micro-batches no n is allowed */
+        if (r->global_batch > 0 && (int64_t)r->micro_batch * n > r->global_batch) break;
+        const int a = accumulation_on(r, n);
+        if (a == 0) continue;
+        rank_plan(p, r, n, zero, a, &cur);
+        const double need = with_save ? cur.rank0_peak : cur.bytes;
+        if (need <= bytes_per_rank) {
+            if (at) *at = cur;
+            return n;
+        }
+        if (best.world_size == 0 || need < (with_save ? best.rank0_peak : best.bytes)) best = cur;
+    }
+    if (at) *at = best;
+    return 0;
 }
