@@ -54,10 +54,10 @@ static void usage(FILE *f) {
             "--zero (default the recipe's distributed.zero; 2 is planned only, training implements 0 and 1),\n"
             "one line per item: weights, caches and activations on every rank; gradients (/ N with ZeRO-2);\n"
             "AdamW moments (/ N with ZeRO-1 and 2); communication buffers (N > 1: 2 all-reduce buckets in\n"
-            "flight, each max(distributed.bucket_mb, the largest trainable tensor)); the exact accumulation's\n"
-            "partial sums (distributed.exact: ceil(log2 A) gradients, A the per-rank accumulation, from\n"
+            "flight, each of distributed.bucket_mb); the exact accumulation's\n"
+            "partial sums (distributed.exact: floor(log2 A) gradients, A the per-rank accumulation, from\n"
             "global_batch / (micro_batch x N) when global_batch is set: it must divide); the total; rank 0's\n"
-            "gather of the moments while saving a checkpoint (ZeRO >= 1) and its peak; whether it fits ranks\n"
+            "buffer streaming the moments into a checkpoint (ZeRO >= 1) and its peak; whether it fits ranks\n"
             "of G GiB (--rank-gib, default 24). Last, the smallest N of G GiB ranks that fits without\n"
             "sharding, with ZeRO-1 and ZeRO-2, or which items alone exceed G. See docs/training.md.\n",
             BV_PLAN_TEXT_TOKENS);
@@ -206,24 +206,21 @@ static void print_rank_plan(const bv_train_plan *p, const bv_recipe *r, const bv
         print_gib(a, sizeof a, bucket);
         if (bucket >= t->grads)
             snprintf(note, sizeof note, "2 buckets in flight x %s (the whole gradient, less than a bucket)", a);
-        else if (p->max_trainable_tensor > r->distributed.bucket_mb * 1e6)
-            snprintf(note, sizeof note, "2 buckets in flight x %s (the largest trainable tensor; bucket_mb %g)", a,
-                     r->distributed.bucket_mb);
-        else snprintf(note, sizeof note, "2 buckets in flight x %s (distributed.bucket_mb)", a);
+        else snprintf(note, sizeof note, "2 buckets in flight x %s (distributed.bucket_mb %g)", a, r->distributed.bucket_mb);
     }
     print_item("communication buffers", rp->comm, note);
     if (!r->distributed.exact) snprintf(note, sizeof note, "distributed.exact is false");
     else if (rp->accumulation == 1) snprintf(note, sizeof note, "accumulation 1: nothing to sum");
     else {
         print_gib(a, sizeof a, t->grads);
-        snprintf(note, sizeof note, "ceil(log2 %d) = %.0f x the full gradient (%s)", rp->accumulation,
+        snprintf(note, sizeof note, "floor(log2 %d) = %.0f x the full gradient (%s)", rp->accumulation,
                  t->grads > 0 ? rp->exact_partials / t->grads : 0.0, a);
     }
     print_item("exact-accumulation partial sums", rp->exact_partials, note);
     print_item("total per rank", rp->bytes, "");
     if (z == 0) snprintf(note, sizeof note, "without sharding rank 0 has every moment already");
     else if (n == 1) snprintf(note, sizeof note, "one rank has every moment already");
-    else snprintf(note, sizeof note, "the AdamW moments gathered while a checkpoint is written");
+    else snprintf(note, sizeof note, "one bucket of AdamW moments at a time, streamed into the checkpoint");
     print_item("rank 0 while saving", rp->save_gather, note);
     print_item("rank 0 peak", rp->rank0_peak, "");
     const double G = rank_gib * GIB;
@@ -358,8 +355,8 @@ static int info_recipe(const char *path, int n_sets, const char *const *sets, do
             if (no_save[z]) {
                 print_gib(a, sizeof a, at_no_save[z].bytes);
                 print_gib(b, sizeof b, at_no_save[z].save_gather);
-                printf("none up to N = %d: every rank fits from N = %d (%s), but rank 0 gathers the AdamW moments "
-                       "(%s more) while saving a checkpoint%s\n",
+                printf("none up to N = %d: every rank fits from N = %d (%s), but rank 0 streams the AdamW moments "
+                       "through a bucket (%s more) while saving a checkpoint%s\n",
                        up_to, no_save[z], a, b, planned);
             } else {
                 print_gib(a, sizeof a, at[z].bytes);

@@ -101,25 +101,31 @@ static bv_status write_text(const char *dir, const char *name, const char *text)
     return st;
 }
 
-static bv_status save_optimizer(const char *path, const bv_params *p, const bv_adamw *o) {
+/* AdamW moments per trainable parameter, all exp_avg then all exp_avg_sq, in the flat layout's
+ * order: the data section is m[0, n) then v[0, n), so a data writer (sharded moments:
+ * recipes/dist.h) streams it piece by piece, and the file is the same bytes either way. */
+static bv_status save_optimizer(const char *path, const bv_params *p, const bv_adamw *o, bv_st_data_fn data,
+                                void *data_ctx) {
     int n = o->n_params;
     bv_st_item *items = bv_xcalloc((size_t)(2 * n), sizeof *items);
     char **names = bv_xcalloc((size_t)(2 * n), sizeof *names);
     for (int k = 0; k < n; k++) {
         const bv_param *pp = &p->items[o->param[k]];
         for (int j = 0; j < 2; j++) {
+            int i = j * n + k;
             size_t len = strlen(pp->name) + 16;
-            names[2 * k + j] = bv_xmalloc(len);
-            snprintf(names[2 * k + j], len, "%s.%s", j ? "exp_avg_sq" : "exp_avg", pp->name);
-            float *base = j ? o->v : o->m;
-            items[2 * k + j].name = names[2 * k + j];
-            items[2 * k + j].t = bv_tensor_make(base + pp->offset, BV_DTYPE_F32, pp->ndim, pp->shape);
+            names[i] = bv_xmalloc(len);
+            snprintf(names[i], len, "%s.%s", j ? "exp_avg_sq" : "exp_avg", pp->name);
+            float *base = data ? NULL : j ? o->v + pp->offset : o->m + pp->offset;
+            items[i].name = names[i];
+            items[i].t = bv_tensor_make(base, BV_DTYPE_F32, pp->ndim, pp->shape);
         }
     }
     char stepbuf[32];
     snprintf(stepbuf, sizeof stepbuf, "%lld", (long long)o->step);
     const char *meta[] = {"step", stepbuf, "format", "bitvla-adamw-1"};
-    bv_status st = bv_st_save(path, 2 * n, items, 2, meta);
+    bv_status st = data ? bv_st_save_stream(path, 2 * n, items, 2, meta, data, data_ctx)
+                        : bv_st_save(path, 2 * n, items, 2, meta);
     for (int i = 0; i < 2 * n; i++) free(names[i]);
     free(names);
     free(items);
@@ -218,7 +224,7 @@ bv_status bv_ckpt_save(const char *run_dir, const bv_ckpt_contents *c, int keep)
     free(f);
     if (!st && c->opt) {
         f = join(d.tmp, "optimizer.safetensors");
-        st = save_optimizer(f, c->params, c->opt);
+        st = save_optimizer(f, c->params, c->opt, c->opt_data, c->opt_data_ctx);
         free(f);
     }
     kill_point("weights");

@@ -5,7 +5,9 @@
  *   model.safetensors        every parameter, fp32, HF names (models/weights.h; sharded above 2 GiB
  *                            as model-0000k-of-0000n.safetensors + model.safetensors.index.json)
  *   optimizer.safetensors    AdamW moments per trainable parameter: "exp_avg.<name>",
- *                            "exp_avg_sq.<name>" (fp32), metadata "step" (the optimizer's count)
+ *                            "exp_avg_sq.<name>" (fp32), metadata "step" (the optimizer's count);
+ *                            always the whole, unsharded layout, whatever the ranks kept (ZeRO-1
+ *                            streams it from them), so any rank count resumes it
  *   trainer_state.json       {"step", "epoch", "batch", "skipped", "nonfinite_in_row", "samples",
  *                            "seed", "data_seed", "model_seed", "version"}: the position of the data
  *                            stream (the next batch to load), the schedule position (= step), the
@@ -32,6 +34,7 @@
 #include <stdint.h>
 
 #include "optim/adamw.h"
+#include "src/safetensors.h"
 #include "src/params.h"
 
 typedef struct {
@@ -46,6 +49,10 @@ typedef struct {
 typedef struct {
     const bv_params *params;
     const bv_adamw *opt;          /* NULL: no optimizer state */
+    bv_st_data_fn opt_data;       /* non-NULL: writes the moments' bytes (m[0, n) then v[0, n) of the
+                                     flat layout) instead of reading opt->m, opt->v: sharded state
+                                     streamed from the ranks (recipes/dist.h) */
+    void *opt_data_ctx;
     const bv_trainer_state *state;
     const char *recipe_json;      /* text of recipe.json (NULL: not written) */
     const char *config_json;      /* text of config.json */

@@ -1,6 +1,7 @@
 /* dist.c - data-parallel gradient reduction over MPI (recipes/dist.h). */
 #include "recipes/dist.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <mpi.h>
@@ -546,40 +547,33 @@ void bv_dist_sum_doubles(bv_dist *d, double *x, int n) {
     d->st.comm_s += now() - t;
 }
 
-bv_status bv_dist_gather_moments(bv_dist *d, const bv_adamw *o, float **m, float **v) {
-    *m = *v = NULL;
-    if (!d->c.zero) return BV_OK; /* every rank has all moments: use o's own */
-    if (d->r == 0) {
-        double bytes = 8.0 * (double)d->n;
-        bv_status st = bv_mem_check(bytes, "gathering the sharded AdamW moments for the checkpoint");
-        if (!st) {
-            *m = bv_aligned_alloc_try(BV_MAX(d->n, (size_t)1) * sizeof(float));
-            *v = bv_aligned_alloc_try(BV_MAX(d->n, (size_t)1) * sizeof(float));
-            if (!*m || !*v) st = bv_error_set(BV_ERR_NOMEM, "gathering the AdamW moments: %.0f bytes", bytes);
-        }
-        if (st) { /* the job ends: the others wait in the gather below */
-            bv_aligned_free(*m), bv_aligned_free(*v);
-            *m = *v = NULL;
-            return st;
-        }
-    }
-    if (d->N == 1) { /* one rank, sharded layout (ZeRO-1 on a world of one): unpack */
-        for (int i = 0; i < o->n_ranges; i++) {
-            size_t len = o->ranges[i].hi - o->ranges[i].lo;
-            memcpy(*m + o->ranges[i].lo, o->m + o->range_moff[i], len * sizeof(float));
-            memcpy(*v + o->ranges[i].lo, o->v + o->range_moff[i], len * sizeof(float));
-        }
-        return BV_OK;
-    }
+bv_status bv_dist_write_moments(bv_dist *d, const bv_adamw *o, FILE *fp, const char *what) {
+    BV_ASSERT(d->c.zero, "bv_dist_write_moments: the moments are not sharded");
+    BV_ASSERT((d->r == 0) == (fp != NULL), "bv_dist_write_moments: rank %d %s a file", d->r, fp ? "with" : "without");
+    bv_status st = BV_OK;
+    size_t cap = 0;
+    for (int b = 0; b < d->nb; b++) cap = BV_MAX(cap, d->bhi[b] - d->blo[b]);
+    float *buf = d->r == 0 && d->N > 1 ? bv_aligned_alloc_try(BV_MAX(cap, (size_t)1) * sizeof(float)) : NULL;
+    if (d->r == 0 && d->N > 1 && !buf)
+        st = bv_error_set(BV_ERR_NOMEM, "%s: a bucket of %zu moments to write", what, cap);
+    double t = now();
     for (int j = 0; j < 2; j++) {
-        float *dst = j ? *v : *m;
         const float *src = j ? o->v : o->m;
-        for (int b = 0; b < d->nb; b++) {
+        for (int b = d->nb - 1; b >= 0; b--) { /* ascending addresses */
             int oi = d->owned_of[b];
-            const float *send = oi >= 0 ? src + o->range_moff[oi] : src;
-            MPI_Gatherv(send, d->cnt[b * d->N + d->r], MPI_FLOAT, dst ? dst + d->blo[b] : NULL, d->cnt + b * d->N,
-                        d->dsp + b * d->N, MPI_FLOAT, 0, d->c3);
+            const float *mine = oi >= 0 ? src + o->range_moff[oi] : src;
+            size_t len = d->bhi[b] - d->blo[b];
+            const float *out = mine;
+            if (d->N > 1) { /* every rank takes part even after rank 0 failed to write: no one waits forever */
+                MPI_Gatherv(mine, d->cnt[b * d->N + d->r], MPI_FLOAT, buf, d->cnt + b * d->N, d->dsp + b * d->N,
+                            MPI_FLOAT, 0, d->c3);
+                out = buf;
+            }
+            if (fp && !st && fwrite(out, sizeof(float), len, fp) != len)
+                st = bv_error_set(BV_ERR_IO, "%s: writing the AdamW moments failed (%s)", what, strerror(errno));
         }
     }
-    return BV_OK;
+    d->st.comm_s += now() - t;
+    bv_aligned_free(buf);
+    return st;
 }

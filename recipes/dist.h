@@ -42,6 +42,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "autograd/autograd.h"
 #include "optim/adamw.h"
@@ -114,10 +115,11 @@ double bv_dist_grad_norm(bv_dist *d);
 void bv_dist_clip(bv_dist *d, double norm, double max_norm);
 /* After the optimizer step: ZeRO-1 all-gathers the updated weights (no-op otherwise). */
 bv_status bv_dist_after_update(bv_dist *d);
-/* Gather the sharded moments of o into full [numel_trainable] buffers on rank 0 (*m, *v from
- * bv_aligned_alloc there, NULL elsewhere, and NULL everywhere when o is not sharded: use o's own);
- * every rank must call it. */
-bv_status bv_dist_gather_moments(bv_dist *d, const bv_adamw *o, float **m, float **v);
+/* Stream the sharded moments of o (ZeRO-1) in the unsharded layout, m[0, n) then v[0, n), to fp
+ * on rank 0, one bucket at a time (a bucket's memory on rank 0, never the whole); every rank calls
+ * it, the others with fp NULL. `what` names the file in messages. The checkpoint's optimizer file
+ * is written through it (recipes/checkpoint.h, opt_data). */
+bv_status bv_dist_write_moments(bv_dist *d, const bv_adamw *o, FILE *fp, const char *what);
 /* Sum n doubles over the ranks element-wise (zeros where a rank has nothing: exact). */
 void bv_dist_sum_doubles(bv_dist *d, double *x, int n);
 const bv_dist_stats *bv_dist_last_stats(const bv_dist *d);

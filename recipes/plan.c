@@ -1,6 +1,10 @@
 /* plan.c - the memory plan of a training run per module (recipes/plan.h). */
 #include "recipes/plan.h"
 
+#include <math.h>
+
+#include "optim/adamw.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -116,10 +120,11 @@ static int accumulation_on(const bv_recipe *r, int n) {
     return r->global_batch % per_pass ? 0 : (int)(r->global_batch / per_pass);
 }
 
-/* ceil(log2(a)) for a >= 1: the levels of a binary tree over a leaves */
+/* floor(log2(a)) for a >= 1: the most partial sums the binary counter of a micro-batches holds
+ * at once (recipes/dist.h: the largest popcount of 1 .. a-1) */
 static int tree_levels(int a) {
     int k = 0;
-    while ((1LL << k) < a) k++;
+    while ((2LL << k) <= a) k++;
     return k;
 }
 
@@ -133,13 +138,19 @@ static void rank_plan(const bv_train_plan *p, const bv_recipe *r, int n, int zer
     o->grads = zero >= 2 ? t->grads / n : t->grads;
     o->moments = zero >= 1 ? t->moments / n : t->moments;
     if (n > 1 && t->grads > 0) {
-        /* a bucket: bucket_mb, or one whole parameter larger than that; never more than the gradient */
-        const double bucket = BV_MIN(BV_MAX(r->distributed.bucket_mb * 1e6, p->max_trainable_tensor), t->grads);
+        /* a bucket: bucket_mb rounded up to whole norm chunks (recipes/dist.h cuts the flat gradient
+         * buffer into equal element ranges, across parameters); never more than the gradient */
+        const double chunk = 4.0 * (double)BV_GRAD_NORM_CHUNK;
+        const double bucket = BV_MIN(ceil(r->distributed.bucket_mb * 1e6 / chunk) * chunk, t->grads);
         o->comm = 2.0 * bucket;
     }
     if (r->distributed.exact && a > 1) o->exact_partials = tree_levels(a) * t->grads;
     o->bytes = o->weights + o->caches + o->activations + o->grads + o->moments + o->comm + o->exact_partials;
-    if (zero >= 1 && n > 1) o->save_gather = t->moments;
+    /* ZeRO-1's checkpoint: the moments stream through rank 0 one bucket at a time */
+    if (zero >= 1 && n > 1 && t->grads > 0) {
+        const double chunk = 4.0 * (double)BV_GRAD_NORM_CHUNK;
+        o->save_gather = BV_MIN(ceil(r->distributed.bucket_mb * 1e6 / chunk) * chunk, t->grads);
+    }
     o->rank0_peak = o->bytes + o->save_gather;
 }
 

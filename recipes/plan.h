@@ -23,14 +23,14 @@
  *   gradients     full (ZeRO 0 and 1), / N (ZeRO-2)
  *   moments       full (ZeRO 0), / N (ZeRO-1 and 2)
  *   communication when N > 1: the gradient all-reduce keeps at most 2 buckets in flight, each with
- *                 a receive buffer of one bucket: 2 x max(distributed.bucket_mb x 1e6, the largest
- *                 trainable tensor), a bucket being made of whole parameters (and never more than
- *                 the whole gradient)
- *   exact partials  when distributed.exact and the per-rank accumulation A > 1: ceil(log2 A) fp32
+ *                 a receive buffer of one bucket: 2 x distributed.bucket_mb x 1e6 rounded up to
+ *                 whole norm chunks (recipes/dist.h cuts the flat gradient buffer into equal
+ *                 element ranges), never more than the whole gradient
+ *   exact partials  when distributed.exact and the per-rank accumulation A > 1: floor(log2 A) fp32
  *                 buffers of the full gradient, the partial sums of the micro-batch gradient tree
- *   save gather   rank 0 only, while a checkpoint is written, ZeRO >= 1 on N > 1: the full AdamW
- *                 moments gathered from the shards (8 B per trainable parameter); counted in a
- *                 separate rank-0 peak
+ *   save gather   rank 0 only, while a checkpoint is written, ZeRO >= 1 on N > 1: one bucket of
+ *                 moments, gathered from the shards and streamed into the file
+ *                 (bv_dist_write_moments); counted in a separate rank-0 peak
  * A is the recipe's accumulation, or global_batch / (micro_batch x N) when global_batch > 0 (it must
  * divide: the one error). ZeRO-2 is planned only (training implements distributed.zero 0 and 1).
  *

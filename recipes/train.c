@@ -238,19 +238,22 @@ static bv_status validate(run *R, double *l1) {
     return st;
 }
 
-/* Every rank calls it (ZeRO-1 gathers the moments on rank 0); rank 0 writes. */
+/* the checkpoint writer's data callback on rank 0 (ZeRO-1): the moments streamed from the ranks */
+static bv_status write_moments(void *ctx, FILE *fp, const char *tmp) {
+    run *R = ctx;
+    return bv_dist_write_moments(R->dist, &R->opt, fp, tmp);
+}
+
+/* Every rank calls it (ZeRO-1 streams the moments through rank 0); rank 0 writes. */
 static bv_status save(run *R, bv_train_result *res) {
-    float *m = NULL, *v = NULL;
-    bv_status st = bv_dist_gather_moments(R->dist, &R->opt, &m, &v);
-    if (st || R->o->rank != 0) return st;
-    bv_adamw full = R->opt; /* the gathered moments in the unsharded layout */
-    bv_range all = {0, R->model.params.numel_trainable};
-    size_t zero = 0;
-    if (m) full.m = m, full.v = v, full.n_ranges = 1, full.ranges = &all, full.range_moff = &zero;
-    st = bv_metrics_sync(R->metrics);
-    if (st) goto out;
+    const bool sharded = R->r->distributed.zero;
+    if (R->o->rank != 0) return sharded ? bv_dist_write_moments(R->dist, &R->opt, NULL, NULL) : BV_OK;
+    bv_status st = bv_metrics_sync(R->metrics);
+    if (st) return st; /* the job ends (cli/cmd_train.c): the others' gathers are cut short */
     bv_ckpt_contents c = {.params = &R->model.params,
-                          .opt = &full,
+                          .opt = &R->opt,
+                          .opt_data = sharded ? write_moments : NULL,
+                          .opt_data_ctx = R,
                           .state = &R->state,
                           .recipe_json = R->recipe_json,
                           .config_json = R->config_json,
@@ -262,9 +265,6 @@ static bv_status save(run *R, bv_train_result *res) {
         snprintf(res->checkpoint, sizeof res->checkpoint, "%s", p);
         free(p);
     }
-out:
-    bv_aligned_free(m);
-    bv_aligned_free(v);
     return st;
 }
 

@@ -439,7 +439,7 @@ static const char *find_duplicate(const char **names, int n) {
 }
 
 static bv_status validate_items(const char *path, int n, const bv_st_item *items, int n_meta,
-                                const char *const *meta) {
+                                const char *const *meta, bool streamed) {
     if (n < 0 || n_meta < 0)
         return bv_error_set(BV_ERR_ARG, "%s: cannot save %d tensors and %d metadata entries", path, n, n_meta);
     for (int i = 0; i < n; i++) {
@@ -456,7 +456,7 @@ static bv_status validate_items(const char *path, int n, const bv_st_item *items
             if (it->t.shape[k] < 0)
                 return bv_error_set(BV_ERR_ARG, "%s: tensor '" NAMEF "': shape[%d] is %lld", path, it->name, k,
                                     (long long)it->t.shape[k]);
-        if (bv_tensor_numel(&it->t) > 0 && !it->t.data)
+        if (!streamed && bv_tensor_numel(&it->t) > 0 && !it->t.data)
             return bv_error_set(BV_ERR_ARG, "%s: tensor '" NAMEF "': NULL data", path, it->name);
     }
     for (int i = 0; i < 2 * n_meta; i++)
@@ -552,8 +552,9 @@ static bv_status write_tensor(FILE *fp, const bv_tensor *t, const char *tmp, con
     return st;
 }
 
-bv_status bv_st_save(const char *path, int n, const bv_st_item *items, int n_meta, const char *const *meta) {
-    bv_status st = validate_items(path, n, items, n_meta, meta);
+static bv_status save(const char *path, int n, const bv_st_item *items, int n_meta, const char *const *meta,
+                      bv_st_data_fn fn, void *ctx) {
+    bv_status st = validate_items(path, n, items, n_meta, meta, fn != NULL);
     if (st != BV_OK) return st;
     char *hdr = build_header(path, n, items, n_meta, meta, &st);
     if (!hdr) return st;
@@ -570,12 +571,35 @@ bv_status bv_st_save(const char *path, int n, const bv_st_item *items, int n_met
     if ((st = write_all(f.fp, len8, 8, f.tmp)) != BV_OK || (st = write_all(f.fp, hdr, hlen, f.tmp)) != BV_OK ||
         (st = write_all(f.fp, spaces, padded - hlen, f.tmp)) != BV_OK)
         goto fail;
-    for (int i = 0; i < n; i++)
-        if ((st = write_tensor(f.fp, &items[i].t, f.tmp, items[i].name)) != BV_OK) goto fail;
+    if (fn) {
+        long start = ftell(f.fp);
+        uint64_t want = 0;
+        for (int i = 0; i < n; i++) want += (uint64_t)bv_tensor_nbytes(&items[i].t);
+        if ((st = fn(ctx, f.fp, f.tmp)) != BV_OK) goto fail;
+        long end = ftell(f.fp);
+        if (start < 0 || end < 0 || (uint64_t)(end - start) != want) {
+            st = bv_error_set(BV_ERR_INTERNAL, "%s: the data writer wrote %ld bytes, the header says %llu", f.tmp,
+                              end - start, (unsigned long long)want);
+            goto fail;
+        }
+    } else {
+        for (int i = 0; i < n; i++)
+            if ((st = write_tensor(f.fp, &items[i].t, f.tmp, items[i].name)) != BV_OK) goto fail;
+    }
     free(hdr);
     return bv_atomic_commit(&f);
 fail:
     bv_atomic_abort(&f);
     free(hdr);
     return st;
+}
+
+bv_status bv_st_save(const char *path, int n, const bv_st_item *items, int n_meta, const char *const *meta) {
+    return save(path, n, items, n_meta, meta, NULL, NULL);
+}
+
+bv_status bv_st_save_stream(const char *path, int n, const bv_st_item *items, int n_meta, const char *const *meta,
+                            bv_st_data_fn fn, void *ctx) {
+    BV_ASSERT(fn, "bv_st_save_stream without a data writer");
+    return save(path, n, items, n_meta, meta, fn, ctx);
 }

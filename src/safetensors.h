@@ -21,6 +21,8 @@
 #ifndef BV_SAFETENSORS_H
 #define BV_SAFETENSORS_H
 
+#include <stdio.h>
+
 #include "src/tensor.h"
 
 #define BV_ST_MAX_HEADER (100u * 1000u * 1000u)
@@ -66,5 +68,12 @@ typedef struct {
 
 /* Write n tensors (and n_meta key/value pairs, meta[2*i], meta[2*i+1]) to path atomically. */
 bv_status bv_st_save(const char *path, int n, const bv_st_item *items, int n_meta, const char *const *meta);
+/* The same with the data section written by fn (items give names, dtypes and shapes; their data
+ * may be NULL): fn must write every tensor's bytes, contiguous, in item order, to fp (tmp: the
+ * temporary file's name, for messages); a byte count other than the header's is BV_ERR_INTERNAL.
+ * For data that never sits whole in memory (sharded optimizer state gathered piece by piece). */
+typedef bv_status (*bv_st_data_fn)(void *ctx, FILE *fp, const char *tmp);
+bv_status bv_st_save_stream(const char *path, int n, const bv_st_item *items, int n_meta, const char *const *meta,
+                            bv_st_data_fn fn, void *ctx);
 
 #endif

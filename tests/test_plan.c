@@ -1,10 +1,11 @@
 /* Tests of the training plan (recipes/plan.h) beyond what bitvla info prints: the per-rank
  * arithmetic of data-parallel training on plans with chosen numbers (moments / N with ZeRO-1,
  * gradients / N with ZeRO-2, the all-reduce's communication buffers, the exact accumulation's
- * ceil(log2 A) partial-sum buffers, A from global_batch and the error when it does not divide,
- * rank 0's checkpoint gather), the smallest rank count (including a global batch that allows only
+ * floor(log2 A) partial-sum buffers, A from global_batch and the error when it does not divide,
+ * rank 0's checkpoint streaming buffer), the smallest rank count (including a global batch that allows only
  * some N, and more ranks helping without sharding through a smaller A), and the largest trainable
  * tensor bv_plan_modules records for the tiny preset. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,11 +66,13 @@ static void test_sharding(void **state) {
     expect_eq("N=8 zero 1 moments = N=1 moments / 8", z1.moments, one.moments / 8);
     expect_eq("N=8 zero 1 gradients", z1.grads, G);
     assert_int_equal(z1.global_batch, 64);
-    /* buckets: the largest tensor (1.3 GB) is above 25 MB, so 2 x 1.3 GB in flight */
-    expect_eq("N=8 comm = 2 x largest tensor", z1.comm, 2 * T);
-    expect_eq("N=8 zero 1 save gather = full moments", z1.save_gather, 2 * G);
-    expect_eq("N=8 total", z1.bytes, 12e9 + 13e9 + 31e9 + G + 2 * G / 8 + 2 * T);
-    expect_eq("N=8 rank 0 peak", z1.rank0_peak, z1.bytes + 2 * G);
+    /* buckets: 25 MB rounded up to whole 64 KiB norm chunks, 2 in flight (buckets cut across
+     * tensors, so the largest tensor does not matter) */
+    const double B25 = ceil(25e6 / 65536.0) * 65536.0;
+    expect_eq("N=8 comm = 2 x bucket", z1.comm, 2 * B25);
+    expect_eq("N=8 zero 1 save gather = one bucket", z1.save_gather, B25);
+    expect_eq("N=8 total", z1.bytes, 12e9 + 13e9 + 31e9 + G + 2 * G / 8 + 2 * B25);
+    expect_eq("N=8 rank 0 peak", z1.rank0_peak, z1.bytes + B25);
     /* ZeRO-2: gradients / N too */
     bv_rank_plan z2 = rank(&p, &r, 8, 2);
     expect_eq("N=8 zero 2 gradients", z2.grads, G / 8);
@@ -86,12 +89,13 @@ static void test_comm_buffers(void **state) {
     bv_recipe r;
     const char *ov[] = {"distributed.bucket_mb=25"};
     recipe(&r, 1, ov);
-    /* tensors under a bucket: 2 x 25e6 */
+    /* 2 x 25e6 rounded up to whole norm chunks (16384 floats) */
+    const double B25 = ceil(25e6 / 65536.0) * 65536.0;
     bv_train_plan p = plan(1e9, 0, 1e9, 1e9, 10e6, 2);
-    expect_eq("bucket_mb", rank(&p, &r, 2, 0).comm, 2 * 25e6);
-    /* a tensor larger than the bucket: a bucket holds it whole */
+    expect_eq("bucket_mb", rank(&p, &r, 2, 0).comm, 2 * B25);
+    /* a tensor larger than the bucket changes nothing: buckets cut across tensors */
     p.max_trainable_tensor = 40e6;
-    expect_eq("largest tensor", rank(&p, &r, 2, 0).comm, 2 * 40e6);
+    expect_eq("largest tensor", rank(&p, &r, 2, 0).comm, 2 * B25);
     /* a gradient smaller than one bucket: never more than the whole gradient */
     p = plan(1e6, 0, 1e6, 1e6, 1e5, 2);
     expect_eq("whole gradient", rank(&p, &r, 4, 1).comm, 2 * 1e6);
@@ -105,9 +109,10 @@ static void test_exact_partials(void **state) {
     (void)state;
     const double G = 3e9;
     bv_train_plan p = plan(1e9, 1e9, 1e9, G, 1e8, 2);
-    /* the recipe's accumulation: ceil(log2 A) x the full gradient, on any N and ZeRO stage */
+    /* the recipe's accumulation: floor(log2 A) x the full gradient (the binary counter's most
+     * partial sums), on any N and ZeRO stage */
     const int acc[] = {1, 2, 3, 4, 5, 8, 9, 32};
-    const double levels[] = {0, 1, 2, 2, 3, 3, 4, 5};
+    const double levels[] = {0, 1, 1, 2, 2, 3, 3, 5};
     for (size_t i = 0; i < BV_ARRAY_LEN(acc); i++) {
         char a[32];
         snprintf(a, sizeof a, "accumulation=%d", acc[i]);
@@ -172,26 +177,30 @@ static void test_global_batch_error(void **state) {
 
 static void test_min_ranks(void **state) {
     (void)state;
-    /* W + C + A = 10, gradients 4, moments 8, comm 2 x 0.5 on N > 1 (units of 1e9 bytes) */
-    const double U = 1e9;
+    /* W + C + A = 10, gradients 4, moments 8 (units of 1e9 bytes); comm on N > 1: 2 buckets of
+     * 1 MB rounded up to whole 64 KiB norm chunks */
+    const double U = 1e9, C = 2 * ceil(1e6 / 65536.0) * 65536.0;
     bv_train_plan p = plan(4 * U, 2 * U, 4 * U, 4 * U, 0.5 * U, 2);
     const char *ov[] = {"distributed.exact=false", "accumulation=1", "distributed.bucket_mb=1"};
     bv_recipe r;
     recipe(&r, 3, ov);
     bv_rank_plan at;
-    /* ZeRO-1, every rank: 10 + 4 + 8 / N + 1 <= 16 from N = 8 */
-    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 1, false, 16 * U, 1024, &at), 8);
+    /* ZeRO-1, every rank: 10 + 4 + 8 / N + C <= 15 + C from N = 8 */
+    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 1, false, 15 * U + C, 1024, &at), 8);
     assert_int_equal(at.world_size, 8);
-    expect_eq("N=8 bytes", at.bytes, 16 * U);
-    /* with rank 0's gather (8 more on N > 1) it never fits 16; the least peak is N = 1's 22 */
-    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 1, true, 16 * U, 1024, &at), 0);
-    assert_int_equal(at.world_size, 1);
-    expect_eq("least peak", at.rank0_peak, 22 * U);
+    expect_eq("N=8 bytes", at.bytes, 15 * U + C);
+    /* with rank 0's streaming buffer (one bucket, C / 2, on N > 1) N = 8 is just over: N = 9 */
+    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 1, true, 15 * U + C, 1024, &at), 9);
+    expect_eq("N=9 peak", at.rank0_peak, 14 * U + 8 * U / 9 + 1.5 * C);
+    /* below every N's peak: none, and the least peak is reported */
+    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 1, true, 14 * U, 16, &at), 0);
+    assert_int_equal(at.world_size, 16);
+    expect_eq("least peak", at.rank0_peak, 14.5 * U + 1.5 * C);
     /* 22 fits one rank */
     assert_int_equal(bv_train_plan_min_ranks(&p, &r, 1, true, 22 * U, 1024, NULL), 1);
-    /* ZeRO-2, every rank: 10 + 12 / N + 1 <= 13.5 from N = 5; max_n 4: none */
-    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 2, false, 13.5 * U, 1024, NULL), 5);
-    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 2, false, 13.5 * U, 4, NULL), 0);
+    /* ZeRO-2, every rank: 10 + 12 / N + C <= 12.4 + C from N = 5; max_n 4: none */
+    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 2, false, 12.4 * U + C, 1024, NULL), 5);
+    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 2, false, 12.4 * U + C, 4, NULL), 0);
     /* the floor: what no N takes off */
     char what[96];
     expect_eq("floor zero 0", bv_train_plan_floor(&p, &r, 0, what, sizeof what), 22 * U);
@@ -203,19 +212,19 @@ static void test_min_ranks(void **state) {
     /* global batch 16 / micro-batch 2 allows N = 1, 2, 4, 8: N = 5 would do, 8 is the answer */
     const char *gb[] = {"distributed.exact=false", "global_batch=16", "micro_batch=2", "distributed.bucket_mb=1"};
     recipe(&r, 4, gb);
-    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 2, false, 13.5 * U, 1024, &at), 8);
+    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 2, false, 12.4 * U + C, 1024, &at), 8);
     assert_int_equal(at.accumulation, 1);
     /* nothing past 8 is allowed */
-    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 2, false, 12.4 * U, 1024, &at), 0);
+    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 2, false, 11.4 * U + C, 1024, &at), 0);
     assert_int_equal(at.world_size, 8);
     bv_recipe_free(&r);
-    /* without sharding, exact: more ranks help through a smaller A (partials 3 x 4 on N = 1, A = 8;
-       2 x 4 + comm 1 on N = 2, A = 4) */
+    /* without sharding, exact: more ranks help through a smaller A (partials floor(log2 8) = 3 x 4
+       on N = 1, A = 8; 2 x 4 + comm C on N = 2, A = 4) */
     const char *ex[] = {"distributed.exact=true", "global_batch=16", "micro_batch=2", "distributed.bucket_mb=1"};
     recipe(&r, 4, ex);
     expect_eq("N=1 exact", rank(&p, &r, 1, 0).bytes, 34 * U);
-    expect_eq("N=2 exact", rank(&p, &r, 2, 0).bytes, 31 * U);
-    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 0, true, 31 * U, 1024, NULL), 2);
+    expect_eq("N=2 exact", rank(&p, &r, 2, 0).bytes, 30 * U + C);
+    assert_int_equal(bv_train_plan_min_ranks(&p, &r, 0, true, 30 * U + C, 1024, NULL), 2);
     /* the floor leaves the partials out: they shrink with N here */
     expect_eq("floor with global_batch", bv_train_plan_floor(&p, &r, 0, NULL, 0), 22 * U);
     bv_recipe_free(&r);
