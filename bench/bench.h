@@ -9,5 +9,6 @@ int bv_bench_bitlinear(int argc, char **argv);
 int bv_bench_loader(int argc, char **argv);
 int bv_bench_fullsize(int argc, char **argv);
 int bv_bench_train(int argc, char **argv);
+int bv_bench_mpi(int argc, char **argv);
 
 #endif

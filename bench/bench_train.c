@@ -50,17 +50,7 @@ typedef struct {
     bv_bench_opts b;
 } tb_opts;
 
-/* one batch in memory, models/vla.h's layout */
-typedef struct {
-    int64_t B, T;
-    int64_t *ids;
-    uint8_t *attn, *amask;
-    float *pix, *prop, *act;
-    bv_tensor t_ids, t_attn, t_amask, t_pix, t_prop, t_act;
-    bv_vla_batch b;
-} mem_batch;
-
-static void batch_free(mem_batch *m) {
+void bv_bench_batch_free(bv_bench_batch *m) {
     bv_aligned_free(m->ids);
     bv_aligned_free(m->attn);
     bv_aligned_free(m->amask);
@@ -71,7 +61,7 @@ static void batch_free(mem_batch *m) {
 
 /* The special ids sit where the tiny preset has them: below the last 258 ids of the vocabulary,
  * image, proprio, then the 256 action tokens. */
-static void batch_make(mem_batch *m, const bv_vla_config *c, int B, int n_img, int text) {
+void bv_bench_batch_make(bv_bench_batch *m, const bv_vla_config *c, int B, int n_img, int text) {
     const int64_t P = bv_config_vision_patches(c), A = bv_config_action_tokens(c), V = c->text.vocab_size;
     const int64_t T = 1 + n_img * P + 1 + text + A + 1, S = c->vision.image_size;
     memset(m, 0, sizeof *m);
@@ -115,7 +105,7 @@ static void batch_make(mem_batch *m, const bv_vla_config *c, int B, int n_img, i
                           .proprio = &m->t_prop, .action_mask = &m->t_amask, .actions = &m->t_act};
 }
 
-static bv_status size_config(const char *size, int vocab, bv_vla_config *c) {
+bv_status bv_bench_train_config(const char *size, int vocab, bv_vla_config *c) {
     if (!strcmp(size, "tiny")) return bv_config_preset("tiny", c);
     BV_TRY(bv_config_preset("bitvla-2b", c));
     c->vision.num_hidden_layers = 6;
@@ -211,14 +201,14 @@ static step_times train_step(bv_graph *g, bv_model *m, bv_adamw *opt, const bv_v
 static int bench_size(const char *size, const tb_opts *o) {
     bv_vla_config c;
     const bool tiny = !strcmp(size, "tiny");
-    if (size_config(size, o->vocab, &c) != BV_OK) {
+    if (bv_bench_train_config(size, o->vocab, &c) != BV_OK) {
         fprintf(stderr, "bitvla bench train: %s\n", bv_error_msg());
         return 1;
     }
     const int B = o->batch ? o->batch : (tiny ? 8 : 1);
     const int reps = BV_MIN(o->reps ? o->reps : (tiny ? 20 : 3), MAX_REPS);
-    mem_batch mb;
-    batch_make(&mb, &c, B, 2, o->text);
+    bv_bench_batch mb;
+    bv_bench_batch_make(&mb, &c, B, 2, o->text);
     const double act = bv_vla_plan_forward(&c, &mb.b, BV_VLA_MODE_ACTION, true);
     printf("== train %s: vision %d x (D %d, MLP %d, %d heads) W%sA%d on 2 images %dx%d, LLM %d x (D %d, FFN %d, "
            "%d/%d heads) vocab %lld, B=%lld rows x T=%lld tokens; step = forward + backward + AdamW, %d threads\n",
@@ -241,7 +231,7 @@ static int bench_size(const char *size, const tb_opts *o) {
         fprintf(stderr, "bitvla bench train: %s\n", bv_error_msg());
         bv_model_free(&m); /* harmless on the zeroed model of a failed build */
         bv_adamw_free(&opt);
-        batch_free(&mb);
+        bv_bench_batch_free(&mb);
         return 1;
     }
     bv_graph g;
@@ -317,7 +307,7 @@ static int bench_size(const char *size, const tb_opts *o) {
         if (bv_bench_json_append("train", o->b.json, &js)) rc = 1;
         bv_bench_text_free(&js);
     }
-    batch_free(&mb);
+    bv_bench_batch_free(&mb);
     return rc;
 }
 

@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "models/config.h"
 #include "src/tokenizer.h"
+#include "src/vla_batch.h"
 
 typedef struct {
     int reps;
@@ -53,5 +55,23 @@ bv_status bv_bench_tokenizer(bv_tok **tok);
 
 /* Peak resident set size of this process so far (getrusage ru_maxrss), in bytes; -1 if unknown. */
 double bv_bench_peak_rss(void);
+
+/* one batch in memory, models/vla.h's layout */
+typedef struct {
+    int64_t B, T;
+    int64_t *ids;
+    uint8_t *attn, *amask;
+    float *pix, *prop, *act;
+    bv_tensor t_ids, t_attn, t_amask, t_pix, t_prop, t_act;
+    bv_vla_batch b;
+} bv_bench_batch;
+
+/* A fixed random batch of B rows with n_img images and `text` text tokens for config c (the
+ * longest realistic prompt; bench/bench_train.c). */
+void bv_bench_batch_make(bv_bench_batch *m, const bv_vla_config *c, int B, int n_img, int text);
+void bv_bench_batch_free(bv_bench_batch *m);
+/* The benchmark sizes of `bitvla bench train`: "tiny" (the preset) or "mid" (bitvla-2b widths,
+ * 6 SigLIP + 4 BitNet layers, vocabulary `vocab`). */
+bv_status bv_bench_train_config(const char *size, int vocab, bv_vla_config *c);
 
 #endif

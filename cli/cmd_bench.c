@@ -21,6 +21,8 @@ static const struct {
      bv_bench_fullsize},
     {"train", "a full training step (fwd, bwd, AdamW) of the tiny preset and a mid-size model: time, shares, peak RSS",
      bv_bench_train},
+    {"mpi", "data-parallel training steps under mpirun: step time, communication wait, bytes vs a ring all-reduce",
+     bv_bench_mpi},
 };
 
 int bv_cmd_bench(int argc, char **argv) {

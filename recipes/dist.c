@@ -327,18 +327,15 @@ static void fold_local(bv_dist *d, size_t lo, size_t hi) {
     for (int s = d->depth - 1; s >= 0; s--) add_into(d->p->grads + lo, d->stack[s] + lo, hi - lo);
 }
 
-static void start_bucket(bv_dist *d, int b) {
+/* a free receive buffer, or -1 */
+static int free_slot(const bv_dist *d) { return d->slot_bucket[0] < 0 ? 0 : d->slot_bucket[1] < 0 ? 1 : -1; }
+
+/* Start bucket b's reduce-scatter in receive buffer s (its gradients are final). */
+static void start_bucket(bv_dist *d, int b, int s) {
     fold_local(d, d->blo[b], d->bhi[b]);
     if (d->N == 1) {
         d->state[b] = B_DONE;
         return;
-    }
-    int s = d->slot_bucket[0] < 0 ? 0 : d->slot_bucket[1] < 0 ? 1 : -1;
-    if (s < 0) { /* both receive buffers busy: finish the older bucket */
-        int ob = BV_MIN(d->slot_bucket[0], d->slot_bucket[1]);
-        wait_req(d, &d->req1[ob]);
-        complete_p1(d, ob);
-        s = d->slot_bucket[0] < 0 ? 0 : 1;
     }
     d->slot_bucket[s] = b;
     d->slot_of[b] = s;
@@ -349,6 +346,19 @@ static void start_bucket(bv_dist *d, int b) {
     size_t len = d->bhi[b] - d->blo[b], mine = (size_t)d->cnt[b * d->N + d->r];
     d->st.bytes_sent += 4.0 * (double)(len - mine);
     d->state[b] = B_P1;
+}
+
+/* Start the next bucket in order, waiting for a receive buffer when both are busy (after the
+ * backward pass: there is nothing else to do). */
+static void start_next_blocking(bv_dist *d) {
+    int s = d->N == 1 ? 0 : free_slot(d);
+    if (s < 0) { /* finish the older bucket */
+        int ob = BV_MIN(d->slot_bucket[0], d->slot_bucket[1]);
+        wait_req(d, &d->req1[ob]);
+        complete_p1(d, ob);
+        s = free_slot(d);
+    }
+    start_bucket(d, d->next_start++, s);
 }
 
 /* let MPI move the messages of what is in flight; finish what arrived */
@@ -371,10 +381,17 @@ static void poll(bv_dist *d) {
     d->st.comm_s += now() - t;
 }
 
-/* after tape entry i (descending): start the buckets whose gradients are final, in order */
+/* After tape entry i (descending): start the buckets whose gradients are final, in order, as long
+ * as a receive buffer is free; never block here (the other ranks move the messages only between
+ * their own tape entries: a blocking wait in the middle of backward would wait for their GEMMs). */
 static void progress(bv_dist *d, int i) {
-    while (d->next_start < d->nb && d->ready_at[d->next_start] >= i) start_bucket(d, d->next_start++);
     poll(d);
+    int s;
+    while (d->next_start < d->nb && d->ready_at[d->next_start] >= i && (s = d->N == 1 ? 0 : free_slot(d)) >= 0) {
+        start_bucket(d, d->next_start, s);
+        d->next_start++;
+        poll(d);
+    }
 }
 
 static void hook_begin(void *ctx, const bv_graph *g) {
@@ -454,7 +471,7 @@ bv_status bv_dist_micro_end(bv_dist *d, int a) {
         d->depth = 0;
         return BV_OK;
     }
-    while (d->next_start < d->nb) start_bucket(d, d->next_start++);
+    while (d->next_start < d->nb) start_next_blocking(d);
     for (int b = 0; b < d->nb; b++)
         if (d->state[b] == B_P1) {
             wait_req(d, &d->req1[b]);
