@@ -16,7 +16,8 @@
 #include "src/atomic_file.h"
 #include "src/safetensors.h"
 
-#define CKPT_VERSION 1
+/* 2: trainer_state's "batch" counts global batches (version 1 counted one rank's micro-batches) */
+#define CKPT_VERSION 2
 
 /* Fault injection for the kill tests (tests/test_train.c): BV_CKPT_KILL_AT=<stage> makes the process
  * SIGKILL itself the BV_CKPT_KILL_NTH-th time (default the first) a save reaches that stage, as a
@@ -325,8 +326,9 @@ bv_status bv_ckpt_read_state(const char *ckpt_dir, bv_trainer_state *s) {
     int64_t seed = 0, dseed = 0, mseed = 0, version = 0;
     if ((st = get_i64(o, path, "version", &version))) goto out;
     if (version != CKPT_VERSION) {
-        st = bv_error_set(BV_ERR_FORMAT, "%s: 'version' is %lld (this build reads %d)", path, (long long)version,
-                          CKPT_VERSION);
+        st = bv_error_set(BV_ERR_FORMAT, "%s: 'version' is %lld (this build reads %d%s)", path, (long long)version,
+                          CKPT_VERSION, version == 1 ? ": version 1 counted the data position in one rank's "
+                                                       "micro-batches; resume it with the build that wrote it" : "");
         goto out;
     }
     if ((st = get_i64(o, path, "step", &s->step)) || (st = get_i64(o, path, "epoch", &s->epoch)) ||

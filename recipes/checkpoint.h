@@ -39,7 +39,7 @@
 
 typedef struct {
     int64_t step;             /* optimizer steps done */
-    int64_t epoch, batch;     /* the next batch of the data stream */
+    int64_t epoch, batch;     /* the next global batch of the data stream (the same for any rank count) */
     int64_t skipped;          /* steps skipped by the non-finite guard, in total */
     int64_t nonfinite_in_row; /* consecutive skipped steps at the end */
     int64_t samples;          /* training samples consumed (global) */
