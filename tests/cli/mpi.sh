@@ -10,7 +10,8 @@
 #      the first steps' gradient norms;
 #   4. failures: an error on rank 1 and rank 1 killed with SIGKILL both end the job within 10 s
 #      with a non-zero status and a message naming rank 1; `latest` still names a complete
-#      checkpoint.
+#      checkpoint;
+#   5. the non-finite guard, which every rank meets at once, stops the job with one message.
 # Ranks are oversubscribed on the machine's cores with one thread each.
 #   Usage: tests/cli/mpi.sh BITVLA ST_COMPARE RECIPE WORK_DIR
 set -euo pipefail
@@ -96,4 +97,12 @@ for kind in error kill; do
   cmp -s "$work/fault-$kind/checkpoints/step-00000010/model.safetensors" "$work/ref/checkpoints/step-00000010/model.safetensors" ||
     fail "a $kind on rank 1: the step-10 checkpoint is not the reference's"
 done
+# 5. an error every rank meets alike (the non-finite guard: a learning rate of 1e30 blows the
+#    weights up after the first step) is told once, by rank 0, and ends the job
+if timeout 60 mpirun -np 2 "$bitvla" train "$recipe" --out "$work/nonfinite" "${sets[@]}" --set optimizer.lr=1e30 \
+     --set schedule.warmup_steps=0 --set guard.max_nonfinite=1 > "$work/nonfinite.txt" 2>&1; then
+  fail "the non-finite guard did not stop the job"
+fi
+grep -q "rank 0 of 2: .*non-finite" "$work/nonfinite.txt" || fail "non-finite: $(cat "$work/nonfinite.txt")"
+! grep -q "rank 1 of 2" "$work/nonfinite.txt" || fail "non-finite: rank 1 repeated rank 0's message"
 echo "cli_mpi: ok"
