@@ -1,6 +1,7 @@
 #include "models/vla.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 bv_status bv_vla_init(bv_vla *m, const bv_vla_config *c, unsigned parts, bv_params *p) {
@@ -34,6 +35,37 @@ void bv_vla_init_weights(const bv_vla *m, bv_params *p, uint64_t seed) {
     if (m->parts & BV_VLA_PROPRIO) bv_mlp2_init_weights(&m->proprio, p, seed);
     if (m->parts & BV_VLA_ACTION_HEAD) bv_action_head_init_weights(&m->head, p, seed);
     bv_params_mark_updated(p);
+}
+
+int bv_vla_ternary_list(bv_vla *m, bv_vla_ternary **out) {
+    int cap = 0, n = 0;
+    if (m->parts & BV_VLA_VISION) cap += 6 * m->vision.cfg.num_hidden_layers;
+    if (m->parts & BV_VLA_LLM) cap += 7 * m->llm.cfg.num_hidden_layers;
+    bv_vla_ternary *v = out && cap ? malloc((size_t)cap * sizeof *v) : NULL;
+    if (out) *out = NULL;
+    if (out && cap && !v) return -1;
+    if (m->parts & BV_VLA_VISION)
+        for (int i = 0; i < m->vision.cfg.num_hidden_layers; i++) {
+            bv_siglip_layer *L = &m->vision.layers[i];
+            bv_nn_linear *ls[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
+            for (size_t j = 0; j < BV_ARRAY_LEN(ls); j++)
+                if (ls[j]->quant && ls[j]->cfg.weight_bits == 1) {
+                    if (v) v[n] = (bv_vla_ternary){ls[j]->w, ls[j]->b, &ls[j]->cache, i < m->vision.n_run};
+                    n++;
+                }
+        }
+    if (m->parts & BV_VLA_LLM)
+        for (int i = 0; i < m->llm.cfg.num_hidden_layers; i++) {
+            bv_bitnet_layer *L = &m->llm.layers[i];
+            bv_nn_linear *ls[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+            for (size_t j = 0; j < BV_ARRAY_LEN(ls); j++)
+                if (ls[j]->quant && ls[j]->cfg.weight_bits == 1) {
+                    if (v) v[n] = (bv_vla_ternary){ls[j]->w, ls[j]->b, &ls[j]->cache, true};
+                    n++;
+                }
+        }
+    if (out) *out = v;
+    return n;
 }
 
 /* ---- batch validation ---- */

@@ -54,6 +54,19 @@ typedef struct {
  * freeze some and calls bv_params_finalize. On failure the model is freed. */
 bv_status bv_vla_init(bv_vla *m, const bv_vla_config *c, unsigned parts, bv_params *p);
 void bv_vla_free(bv_vla *m);
+/* The model's BitLinear layers with ternary weights (W1.58: vision tower and LLM linears when
+ * their config quantizes them), in parameter order: the weight's and bias's parameter indices
+ * (b = -1 without bias), the cache the forward quantizes into, and whether the forward runs it
+ * (false: a vision layer beyond vision_feature_layer, which the forward never reaches). Export
+ * packs these weights; the runtime fills the caches from packed bytes. Returns how many; *out
+ * (malloc'd, the caller frees it) may be NULL to count only. Borrowed pointers into m. */
+typedef struct {
+    int w, b;
+    bv_qweight *cache;
+    bool used;
+} bv_vla_ternary;
+int bv_vla_ternary_list(bv_vla *m, bv_vla_ternary **out);
+
 /* Random initialisation of every registered parameter (after finalize); bumps p's version. */
 void bv_vla_init_weights(const bv_vla *m, bv_params *p, uint64_t seed);
 
