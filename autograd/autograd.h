@@ -154,7 +154,8 @@ typedef struct {
 bv_var *bv_op_sdpa(bv_graph *g, bv_var *q, bv_var *k, bv_var *v, const bv_attn_mask *mask);
 
 /* indexing and shape (ops_tensor.c) */
-/* ids I64 (...), table (V, D) -> (..., D); backward scatter-adds into the table */
+/* ids I64 (...), table (V, D) -> (..., D); backward scatter-adds into the table. A BF16 table (a
+ * frozen one read in place, the runtime's) gives an F32 output and no gradient. */
 bv_var *bv_op_embedding(bv_graph *g, const bv_tensor *ids, bv_var *table);
 /* img (B, C, H, W) -> (B, (H/p)*(W/p), C*p*p), patches row-major, each patch flattened (c, ky, kx)
  * like a Conv2d weight (OC, C, p, p). Conv2d(kernel=stride=p) = linear(patchify(img), w.view(OC,-1)). */
@@ -180,25 +181,34 @@ typedef struct {
     int weight_bits; /* 1: ternary absmean (1.58-bit) weights; 32: full precision */
     int act_bits;    /* 8: per-token absmax int8 activations; 32: full precision */
 } bv_bitlinear_cfg;
-/* Cache of one weight's quantized form (ternary codes, scale, dequantized fp32 copy). It is
- * recomputed only when `version` differs from the weight's bv_params version, so weights are
- * quantized once per optimizer step, not once per micro-batch. Owned by the model (one per
- * BitLinear); zero-initialise it, free it with bv_qweight_free.
+/* Cache of one weight's quantized form. It is recomputed only when `version` differs from the
+ * weight's bv_params version, so weights are quantized once per optimizer step, not once per
+ * micro-batch. It holds only the forms its uses need, each made on first need at a version: the
+ * int8 codes and the fp32 dequantized copy wq when a recorded forward (its backward multiplies by
+ * Wq) or the fp32 forward uses them, the 2-bit integer-forward form (tmat) when the integer forward
+ * runs. A forward without a graph (no_grad: evaluation, the teacher, the runtime) runs the integer
+ * path and holds tmat alone (0.25 bytes per weight instead of 5.25), unless the integer forward is
+ * switched off explicitly (bv_bitlinear_set_integer_forward(0), BV_BITLINEAR_INT=0).
+ * Owned by the model (one per BitLinear); zero-initialise it, free it with bv_qweight_free.
  * A cache filled from packed codes (bv_qweight_set_packed) has version BV_QWEIGHT_PACKED: the
  * forward uses it as it is and never re-quantizes the fp32 weight var it is given, whatever the
  * params version (bv_params_mark_updated and weight loads do not touch it); the weight var then
- * only supplies the shape (checked) and receives the straight-through gradient if it trains.
+ * only supplies the shape (checked; its data may be NULL: an external parameter, src/params.h) and
+ * receives the straight-through gradient if it trains.
  * bv_qweight_free returns it to the fp32 masters. */
 typedef struct {
     uint64_t version;     /* params version it was computed at (0 = never; BV_QWEIGHT_PACKED) */
     const float *src;     /* weight data it was computed from (NULL when packed) */
     int64_t numel;
     int64_t out_features, in_features; /* the shape (OC, C) it holds */
-    int8_t *codes;        /* (OC, C) in {-1, 0, 1} */
-    float *wq;            /* (OC, C) dequantized: codes / s */
+    int8_t *codes;        /* (OC, C) in {-1, 0, 1}; valid when held & BV_QWEIGHT_CODES */
+    float *wq;            /* (OC, C) dequantized: codes / s; valid when held & BV_QWEIGHT_WQ */
+    unsigned held;        /* which of codes / wq are valid at `version` (buffers are kept across versions) */
     float scale;          /* s = 1 / max(mean|W|, 1e-5) */
-    bv_ternary_mat tmat;  /* 2-bit packed codes for the integer forward (packed = NULL when unused) */
+    bv_ternary_mat tmat;  /* 2-bit packed codes for the integer forward (packed = NULL when not held) */
 } bv_qweight;
+#define BV_QWEIGHT_CODES 1u
+#define BV_QWEIGHT_WQ 2u
 #define BV_QWEIGHT_PACKED UINT64_MAX /* version of a cache set from packed codes (params versions never reach it) */
 void bv_qweight_free(bv_qweight *q);
 /* Fill q from a packed ternary weight (OC = out_features, C = in_features) in format fmt
@@ -207,8 +217,9 @@ void bv_qweight_free(bv_qweight *q);
  * defines it. `scale` is that m for the HF layout (its separate `weight_scale` tensor; required);
  * for I2_S and TQ5, which store m in the bytes, pass NAN to use the stored one (a given value must
  * equal it). A scale below 1e-5 is clamped to 1e-5 as the quantizer does (an all-zero tensor packs
- * with m = 0). The cache gets s = fl(1/m) and wq = codes * fl(1/s): the arithmetic of the weight
- * quantizer, so a layer whose fp32 weight has clamped mean|W| = m and these codes gives a
+ * with m = 0). The cache keeps the 2-bit integer-forward form only (0.25 bytes per weight; the
+ * codes are never held as fp32); a use that needs wq makes it then, as codes * fl(1/s) with
+ * s = fl(1/m): the arithmetic of the weight quantizer, so a layer whose fp32 weight has clamped mean|W| = m and these codes gives a
  * bit-identical forward, fp32 or integer path (zero weights are +0 here, possibly -0 there).
  * The version becomes BV_QWEIGHT_PACKED (see above).
  * Errors (q unchanged): a dimension < 1, more than 2^60 weights, or a shape the format cannot
@@ -232,6 +243,10 @@ bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_b
  * par). Returns whether the integer forward is now in use. */
 bool bv_bitlinear_set_integer_forward(int mode);
 bool bv_bitlinear_integer_forward(void);
+/* Whether a forward without a graph (no_grad) runs the integer path: yes unless mode 0 was chosen
+ * (bv_bitlinear_set_integer_forward(0) or BV_BITLINEAR_INT=0). Its sums are exact, so the result
+ * is the same on every CPU and kernel. */
+bool bv_bitlinear_integer_nograd(void);
 
 /* losses (ops_loss.c), each -> scalar */
 /* logits (N, V), targets I64 (N): mean over targets != ignore_index of -log softmax(logits)[t]

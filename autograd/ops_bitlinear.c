@@ -29,13 +29,19 @@ typedef struct {
     int64_t N, C, OC;
 } bitlinear_saved;
 
-static int g_int_mode = -2; /* -2: not decided yet */
+static int g_int_mode = -2;       /* -2: not decided yet */
+static bool g_int_off_explicit;  /* mode 0 asked for (not merely the default without VNNI) */
 
 bool bv_bitlinear_set_integer_forward(int mode) {
+    g_int_off_explicit = mode == 0;
     if (mode < 0) {
         const char *e = getenv("BV_BITLINEAR_INT");
-        if (e && (!strcmp(e, "0") || !strcmp(e, "1"))) mode = e[0] - '0';
-        else mode = bv_ternary_kernel_active() == BV_TERNARY_KERNEL_AVX512VNNI;
+        if (e && (!strcmp(e, "0") || !strcmp(e, "1"))) {
+            mode = e[0] - '0';
+            g_int_off_explicit = mode == 0;
+        } else {
+            mode = bv_ternary_kernel_active() == BV_TERNARY_KERNEL_AVX512VNNI;
+        }
     }
     g_int_mode = mode;
     return mode == 1;
@@ -44,6 +50,11 @@ bool bv_bitlinear_set_integer_forward(int mode) {
 bool bv_bitlinear_integer_forward(void) {
     if (g_int_mode == -2) bv_bitlinear_set_integer_forward(-1);
     return g_int_mode == 1;
+}
+
+bool bv_bitlinear_integer_nograd(void) {
+    if (g_int_mode == -2) bv_bitlinear_set_integer_forward(-1);
+    return !g_int_off_explicit;
 }
 
 void bv_qweight_free(bv_qweight *q) {
@@ -66,14 +77,10 @@ bv_status bv_qweight_set_packed(bv_qweight *q, int64_t OC, int64_t C, bv_tpack_f
         return bv_error_set(BV_ERR_FORMAT, "packed %s weight (%lld, %lld): %zu bytes, expected %zu", fn, (long long)OC,
                             (long long)C, packed_bytes, need);
     const size_t n = (size_t)(OC * C);
-    int8_t *codes = bv_aligned_alloc_try(n);
-    float *wq = bv_aligned_alloc_try(n * sizeof(float));
-    if (!codes || !wq) {
-        bv_aligned_free(codes);
-        bv_aligned_free(wq);
-        return bv_error_set(BV_ERR_NOMEM, "packed %s weight (%lld, %lld): cannot allocate %zu bytes for its cache", fn,
-                            (long long)OC, (long long)C, n * (1 + sizeof(float)));
-    }
+    int8_t *codes = bv_aligned_alloc_try(n); /* transient: the cache keeps the 2-bit form */
+    if (!codes)
+        return bv_error_set(BV_ERR_NOMEM, "packed %s weight (%lld, %lld): cannot allocate %zu bytes to unpack it", fn,
+                            (long long)OC, (long long)C, n);
     float stored = NAN;
     st = bv_tpack_unpack(fmt, packed, packed_bytes, OC, C, codes, &stored);
     float m = scale;
@@ -91,65 +98,99 @@ bv_status bv_qweight_set_packed(bv_qweight *q, int64_t OC, int64_t C, bv_tpack_f
             st = bv_error_set(BV_ERR_ARG, "packed %s weight (%lld, %lld): scale %g, expected finite and >= 0", fn,
                               (long long)OC, (long long)C, (double)m);
     }
-    if (st) {
-        bv_aligned_free(codes);
-        bv_aligned_free(wq);
-        return st;
-    }
-    /* the weight quantizer's arithmetic (src/kernels/bitlinear.c): clamp, s = fl(1/m), wq = code * fl(1/s) */
+    /* the weight quantizer's arithmetic (src/kernels/bitlinear.c): clamp, s = fl(1/m) */
     m = m < BV_BITLINEAR_EPS ? BV_BITLINEAR_EPS : m;
-    const float s = (1.0f / m) * 1.0f, inv = 1.0f / s;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) wq[i] = (float)codes[i] * inv;
+    const float s = (1.0f / m) * 1.0f;
+    bv_ternary_mat tm = {0};
+    if (!st) {
+        st = bv_ternary_mat_pack(&tm, codes, OC, C, s);
+        if (st) bv_error_prefix(st, "packed %s weight (%lld, %lld)", fn, (long long)OC, (long long)C);
+    }
+    bv_aligned_free(codes);
+    if (st) return st;
     bv_qweight_free(q);
     q->version = BV_QWEIGHT_PACKED;
     q->src = NULL;
     q->numel = (int64_t)n;
     q->out_features = OC, q->in_features = C;
-    q->codes = codes;
-    q->wq = wq;
+    q->held = 0;
     q->scale = s;
+    q->tmat = tm;
     return BV_OK;
 }
 
-/* Bring the cache up to date with w (numel elements at src) at params version `version`; a cache
- * set from packed codes is used as it is. */
-static void qweight_update(bv_qweight *q, const float *src, int64_t OC, int64_t C, uint64_t version, bool packed) {
+static void *qweight_buf(void *p, size_t bytes) { return p ? p : bv_aligned_alloc(bytes ? bytes : 1); }
+
+/* Bring the cache up to date with w (numel elements at src) at params version `version`, holding
+ * wq when need_wq and the 2-bit form when need_tmat; a cache set from packed codes is never
+ * re-quantized, only unpacked into the forms asked for. */
+static void qweight_update(bv_qweight *q, const float *src, int64_t OC, int64_t C, uint64_t version, bool need_wq,
+                           bool need_tmat) {
     int64_t numel = OC * C;
-    if (q->version == BV_QWEIGHT_PACKED) {
+    size_t n = (size_t)numel;
+    bool packed = q->version == BV_QWEIGHT_PACKED;
+    if (packed) {
         BV_ASSERT(q->out_features == OC && q->in_features == C,
                   "bitlinear: the packed weight cache holds (%lld, %lld), the layer's weight is (%lld, %lld)",
                   (long long)q->out_features, (long long)q->in_features, (long long)OC, (long long)C);
-        if (packed && !q->tmat.packed) goto pack;
-        return;
+    } else if (!(q->version != 0 && q->version == version && q->src == src && q->numel == numel)) {
+        /* stale: every form goes; buffers of the same size are kept for the new ones */
+        if (q->numel != numel) {
+            bv_aligned_free(q->codes);
+            bv_aligned_free(q->wq);
+            q->codes = NULL, q->wq = NULL;
+        }
+        bv_ternary_mat_free(&q->tmat);
+        q->held = 0;
+        q->codes = qweight_buf(q->codes, n);
+        if (need_wq) q->wq = qweight_buf(q->wq, n * sizeof(float));
+        q->scale = bv_k_quant_weight_fwd(q->codes, need_wq ? q->wq : NULL, src, numel);
+        q->held = BV_QWEIGHT_CODES | (need_wq ? BV_QWEIGHT_WQ : 0u);
+        q->numel = numel;
+        q->out_features = OC, q->in_features = C;
+        q->src = src;
+        q->version = version;
     }
-    if (q->version != 0 && q->version == version && q->src == src && q->numel == numel) {
-        if (packed && !q->tmat.packed) goto pack;
-        return;
+    if (need_wq && !(q->held & BV_QWEIGHT_WQ)) {
+        q->wq = qweight_buf(q->wq, n * sizeof(float));
+        if (packed) { /* codes from the 2-bit form, then the quantizer's wq = code * fl(1/s) */
+            if (!(q->held & BV_QWEIGHT_CODES)) {
+                q->codes = qweight_buf(q->codes, n);
+                bv_ternary_mat_unpack(&q->tmat, q->codes);
+                q->held |= BV_QWEIGHT_CODES;
+            }
+            const float inv = 1.0f / q->scale;
+            float *wq = q->wq;
+            const int8_t *codes = q->codes;
+#pragma omp parallel for schedule(static) if (n > 65536)
+            for (size_t i = 0; i < n; i++) wq[i] = (float)codes[i] * inv;
+        } else { /* the same quantization again, now keeping wq */
+            q->codes = qweight_buf(q->codes, n);
+            q->scale = bv_k_quant_weight_fwd(q->codes, q->wq, src, numel);
+            q->held |= BV_QWEIGHT_CODES;
+        }
+        q->held |= BV_QWEIGHT_WQ;
     }
-    if (q->numel != numel || !q->wq) { /* first use or a weight of another size: new buffers */
-        bv_aligned_free(q->codes);
-        bv_aligned_free(q->wq);
-        size_t n = (size_t)(numel ? numel : 1);
-        q->codes = bv_aligned_alloc(n);
-        q->wq = bv_aligned_alloc(n * sizeof(float));
+    if (need_tmat && !q->tmat.packed) {
+        if (!(q->held & BV_QWEIGHT_CODES)) { /* not packed (a packed cache always has tmat) */
+            q->codes = qweight_buf(q->codes, n);
+            q->scale = bv_k_quant_weight_fwd(q->codes, NULL, src, numel);
+            q->held |= BV_QWEIGHT_CODES;
+        }
+        BV_ASSERT(bv_ternary_mat_pack(&q->tmat, q->codes, OC, C, q->scale) == BV_OK, "bitlinear: packing %lldx%lld: %s",
+                  (long long)OC, (long long)C, bv_error_msg());
+        if (!(q->held & BV_QWEIGHT_WQ)) { /* the graph-free integer path needs the 2-bit form alone */
+            bv_aligned_free(q->codes);
+            q->codes = NULL;
+            q->held &= ~BV_QWEIGHT_CODES;
+        }
     }
-    q->scale = bv_k_quant_weight_fwd(q->codes, q->wq, src, numel);
-    q->numel = numel;
-    q->out_features = OC, q->in_features = C;
-    q->src = src;
-    q->version = version;
-    bv_ternary_mat_free(&q->tmat);
-    if (!packed) return;
-pack:
-    BV_ASSERT(bv_ternary_mat_pack(&q->tmat, q->codes, OC, C, q->scale) == BV_OK, "bitlinear: packing %lldx%lld: %s",
-              (long long)OC, (long long)C, bv_error_msg());
 }
 
 static void bitlinear_bwd(bv_graph *g, const bv_tape_entry *e) {
     bv_var *x = e->in[0], *w = e->in[1], *b = e->in[2];
     const bitlinear_saved *s = e->saved;
-    BV_ASSERT(!s->cache || (s->cache->version == s->version && s->cache->wq == s->wq),
+    BV_ASSERT(!s->cache || (s->cache->version == s->version && s->cache->wq == s->wq && (s->cache->held & BV_QWEIGHT_WQ)),
               "bitlinear backward: the weight cache was re-quantized (version %llu -> %llu) between this "
               "op's forward and backward",
               (unsigned long long)s->version, (unsigned long long)s->cache->version);
@@ -189,7 +230,7 @@ bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_b
     bv_var *in[3] = {x, w, b};
     bool record = bv_graph_should_record(g, 3, in);
     /* integer forward (see autograd.h): xq is then only needed for the backward */
-    bool integer = !f64 && qw && qa && cache && bv_bitlinear_integer_forward();
+    bool integer = !f64 && qw && qa && cache && (record ? bv_bitlinear_integer_forward() : bv_bitlinear_integer_nograd());
     if (integer && !record) qa = false; /* no fp32 xq at all */
 
     /* buffers for xq and an uncached Wq: arena when backward needs them, scratch otherwise */
@@ -207,7 +248,7 @@ bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_b
         if (qa) bv_k_quant_act_fwd_ref((double *)xq, NULL, NULL, bv_var_f64(x), N, C);
     } else {
         if (qw && cache) {
-            qweight_update(cache, bv_var_f32(w), OC, C, version, integer);
+            qweight_update(cache, bv_var_f32(w), OC, C, version, record || !integer, integer);
             wq = cache->wq;
         } else if (qw) {
             bv_k_quant_weight_fwd(NULL, (float *)wq, bv_var_f32(w), OC * C);

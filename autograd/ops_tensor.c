@@ -52,6 +52,20 @@ static void embedding_bwd(bv_graph *g, const bv_tape_entry *e) {
 }
 
 bv_var *bv_op_embedding(bv_graph *g, const bv_tensor *ids, bv_var *table) {
+    if (table->val.dtype == BV_DTYPE_BF16) { /* a frozen bf16 table (the runtime's): rows converted to F32 */
+        BV_ASSERT(!table->requires_grad, "embedding: a BF16 table cannot train");
+        BV_ASSERT(table->val.ndim == 2 && ids->dtype == BV_DTYPE_I64 && ids->ndim < BV_MAX_DIMS,
+                  "embedding: BF16 table of rank %d, ids %s of rank %d", table->val.ndim, bv_dtype_name(ids->dtype),
+                  ids->ndim);
+        int64_t V = table->val.shape[0], D = table->val.shape[1];
+        int64_t shape[BV_MAX_DIMS];
+        memcpy(shape, ids->shape, (size_t)ids->ndim * sizeof(int64_t));
+        shape[ids->ndim] = D;
+        bv_var *y = bv_var_new(g, BV_DTYPE_F32, ids->ndim + 1, shape);
+        bv_k_embedding_fwd_bf16(bv_var_f32(y), index_copy(g, ids), bv_tensor_ptr(&table->val), bv_tensor_numel(ids), V,
+                                D);
+        return y;
+    }
     bv_ops_check_float("embedding", table);
     BV_ASSERT(ids->dtype == BV_DTYPE_I64, "embedding: ids must be I64, got %s", bv_dtype_name(ids->dtype));
     BV_ASSERT(table->val.ndim == 2, "embedding: table must be (V, D), got rank %d", table->val.ndim);

@@ -59,8 +59,9 @@ typedef struct {
     bv_params params; /* not finalized (no values) for BV_MODEL_SHAPES */
     /* the plan, in bytes (doubles: plans of absurd configs do not overflow) */
     double values_bytes, grads_bytes; /* bv_params_bytes, split */
-    double cache_bytes;               /* BitLinear caches: int8 codes + fp32 dequantized copy (+ the
-                                         2-bit integer-forward form when it is on) per ternary weight */
+    double cache_bytes;               /* BitLinear caches per ternary weight: training, int8 codes +
+                                         fp32 dequantized copy (+ the 2-bit integer-forward form when it
+                                         is on); inference, the 2-bit form alone (autograd.h) */
 } bv_model;
 
 /* Build the model the spec describes into *out (zeroed first; on error it is left zeroed and

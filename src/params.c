@@ -70,9 +70,27 @@ int bv_params_set_trainable(bv_params *p, const char *prefix, bool trainable) {
     return c;
 }
 
+void bv_params_set_external(bv_params *p, int i) {
+    BV_ASSERT(!p->finalized && i >= 0 && i < p->n, "bv_params_set_external(%d) (n=%d, finalized=%d)", i, p->n,
+              (int)p->finalized);
+    p->items[i].external = true;
+    p->items[i].trainable = false;
+    p->items[i].ext_data = NULL;
+    p->items[i].ext_dtype = BV_DTYPE_F32;
+}
+
+void bv_params_set_external_data(bv_params *p, int i, const void *data, bv_dtype dtype) {
+    BV_ASSERT(i >= 0 && i < p->n && p->items[i].external, "bv_params_set_external_data(%d): not an external parameter", i);
+    BV_ASSERT(dtype == BV_DTYPE_F32 || dtype == BV_DTYPE_BF16, "bv_params_set_external_data(%d): dtype %s", i,
+              bv_dtype_name(dtype));
+    p->items[i].ext_data = data;
+    p->items[i].ext_dtype = dtype;
+}
+
 double bv_params_bytes(const bv_params *p) {
     double n = 0;
-    for (int i = 0; i < p->n; i++) n += (double)p->items[i].numel * (p->items[i].trainable ? 8.0 : 4.0);
+    for (int i = 0; i < p->n; i++)
+        if (!p->items[i].external) n += (double)p->items[i].numel * (p->items[i].trainable ? 8.0 : 4.0);
     return n;
 }
 
@@ -85,7 +103,7 @@ bv_status bv_params_finalize(bv_params *p) {
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < p->n; i++) {
             bv_param *q = &p->items[i];
-            if (q->trainable != (pass == 0)) continue;
+            if (q->external || q->trainable != (pass == 0)) continue;
             q->offset = off;
             off += (size_t)q->numel;
             if (pass == 0) n_train = off;
@@ -122,12 +140,13 @@ bv_tensor bv_params_value(const bv_params *p, int i) {
     BV_ASSERT(p->finalized && i >= 0 && i < p->n, "parameter index %d (n=%d, finalized=%d)", i, p->n,
               (int)p->finalized);
     const bv_param *q = &p->items[i];
+    if (q->external) return bv_tensor_make((void *)q->ext_data, q->ext_dtype, q->ndim, q->shape);
     return bv_tensor_make(p->values + q->offset, BV_DTYPE_F32, q->ndim, q->shape);
 }
 
 float *bv_params_grad(const bv_params *p, int i) {
     BV_ASSERT(p->finalized && i >= 0 && i < p->n, "parameter index %d", i);
-    return p->items[i].trainable ? p->grads + p->items[i].offset : NULL;
+    return p->items[i].trainable && !p->items[i].external ? p->grads + p->items[i].offset : NULL;
 }
 
 void bv_params_zero_grad(bv_params *p) {

@@ -27,7 +27,11 @@ typedef struct {
     int64_t shape[BV_MAX_DIMS];
     int64_t numel;
     bool trainable;
-    size_t offset; /* in elements, valid after finalize */
+    size_t offset; /* in elements, valid after finalize (external parameters: none) */
+    bool external;          /* not in the flat buffer: its value is borrowed (bv_params_set_external) */
+    const void *ext_data;   /* external: the borrowed value, or NULL (a shape only, e.g. a BitLinear
+                               weight whose packed form lives in its layer's cache) */
+    bv_dtype ext_dtype;     /* external: the value's dtype (F32 or BF16) */
 } bv_param;
 
 typedef struct {
@@ -49,6 +53,14 @@ int bv_params_add(bv_params *p, const char *name, int ndim, const int64_t *shape
 /* Set trainable for every parameter whose name starts with `prefix` ("" = all); before finalize.
  * Returns how many matched. */
 int bv_params_set_trainable(bv_params *p, const char *prefix, bool trainable);
+/* Keep parameter i out of the flat buffers (before finalize): it does not train and its value is
+ * borrowed from elsewhere, set after finalize with bv_params_set_external_data. The runtime uses it
+ * for what a bundle keeps packed (ternary weights: shape only) or in another dtype (a bf16
+ * embedding table read in place from the mapped file). */
+void bv_params_set_external(bv_params *p, int i);
+/* The borrowed value of external parameter i: `data` (numel elements of dtype F32 or BF16, which
+ * must outlive the store's use) or NULL. */
+void bv_params_set_external_data(bv_params *p, int i, const void *data, bv_dtype dtype);
 /* Bytes finalize allocates: 4 per parameter for the values, 4 more per trainable one for the
  * gradients (a double: a plan, compared before anything is allocated). */
 double bv_params_bytes(const bv_params *p);
@@ -58,7 +70,8 @@ double bv_params_bytes(const bv_params *p);
 bv_status bv_params_finalize(bv_params *p) __attribute__((warn_unused_result));
 /* Index of `name`, or -1. */
 int bv_params_find(const bv_params *p, const char *name);
-/* Value view (contiguous, F32) and gradient pointer (NULL when frozen) of parameter i. */
+/* Value view (contiguous, F32; an external parameter's borrowed value and dtype, data NULL when it
+ * has none) and gradient pointer (NULL when frozen) of parameter i. */
 bv_tensor bv_params_value(const bv_params *p, int i);
 float *bv_params_grad(const bv_params *p, int i);
 void bv_params_zero_grad(bv_params *p);

@@ -48,6 +48,23 @@ static layer_out run_layer(bv_qweight *q, uint64_t version, const float *w, cons
     return o;
 }
 
+/* y = bitlinear(x, w, b) without a graph (no_grad: evaluation, the runtime), copied out */
+static float *run_layer_nograd(bv_qweight *q, uint64_t version, const float *w, const float *x, const float *bias,
+                               int64_t N, int64_t C, int64_t OC) {
+    bv_graph g;
+    bv_graph_init(&g, 1 << 20);
+    bv_tensor xt = bv_tensor_make2((void *)x, BV_DTYPE_F32, N, C), wt = bv_tensor_make2((void *)w, BV_DTYPE_F32, OC, C);
+    bv_tensor bt = bv_tensor_make1((void *)bias, BV_DTYPE_F32, OC);
+    bv_graph_no_grad_begin(&g);
+    bv_bitlinear_cfg cfg = {1, 8};
+    bv_var *y = bv_op_bitlinear(&g, bv_var_wrap(&g, &xt, false), bv_var_wrap(&g, &wt, false),
+                                bv_var_wrap(&g, &bt, false), &cfg, q, version);
+    float *out = bv_test_copy_f32(bv_var_f32(y), N * OC);
+    bv_graph_no_grad_end(&g);
+    bv_graph_free(&g);
+    return out;
+}
+
 static void layer_out_free(layer_out *o) { free(o->y), free(o->dx), free(o->db); }
 
 /* One shape through every format that holds it, both forward paths. */
@@ -86,9 +103,24 @@ static void round_trip(int64_t OC, int64_t C, double wstd, uint64_t seed) {
             uint32_t sa, sb;
             memcpy(&sa, &qa.scale, 4), memcpy(&sb, &qb.scale, 4);
             if (sa != sb) fail_msg("%sscale %.9g vs the quantizer's %.9g", what, (double)qb.scale, (double)qa.scale);
-            assert_memory_equal(qb.codes, qa.codes, (size_t)(OC * C));
-            for (int64_t i = 0; i < OC * C; i++) /* as numbers: a zero may be -0 in the quantizer's copy */
-                if (!(qb.wq[i] == qa.wq[i])) fail_msg("%swq[%lld] %.9g vs %.9g", what, (long long)i, qb.wq[i], qa.wq[i]);
+            /* filled from packed bytes, the cache holds the 2-bit form alone: no int8 codes, no fp32 copy */
+            if (qb.codes || qb.wq || qb.held || !qb.tmat.packed)
+                fail_msg("%sthe filled cache holds codes %p, wq %p (held %u), tmat %p: expected the 2-bit form alone",
+                         what, (void *)qb.codes, (void *)qb.wq, qb.held, (void *)qb.tmat.packed);
+            int8_t *tc = malloc((size_t)(OC * C));
+            bv_ternary_mat_unpack(&qb.tmat, tc);
+            assert_memory_equal(tc, qa.codes, (size_t)(OC * C));
+            free(tc);
+            /* without a graph the integer path runs on the 2-bit form alone, as in the recorded
+             * integer forward, and nothing else is made */
+            float *yn = run_layer_nograd(&qb, 7, zeros, x, bias, N, C, OC);
+            if (integer) {
+                char w1[160];
+                snprintf(w1, sizeof w1, "%sno_grad y", what);
+                check_bits(w1, yn, a.y, N * OC);
+            }
+            free(yn);
+            if (integer && (qb.codes || qb.wq || qb.held)) fail_msg("%sa no_grad forward made codes or wq", what);
             /* the layer is given a zero weight and other versions: the cache is used as it is */
             uint64_t c0 = bv_k_quant_weight_calls();
             for (uint64_t version = 7; version <= 9; version++) {
@@ -104,7 +136,12 @@ static void round_trip(int64_t OC, int64_t C, double wstd, uint64_t seed) {
             }
             assert_int_equal(bv_k_quant_weight_calls(), c0);
             assert_true(qb.version == BV_QWEIGHT_PACKED);
-            if (integer) assert_non_null(qb.tmat.packed);
+            assert_non_null(qb.tmat.packed);
+            /* the recorded forwards made the fp32 copy the backward needs, from the packed codes */
+            assert_true((qb.held & BV_QWEIGHT_WQ) && (qb.held & BV_QWEIGHT_CODES));
+            assert_memory_equal(qb.codes, qa.codes, (size_t)(OC * C));
+            for (int64_t i = 0; i < OC * C; i++) /* as numbers: a zero may be -0 in the quantizer's copy */
+                if (!(qb.wq[i] == qa.wq[i])) fail_msg("%swq[%lld] %.9g vs %.9g", what, (long long)i, qb.wq[i], qa.wq[i]);
             bv_qweight_free(&qb);
             free(bytes);
         }
@@ -156,7 +193,10 @@ static void test_errors(void **state) {
     bv_qweight q;
     memset(&q, 0, sizeof q);
     assert_int_equal(bv_qweight_set_packed(&q, 8, 128, BV_TPACK_TQ5, tq5, ntq5, NAN), BV_OK);
-    assert_true(q.scale == 2.0f && q.wq[2] == 1.0f * 0.5f && q.out_features == 8 && q.in_features == 128);
+    assert_true(q.scale == 2.0f && q.wq == NULL && q.tmat.packed && q.out_features == 8 && q.in_features == 128);
+    int8_t back[8 * 128];
+    bv_ternary_mat_unpack(&q.tmat, back);
+    assert_memory_equal(back, codes, sizeof back);
 
     expect_error(&q, 8, 128, BV_TPACK_HF, hf, sizeof hf - 1, 0.5f, BV_ERR_FORMAT,
                  "packed HF-BitNet weight (8, 128): 255 bytes, expected 256");
@@ -178,7 +218,9 @@ static void test_errors(void **state) {
     expect_error(&q, 8, 128, BV_TPACK_HF, bad, sizeof bad, 0.5f, BV_ERR_FORMAT, "packed HF-BitNet weight (8, 128): ");
     expect_error(&q, 8, 128, (bv_tpack_format)7, hf, sizeof hf, 0.5f, BV_ERR_ARG, "unknown format 7");
     /* and the cache still works, from the same packed bytes */
-    assert_true(q.version == BV_QWEIGHT_PACKED && q.wq[2] == 0.5f);
+    assert_true(q.version == BV_QWEIGHT_PACKED && q.scale == 2.0f && q.tmat.packed);
+    bv_ternary_mat_unpack(&q.tmat, back);
+    assert_memory_equal(back, codes, sizeof back);
     bv_qweight_free(&q);
     assert_true(q.version == 0 && q.wq == NULL);
 }

@@ -88,6 +88,19 @@ void bv_k_embedding_fwd(float *out, const int64_t *ids, const float *table, int6
     for (int64_t n = 0; n < N; n++) memcpy(out + n * D, table + ids[n] * D, (size_t)D * sizeof(float));
 }
 
+void bv_k_embedding_fwd_bf16(float *out, const int64_t *ids, const uint16_t *table, int64_t N, int64_t V, int64_t D) {
+    check_indices("embedding", "id", ids, N, V, "V");
+#pragma omp parallel for schedule(static) if (N * D > PAR_MIN)
+    for (int64_t n = 0; n < N; n++) {
+        const uint16_t *row = table + ids[n] * D;
+        float *o = out + n * D;
+        for (int64_t d = 0; d < D; d++) {
+            uint32_t u = (uint32_t)row[d] << 16; /* bf16 is the top half of an fp32: exact */
+            memcpy(o + d, &u, sizeof u);
+        }
+    }
+}
+
 void bv_k_embedding_bwd(float *dtable, const float *dout, const int64_t *ids, int64_t N, int64_t V, int64_t D) {
     bv_k_index_select_bwd(dtable, dout, ids, 1, V, D, N);
 }

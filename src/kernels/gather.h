@@ -22,6 +22,9 @@
 /* ids (N) in [0, V), table (V, D) -> out (N, D) = table[ids[n]] */
 void bv_k_embedding_fwd(float *out, const int64_t *ids, const float *table, int64_t N, int64_t V, int64_t D);
 /* dtable (V, D) += sum over n with ids[n] == v of dout[n] (repeats add up) */
+/* the same from a bf16 table (V, D), converted exactly to fp32: a frozen table kept in its file's
+ * dtype (the runtime's embed_tokens) */
+void bv_k_embedding_fwd_bf16(float *out, const int64_t *ids, const uint16_t *table, int64_t N, int64_t V, int64_t D);
 void bv_k_embedding_bwd(float *dtable, const float *dout, const int64_t *ids, int64_t N, int64_t V, int64_t D);
 void bv_k_embedding_fwd_ref(double *out, const int64_t *ids, const double *table, int64_t N, int64_t V, int64_t D);
 void bv_k_embedding_bwd_ref(double *dtable, const double *dout, const int64_t *ids, int64_t N, int64_t V,
