@@ -21,6 +21,7 @@ static const bv_cli_command k_commands[] = {
     {"tokenize", "text <-> token ids with a tokenizer.json (chat template, action prompt)", bv_cmd_tokenize},
     {"tokenizer", "train a small byte-level BPE tokenizer, or convert/edit a tokenizer.json", bv_cmd_tokenizer},
     {"plot", "draw a run's training curves (metrics.jsonl) as a PNG", bv_cmd_plot},
+    {"infer", "one action chunk from a bundle or checkpoint on an observation (images, state, task)", bv_cmd_infer},
 };
 
 static void usage(FILE *f) {

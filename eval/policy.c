@@ -1,0 +1,388 @@
+/* policy.c - eval/policy.h: a policy from a bundle (packed) or a checkpoint, acting on observations. */
+#include "eval/policy.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "autograd/autograd.h"
+#include "data/augment.h"
+#include "models/build.h"
+#include "recipes/checkpoint.h"
+#include "src/action_norm.h"
+#include "src/safetensors.h"
+#include "src/ternary_pack.h"
+#include "src/tokenizer.h"
+
+struct bv_policy {
+    char *path, *source;
+    bool bundle;
+    bv_model model;   /* vla + params (a bundle's: built here, its packed weights external) */
+    bv_st_file st;    /* a bundle's model.safetensors, kept mapped: embed_tokens is read in place */
+    void *embed_copy; /* embed_tokens copied when the file leaves it misaligned */
+    double weight_bytes;
+    bv_tok *tok;
+    bv_action_norm anorm, pnorm;
+    bv_policy_opts o;
+    int n_images, S, image_tokens, chunk, A, P;
+    /* per act */
+    bv_graph g;
+    bool graph_ready;
+    bv_aug_cfg aug;
+    bv_aug_scratch scratch;
+    char *last_instruction;
+    int64_t *ids;
+    uint8_t *attn, *amask;
+    int64_t T;
+    float *pix, *prop;
+};
+
+void bv_policy_opts_default(bv_policy_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->center_crop = true;
+}
+
+int bv_policy_chunk(const bv_policy *p) { return p->chunk; }
+int bv_policy_action_dim(const bv_policy *p) { return p->A; }
+int bv_policy_state_dim(const bv_policy *p) { return p->P; }
+int bv_policy_n_images(const bv_policy *p) { return p->n_images; }
+const char *bv_policy_source(const bv_policy *p) { return p->source; }
+double bv_policy_weight_bytes(const bv_policy *p) { return p->weight_bytes; }
+
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = bv_xmalloc(n);
+    snprintf(s, n, "%s/%s", dir, name);
+    return s;
+}
+
+static bool is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* An integer field of a JSON file (a dotted path of objects), or `dflt` when absent. */
+static int json_int(const char *path, const char *k1, const char *k2, int dflt) {
+    json_t *root = json_load_file(path, 0, NULL);
+    if (!root) return dflt;
+    json_t *v = json_object_get(root, k1);
+    if (v && k2) v = json_object_get(v, k2);
+    int r = json_is_integer(v) ? (int)json_integer_value(v) : dflt;
+    json_decref(root);
+    return r;
+}
+
+/* ---- a bundle: packed ternary linears, the rest converted, embed_tokens in place ---- */
+
+/* Which layer of the vision tower a parameter name belongs to, or -1. */
+static int vision_layer(const char *name) {
+    static const char pre[] = "vision_tower.vision_model.encoder.layers.";
+    if (strncmp(name, pre, sizeof pre - 1)) return -1;
+    return atoi(name + sizeof pre - 1);
+}
+
+static bv_status tensor_bytes(const bv_st_file *f, const char *name, bv_dtype want, const uint8_t **data,
+                              size_t *n) {
+    int i = bv_st_find(f, name);
+    if (i < 0) return bv_error_set(BV_ERR_FORMAT, "%s: tensor '%s' is missing", f->path, name);
+    const bv_st_entry *e = &f->entries[i];
+    if (e->dtype != want)
+        return bv_error_set(BV_ERR_FORMAT, "%s: tensor '%s' has dtype %s, expected %s", f->path, name,
+                            bv_dtype_name(e->dtype), bv_dtype_name(want));
+    *data = f->data + e->begin;
+    *n = (size_t)(e->end - e->begin);
+    return BV_OK;
+}
+
+/* A bundle's layout name (manifest.json, __metadata__ "layout"). */
+static bool layout_parse(const char *s, bv_tpack_format *f) {
+    static const char *const names[] = {"hf", "i2s", "tq5"};
+    static const bv_tpack_format fmts[] = {BV_TPACK_HF, BV_TPACK_I2S, BV_TPACK_TQ5};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) return *f = fmts[i], true;
+    return false;
+}
+
+static bv_status load_bundle(bv_policy *p) {
+    char *cfg_path = join(p->path, "config.json"), *st_path = join(p->path, "model.safetensors");
+    bv_status st = BV_OK;
+    bv_tpack_format fmt = BV_TPACK_HF;
+    bv_vla_config cfg;
+    bv_params *P = &p->model.params;
+    bv_vla_ternary *tl = NULL;
+    if ((st = bv_config_load(cfg_path, false, &cfg))) goto out;
+    if ((st = bv_st_open(&p->st, st_path))) goto out;
+    const char *layout = bv_st_meta(&p->st, "layout");
+    if (!layout || !layout_parse(layout, &fmt)) {
+        st = bv_error_set(BV_ERR_FORMAT, "%s: __metadata__ 'layout' is %s%s%s, expected hf, tq5 or i2s", st_path,
+                          layout ? "'" : "", layout ? layout : "missing", layout ? "'" : "");
+        goto out;
+    }
+    const char *dt = bv_st_meta(&p->st, "dtype");
+    char src[96];
+    snprintf(src, sizeof src, "bundle (%s, %s)", layout, dt ? dt : "?");
+    p->source = bv_xstrdup(src);
+
+    bv_params_init(P);
+    if ((st = bv_vla_init(&p->model.vla, &cfg, BV_VLA_ALL, P))) goto out;
+    bv_vla *m = &p->model.vla;
+    int nt = bv_vla_ternary_list(m, &tl);
+    if (nt < 0) {
+        st = bv_error_set(BV_ERR_NOMEM, "listing the ternary layers");
+        goto out;
+    }
+    /* kept out of the fp32 store: the packed weights, layers the forward never runs, the LM head,
+     * and embed_tokens (read in place) */
+    for (int i = 0; i < nt; i++) bv_params_set_external(P, tl[i].w);
+    for (int i = 0; i < P->n; i++) {
+        int L = vision_layer(P->items[i].name);
+        if (L >= m->vision.n_run) bv_params_set_external(P, i);
+    }
+    if (m->llm.lm_head >= 0) bv_params_set_external(P, m->llm.lm_head);
+    bv_params_set_external(P, m->llm.embed);
+    if ((st = bv_params_finalize(P))) goto out;
+    p->weight_bytes = 4.0 * (double)P->numel_total;
+
+    /* the fp32 tensors */
+    for (int i = 0; i < P->n; i++) {
+        const bv_param *q = &P->items[i];
+        if (q->external) continue;
+        if ((st = bv_st_read(&p->st, q->name, BV_DTYPE_F32, q->ndim, q->shape, q->numel, P->values + q->offset)))
+            goto out;
+    }
+    /* the packed ternary linears */
+    for (int i = 0; i < nt; i++) {
+        if (!tl[i].used) continue;
+        const bv_param *w = &P->items[tl[i].w];
+        const uint8_t *bytes = NULL;
+        size_t nb = 0;
+        if ((st = tensor_bytes(&p->st, w->name, BV_DTYPE_U8, &bytes, &nb))) goto out;
+        float scale = NAN;
+        if (fmt == BV_TPACK_HF) { /* the multiplicative weight_scale; AutoBitLinear's bias is divided by it */
+            char sn[300];
+            snprintf(sn, sizeof sn, "%.*s.weight_scale", (int)(strlen(w->name) - strlen(".weight")), w->name);
+            if ((st = bv_st_read(&p->st, sn, BV_DTYPE_F32, -1, NULL, 1, &scale))) goto out;
+            if (tl[i].b >= 0) {
+                bv_tensor bt = bv_params_value(P, tl[i].b);
+                float *b = bt.data;
+                for (int64_t k = 0; k < bv_tensor_numel(&bt); k++) b[k] *= scale;
+            }
+        }
+        if ((st = bv_qweight_set_packed(tl[i].cache, w->shape[0], w->shape[1], fmt, bytes, nb, scale))) {
+            bv_error_prefix(st, "%s: tensor '%s'", st_path, w->name);
+            goto out;
+        }
+        p->weight_bytes += (double)bv_ternary_mat_bytes(&tl[i].cache->tmat);
+    }
+    /* embed_tokens in place */
+    {
+        const bv_param *e = &P->items[m->llm.embed];
+        int i = bv_st_find(&p->st, e->name);
+        if (i < 0) {
+            st = bv_error_set(BV_ERR_FORMAT, "%s: tensor '%s' is missing", st_path, e->name);
+            goto out;
+        }
+        const bv_st_entry *en = &p->st.entries[i];
+        if ((en->dtype != BV_DTYPE_BF16 && en->dtype != BV_DTYPE_F32) || en->ndim != 2 || en->shape[0] != e->shape[0] ||
+            en->shape[1] != e->shape[1]) {
+            st = bv_error_set(BV_ERR_FORMAT, "%s: tensor '%s' is %s of rank %d (%lld, %lld), expected BF16 or F32 (%lld, %lld)",
+                              st_path, e->name, bv_dtype_name(en->dtype), en->ndim, (long long)en->shape[0],
+                              (long long)(en->ndim > 1 ? en->shape[1] : 0), (long long)e->shape[0], (long long)e->shape[1]);
+            goto out;
+        }
+        const uint8_t *data = p->st.data + en->begin;
+        size_t nb = (size_t)(en->end - en->begin), al = en->dtype == BV_DTYPE_BF16 ? 2 : 4;
+        if ((uintptr_t)data % al) {
+            p->embed_copy = bv_aligned_alloc(nb);
+            memcpy(p->embed_copy, data, nb);
+            data = p->embed_copy;
+        }
+        bv_params_set_external_data(P, m->llm.embed, data, en->dtype);
+        p->weight_bytes += (double)nb;
+    }
+    /* Everything is copied out but embed_tokens: let the kernel drop the mapped pages this process
+     * touched (reading and checking them), so only the rows prompts use come back. */
+    if (!p->embed_copy) madvise(p->st.map, p->st.map_size, MADV_DONTNEED);
+    bv_params_mark_updated(P);
+out:
+    free(tl);
+    free(cfg_path);
+    free(st_path);
+    return st;
+}
+
+/* ---- a checkpoint: the training model ---- */
+
+static bv_status load_checkpoint(bv_policy *p) {
+    char *cfg_path = join(p->path, "config.json");
+    bv_model_spec s = {.config = cfg_path, .purpose = BV_MODEL_INFER, .weights = p->path};
+    bv_status st = bv_model_build(&p->model, &s);
+    free(cfg_path);
+    if (st) return st;
+    p->source = bv_xstrdup("checkpoint");
+    p->weight_bytes = 4.0 * (double)p->model.params.numel_total + p->model.cache_bytes;
+    return BV_OK;
+}
+
+bv_status bv_policy_load(bv_policy **out, const char *path, const bv_policy_opts *o) {
+    *out = NULL;
+    bv_policy *p = bv_xcalloc(1, sizeof *p);
+    if (o) p->o = *o;
+    else bv_policy_opts_default(&p->o);
+    bv_status st = BV_OK;
+    char *manifest = join(path, "manifest.json"), *tokp = NULL, *statp = NULL;
+    if (is_file(manifest)) {
+        p->bundle = true;
+        p->path = bv_xstrdup(path);
+    } else if (bv_ckpt_is_checkpoint(path)) {
+        p->path = bv_xstrdup(path);
+    } else {
+        char *latest = NULL;
+        if (bv_ckpt_latest(path, &latest)) {
+            st = bv_error_set(BV_ERR_IO, "%s: neither a bundle (no manifest.json), a checkpoint (no trainer_state.json) "
+                                         "nor a run directory (no checkpoints/latest)", path);
+            goto out;
+        }
+        p->path = latest;
+    }
+    st = p->bundle ? load_bundle(p) : load_checkpoint(p);
+    if (st) goto out;
+    const bv_vla_config *c = &p->model.vla.cfg;
+    p->S = c->vision.image_size;
+    p->image_tokens = bv_config_vision_patches(c);
+    p->chunk = c->num_actions_chunk;
+    p->A = c->action_dim;
+    p->P = c->proprio_dim;
+    if (p->o.n_images > 0) {
+        p->n_images = p->o.n_images;
+    } else { /* a bundle's manifest ("policy": {"n_images"}) or a checkpoint's recipe (data.n_images) */
+        char *rp = join(p->path, "recipe.json");
+        p->n_images = p->bundle ? json_int(manifest, "policy", "n_images", 2) : json_int(rp, "data", "n_images", 2);
+        free(rp);
+    }
+    if (p->n_images < 1 || p->n_images > 2) {
+        st = bv_error_set(BV_ERR_ARG, "%s: n_images %d, expected 1 or 2", p->path, p->n_images);
+        goto out;
+    }
+    tokp = join(p->path, "tokenizer.json");
+    statp = join(p->path, "dataset_statistics.json");
+    if ((st = bv_tok_load(&p->tok, tokp))) goto out;
+    if (bv_tok_token_id(p->tok, "<proprio_pad>") < 0 && (st = bv_tok_bitvla_edit(p->tok))) goto out;
+    if ((st = bv_action_norm_read(statp, NULL, "action", &p->anorm)) ||
+        (st = bv_action_norm_read(statp, NULL, "proprio", &p->pnorm)))
+        goto out;
+    if (p->anorm.dim != p->A || p->pnorm.dim != p->P) {
+        st = bv_error_set(BV_ERR_FORMAT, "%s: action dimension %d and proprio dimension %d, but the model has %d and %d",
+                          statp, p->anorm.dim, p->pnorm.dim, p->A, p->P);
+        goto out;
+    }
+    bv_aug_cfg_default(&p->aug);
+    p->pix = bv_aligned_alloc((size_t)p->n_images * 3 * (size_t)p->S * (size_t)p->S * sizeof(float));
+    p->prop = bv_xmalloc((size_t)p->P * sizeof(float));
+out:
+    free(manifest);
+    free(tokp);
+    free(statp);
+    if (st) {
+        bv_error_prefix(st, "loading policy %s", path);
+        bv_policy_free(p);
+        return st;
+    }
+    *out = p;
+    return BV_OK;
+}
+
+void bv_policy_free(bv_policy *p) {
+    if (!p) return;
+    bv_model_free(&p->model);
+    bv_st_close(&p->st);
+    bv_aligned_free(p->embed_copy);
+    bv_tok_free(p->tok);
+    if (p->graph_ready) bv_graph_free(&p->g);
+    bv_aug_scratch_free(&p->scratch);
+    free(p->last_instruction);
+    free(p->ids), free(p->attn), free(p->amask);
+    bv_aligned_free(p->pix);
+    free(p->prop);
+    free(p->path), free(p->source);
+    free(p);
+}
+
+/* ---- acting ---- */
+
+static bv_status set_prompt(bv_policy *p, const char *instruction) {
+    if (p->last_instruction && !strcmp(p->last_instruction, instruction)) return BV_OK;
+    bv_tok_action_cfg tc = bv_tok_action_cfg_default();
+    tc.n_images = p->n_images;
+    tc.image_tokens = p->image_tokens;
+    tc.num_actions_chunk = p->chunk;
+    tc.action_dim = p->A;
+    bv_tok_action_seq seq;
+    bv_status st = bv_tok_action_prompt(p->tok, instruction, &tc, NULL, &seq);
+    if (st) return bv_error_prefix(st, "instruction \"%s\"", instruction);
+    free(p->ids), free(p->attn), free(p->amask);
+    p->T = seq.len;
+    p->ids = bv_xmalloc((size_t)seq.len * sizeof *p->ids);
+    p->attn = bv_xmalloc((size_t)seq.len);
+    p->amask = bv_xmalloc((size_t)seq.len);
+    for (int64_t j = 0; j < seq.len; j++) {
+        p->ids[j] = seq.ids[j];
+        p->attn[j] = 1;
+        p->amask[j] = seq.action_mask[j];
+    }
+    bv_tok_action_seq_free(&seq);
+    free(p->last_instruction);
+    p->last_instruction = bv_xstrdup(instruction);
+    return BV_OK;
+}
+
+static void put_image(bv_policy *p, const uint8_t *rgb, int w, int h, int cam) {
+    bv_aug_params ap;
+    bv_aug_center(&p->aug, &ap);
+    if (!p->o.center_crop) ap.x0 = 0, ap.y0 = 0, ap.w = 1, ap.h = 1;
+    size_t img = 3 * (size_t)p->S * (size_t)p->S;
+    bv_aug_apply(rgb, w, h, &ap, p->S, p->pix + (size_t)cam * img, &p->scratch);
+}
+
+bv_status bv_policy_act(bv_policy *p, const bv_policy_obs *obs, float *actions, float *normalized) {
+    if (!obs->full_image || obs->full_w < 1 || obs->full_h < 1)
+        return bv_error_set(BV_ERR_ARG, "observation: full_image is missing (expected RGB, height x width x 3)");
+    if (p->n_images > 1 && (!obs->wrist_image || obs->wrist_w < 1 || obs->wrist_h < 1))
+        return bv_error_set(BV_ERR_ARG, "observation: wrist_image is missing (this policy takes %d images)", p->n_images);
+    if (!obs->state || obs->state_dim != p->P)
+        return bv_error_set(BV_ERR_ARG, "observation: state has %d values, expected %d", obs->state ? obs->state_dim : 0,
+                            p->P);
+    for (int i = 0; i < p->P; i++)
+        if (!isfinite(obs->state[i]))
+            return bv_error_set(BV_ERR_ARG, "observation: state[%d] is %g, expected a finite number", i,
+                                (double)obs->state[i]);
+    if (!obs->instruction) return bv_error_set(BV_ERR_ARG, "observation: instruction is missing");
+    BV_TRY(set_prompt(p, obs->instruction));
+    put_image(p, obs->full_image, obs->full_w, obs->full_h, 0);
+    if (p->n_images > 1) put_image(p, obs->wrist_image, obs->wrist_w, obs->wrist_h, 1);
+    bv_action_norm_apply(&p->pnorm, obs->state, 1, p->prop);
+
+    int64_t s_ids[2] = {1, p->T}, s_pix[5] = {1, p->n_images, 3, p->S, p->S};
+    bv_tensor ids = bv_tensor_make(p->ids, BV_DTYPE_I64, 2, s_ids), attn = bv_tensor_make(p->attn, BV_DTYPE_U8, 2, s_ids);
+    bv_tensor am = bv_tensor_make(p->amask, BV_DTYPE_U8, 2, s_ids), pix = bv_tensor_make(p->pix, BV_DTYPE_F32, 5, s_pix);
+    bv_tensor prop = bv_tensor_make2(p->prop, BV_DTYPE_F32, 1, p->P);
+    bv_vla_batch b = {.input_ids = &ids, .attention_mask = &attn, .pixel_values = &pix, .proprio = &prop,
+                      .action_mask = &am};
+    BV_TRY(bv_vla_batch_check(&p->model.vla, &b, BV_VLA_MODE_ACTION, "observation"));
+    if (!p->graph_ready) {
+        bv_graph_init(&p->g, (size_t)bv_vla_plan_forward(&p->model.vla.cfg, &b, BV_VLA_MODE_ACTION, false));
+        p->graph_ready = true;
+    }
+    bv_graph_reset(&p->g);
+    bv_graph_no_grad_begin(&p->g);
+    bv_vla_out y = bv_vla_forward(&p->g, &p->model.params, &p->model.vla, &b, BV_VLA_MODE_ACTION);
+    const float *a = bv_var_f32(y.actions_pred);
+    int64_t n = (int64_t)p->chunk * p->A;
+    if (normalized) memcpy(normalized, a, (size_t)n * sizeof(float));
+    bv_action_norm_invert(&p->anorm, a, p->chunk, actions);
+    bv_graph_no_grad_end(&p->g);
+    return BV_OK;
+}

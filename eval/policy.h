@@ -1,0 +1,75 @@
+/* eval/policy.h - a BitVLA policy that acts: load it from an exported bundle (models/bundle.h) or
+ * from a training checkpoint (recipes/checkpoint.h), give it an observation, get back the action
+ * chunk in robot units. What `bitvla infer`, `bitvla serve`, the C API (eval/bitvla.h) and
+ * evaluation run.
+ *
+ * An observation becomes the model's input as OFT's `get_vla_action` builds it (spec sections 4, 6
+ * and 10): each camera image (RGB, any size) centre-cropped to 90% of its area (crop_scale 0.9,
+ * as in evaluation; `center_crop` off: the whole image) and resized bicubically to the model's
+ * resolution, SigLIP-normalised (data/augment.h, the loader's evaluation path); the 8-d state
+ * normalised with the statistics' proprio BOUNDS_Q99; the instruction put into the action prompt
+ * (src/tokenizer.h bv_tok_action_prompt: lower-cased, n_images x image tokens, <proprio_pad>, the
+ * chat template, chunk x action_dim action tokens). One forward in action mode (bidirectional,
+ * without a graph: BitLinear runs the int8 x ternary kernels) gives the normalised chunk, which the
+ * statistics' action BOUNDS_Q99 inverse takes back to robot units.
+ *
+ * From a bundle the weights stay packed: every ternary linear's 2-bit codes sit in its BitLinear
+ * cache (autograd.h bv_qweight_set_packed, the integer-forward layout), its fp32 weight is never
+ * made; embed_tokens is read in place from the mapped file (bf16 or f32) and only the rows a prompt
+ * uses are paged in; the other full-precision tensors (norms, biases, connector, proprio
+ * projector, action head, patch and position embeddings) are converted to fp32. The LM head is
+ * not loaded (an action policy never runs it). From a checkpoint the training model is built
+ * (fp32 masters, quantized by the forward) and run the same way: the two give the same actions to
+ * float rounding when the bundle came from that checkpoint (tests/cli/infer.sh).
+ *
+ * Threads: a policy is not reentrant (one act at a time); separate policies in separate threads
+ * are independent. The OpenMP threads a forward uses are the process's (bv_set_num_threads).
+ * Owns: everything it loads (model, mapped file, tokenizer, buffers): bv_policy_free.
+ * Must not: train, write files, or know how observations arrive (files, HTTP: cli/, eval/serve.h).
+ */
+#ifndef BV_EVAL_POLICY_H
+#define BV_EVAL_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "src/common.h"
+
+typedef struct bv_policy bv_policy;
+
+typedef struct {
+    const uint8_t *full_image; /* third-person camera, RGB (H, W, 3) row-major */
+    int full_w, full_h;
+    const uint8_t *wrist_image; /* wrist camera (needed when the policy takes 2 images) */
+    int wrist_w, wrist_h;
+    const float *state; /* proprio_dim values (8 for LIBERO) */
+    int state_dim;
+    const char *instruction;
+} bv_policy_obs;
+
+typedef struct {
+    bool center_crop; /* the evaluation centre crop (default true, as BitVLA's LIBERO evaluation) */
+    int n_images;     /* 0: what the bundle or checkpoint says (2 when it says nothing) */
+} bv_policy_opts;
+
+void bv_policy_opts_default(bv_policy_opts *o);
+
+/* Load a bundle directory or a checkpoint directory (a run directory: its checkpoints/latest).
+ * Errors name the file and the tensor or field (a missing tensor, a bad checksum, a shape that
+ * does not match the config). */
+bv_status bv_policy_load(bv_policy **out, const char *path, const bv_policy_opts *o);
+void bv_policy_free(bv_policy *p);
+
+/* The observation -> actions (chunk x action_dim floats, robot units); `normalized` (optional, the
+ * same size) gets the model's raw output in [-1, 1]. Errors: a missing or mis-sized input (named). */
+bv_status bv_policy_act(bv_policy *p, const bv_policy_obs *obs, float *actions, float *normalized);
+
+int bv_policy_chunk(const bv_policy *p);      /* actions per chunk (8) */
+int bv_policy_action_dim(const bv_policy *p); /* 7 */
+int bv_policy_state_dim(const bv_policy *p);  /* 8 */
+int bv_policy_n_images(const bv_policy *p);   /* 1 or 2 */
+const char *bv_policy_source(const bv_policy *p); /* "bundle (hf, bf16)" or "checkpoint" */
+/* Bytes the policy holds for weights: packed ternary codes, fp32 tensors, the embedding table. */
+double bv_policy_weight_bytes(const bv_policy *p);
+
+#endif
