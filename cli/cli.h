@@ -31,5 +31,6 @@ int bv_cmd_tokenize(int argc, char **argv);
 int bv_cmd_tokenizer(int argc, char **argv);
 int bv_cmd_train(int argc, char **argv);
 int bv_cmd_plot(int argc, char **argv);
+int bv_cmd_export(int argc, char **argv);
 
 #endif
