@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "models/build.h"
+#include "models/bundle.h"
 #include "recipes/plan.h"
 #include "recipes/recipe.h"
 
@@ -35,9 +36,14 @@ static void print_gib(char *buf, size_t n, double b) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: bitvla info --config PRESET|config.json [--json]\n"
+            "usage: bitvla info BUNDLE_DIR [--json]\n"
+            "       bitvla info --config PRESET|config.json [--json]\n"
             "       bitvla info --recipe RECIPE.json [--config PRESET|config.json] [--set key.path=value]...\n"
             "                   [--world-size N] [--zero 0|1|2] [--rank-gib G] [--text-tokens N] [--json]\n"
+            "\n"
+            "BUNDLE_DIR: a bundle written by 'bitvla export': checks it whole (every file's size and CRC-32C\n"
+            "against manifest.json, config.json, model.safetensors) and prints its memory report (bytes per\n"
+            "module, what is ternary, what was dropped).\n"
             "\n"
             "--config: parameters and bytes per module: for training (fp32 weights + gradients + AdamW moments,\n"
             "16 bytes per parameter, all trainable) and for deployment (ternary weights packed at 2 bits\n"
@@ -131,6 +137,39 @@ static int info_config(const char *config, bool json) {
                "activations, ranks.)\n");
     }
     bv_model_free(&model);
+    return 0;
+}
+
+/* ---- BUNDLE_DIR ---- */
+
+static int info_bundle(const char *dir, bool json) {
+    if (!bv_bundle_is_bundle(dir)) {
+        fprintf(stderr, "bitvla info: %s: not a bundle (expected a directory with a manifest.json whose \"format\" is "
+                        "\"%s\", as 'bitvla export' writes)\n", dir, BV_BUNDLE_FORMAT);
+        return 1;
+    }
+    bv_bundle b;
+    if (bv_bundle_open(&b, dir) != BV_OK) {
+        fprintf(stderr, "bitvla info: %s\n", bv_error_msg());
+        return 1;
+    }
+    const bv_st_file *st = &b.st;
+    if (json) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "bundle", dir, "layout", bv_bundle_layout_name(b.layout),
+                              "dtype", bv_bundle_dtype_name(b.dtype), "dataset", b.dataset, "model_file_bytes",
+                              (json_int_t)st->map_size, "memory_report", bv_bundle_report_json(&b.report));
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        printf("bitvla info: bundle %s: layout %s, dtype %s, dataset %s, %d tensors, model.safetensors %.3f GB "
+               "(checksums verified)\n",
+               dir, bv_bundle_layout_name(b.layout), bv_bundle_dtype_name(b.dtype), b.dataset, st->n,
+               (double)st->map_size / 1e9);
+        bv_bundle_report_print(&b.report, stdout);
+    }
+    bv_bundle_close(&b);
     return 0;
 }
 
@@ -371,7 +410,7 @@ static int info_recipe(const char *path, int n_sets, const char *const *sets, do
 }
 
 int bv_cmd_info(int argc, char **argv) {
-    const char *config = NULL, *recipe = NULL;
+    const char *config = NULL, *recipe = NULL, *bundle = NULL;
     const char **sets = calloc((size_t)argc + 2, sizeof *sets);
     char *config_set = NULL; /* --config with --recipe: the override "model.config=\"C\"" */
     int n_sets = 0, config_at = -1, text_tokens = 0, world_size = 1, zero = -1, rc = 2;
@@ -408,16 +447,26 @@ int bv_cmd_info(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if (a[0] != '-' && !bundle) {
+            bundle = a;
         } else {
             fprintf(stderr,
-                    "bitvla info: unknown or incomplete option '%s' (expected --config C, or --recipe R [--config C] "
+                    "bitvla info: unknown or incomplete option '%s' (expected BUNDLE_DIR, --config C, or --recipe R [--config C] "
                     "[--set K=V]... [--world-size N] [--zero 0|1|2] [--rank-gib G] [--text-tokens N], --json)\n",
                     a);
             goto done;
         }
     }
+    if (bundle) {
+        if (config || recipe || n_sets || text_tokens || world_flag || zero >= 0) {
+            fprintf(stderr, "bitvla info: a BUNDLE_DIR takes --json only (not --config, --recipe or their options)\n");
+            goto done;
+        }
+        rc = info_bundle(bundle, json);
+        goto done;
+    }
     if (!config && !recipe) {
-        fprintf(stderr, "bitvla info: give --config PRESET|config.json (presets: bitvla-2b, tiny) or --recipe "
+        fprintf(stderr, "bitvla info: give a BUNDLE_DIR, --config PRESET|config.json (presets: bitvla-2b, tiny) or --recipe "
                         "RECIPE.json (with --config: the recipe's model.config replaced)\n");
         goto done;
     }
