@@ -59,7 +59,9 @@ static bv_status build(bv_model *m, const bv_model_spec *s, const bv_vla_config 
     m->values_bytes = 0;
     for (int i = 0; i < m->params.n; i++) m->values_bytes += 4.0 * (double)m->params.items[i].numel;
     m->grads_bytes = bv_params_bytes(&m->params) - m->values_bytes;
-    m->cache_bytes = ternary_weights(&m->vla, &m->params) * (5.0 + (bv_bitlinear_integer_forward() ? 0.25 : 0.0));
+    m->cache_bytes = s->no_forward ? 0.0
+                                   : ternary_weights(&m->vla, &m->params) *
+                                         (5.0 + (bv_bitlinear_integer_forward() ? 0.25 : 0.0));
     if (s->purpose == BV_MODEL_SHAPES) return BV_OK;
     char what[256];
     int n = snprintf(what, sizeof what, "the model (%.0f bytes of values, %.0f of gradients, %.0f of BitLinear caches",

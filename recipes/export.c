@@ -280,7 +280,7 @@ static bv_status do_export(const bv_export_opts *o, bv_export_result *r) {
         return st;
     }
     bv_model model;
-    bv_model_spec spec = {.config = s.config, .parts = BV_VLA_ALL, .purpose = BV_MODEL_INFER, .seed = o->seed,
+    bv_model_spec spec = {.config = s.config, .parts = BV_VLA_ALL, .purpose = BV_MODEL_INFER, .seed = o->seed, .no_forward = true,
                           .weights = s.ckpt};
     if ((st = bv_model_build(&model, &spec))) {
         bv_atomic_dir_abort(&d);
