@@ -116,9 +116,9 @@ int bv_cmd_export(int argc, char **argv) {
         fprintf(stderr, "bitvla export: %s\n", bv_error_msg());
         return 1;
     }
-    printf("exported %s to %s in %.1f s: model.safetensors %.3f GB, bundle %.3f GB\n",
-           r.checkpoint ? r.checkpoint : (o.config ? o.config : "?"), o.out, r.seconds, (double)r.model_bytes / 1e9,
-           (double)r.total_bytes / 1e9);
+    printf("exported %s to %s in %.1f s: model.safetensors %.3f MB, bundle %.3f MB\n",
+           r.checkpoint ? r.checkpoint : (o.config ? o.config : "?"), o.out, r.seconds, (double)r.model_bytes / 1e6,
+           (double)r.total_bytes / 1e6);
     bv_bundle_report_print(&r.report, stdout);
     bv_export_result_free(&r);
     return 0;
