@@ -1,7 +1,9 @@
 /* cmd_info.c - `bitvla info`: parameters and memory per module.
+ *   BUNDLE_DIR: a bundle checked whole (models/bundle.h) and its memory report;
  *   --config C: for training (fp32 weights, gradients and the two AdamW moments, everything
- *     trainable) and for deployment (ternary weights packed at 2 bits (HF offline / I2_S) or
- *     1.6 bits (TQ5), everything else bf16), against the paper's 1.4 GB;
+ *     trainable) and for deployment the memory report of the bundle `bitvla export` would write
+ *     (bv_bundle_plan_make, the one count of a bundle's bytes: hf, and tq5's total), against the
+ *     paper's 1.4 GB;
  *   --recipe R [--config C] [--set k=v]... [--world-size N] [--zero Z]: the training plan of a
  *     recipe (recipes/plan.h): per module the weights, gradients, AdamW moments and BitLinear caches
  *     of what the recipe trains, the activations of one micro-batch, whether it fits this machine,
@@ -15,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "models/build.h"
+#include "models/bundle.h"
 #include "recipes/plan.h"
 #include "recipes/recipe.h"
 
@@ -35,14 +38,20 @@ static void print_gib(char *buf, size_t n, double b) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: bitvla info --config PRESET|config.json [--json]\n"
+            "usage: bitvla info BUNDLE_DIR [--json]\n"
+            "       bitvla info --config PRESET|config.json [--json]\n"
             "       bitvla info --recipe RECIPE.json [--config PRESET|config.json] [--set key.path=value]...\n"
             "                   [--world-size N] [--zero 0|1|2] [--rank-gib G] [--text-tokens N] [--json]\n"
             "\n"
+            "BUNDLE_DIR: a bundle written by 'bitvla export': checks it whole (every file's size and CRC-32C\n"
+            "against manifest.json, config.json, model.safetensors) and prints its memory report (bytes per\n"
+            "module, what is ternary, what was dropped).\n"
+            "\n"
             "--config: parameters and bytes per module: for training (fp32 weights + gradients + AdamW moments,\n"
-            "16 bytes per parameter, all trainable) and for deployment (ternary weights packed at 2 bits\n"
-            "(HF offline, I2_S) or 1.6 bits (TQ5) plus one fp32 scale each, everything else bf16),\n"
-            "against the 1.4 GB the paper reports for BitVLA. Presets: bitvla-2b, tiny.\n"
+            "16 bytes per parameter, all trainable) and for deployment: the memory report of the bundle\n"
+            "'bitvla export' would write (ternary weights packed at 2 bits (hf) plus one fp32 scale each,\n"
+            "everything else bf16, the LM head dropped; and the total at 1.6 bits (tq5)), against the 1.4 GB\n"
+            "the paper reports for BitVLA. Presets: bitvla-2b, tiny.\n"
             "\n"
             "--recipe: the training plan of a recipe (its model.config, model.train / model.freeze, micro_batch,\n"
             "data.n_images; --config replaces model.config, as --set model.config=C does): per module fp32\n"
@@ -76,61 +85,91 @@ static int info_config(const char *config, bool json) {
     bv_train_plan plan;
     bv_plan_modules(&model, &plan);
     const bv_plan_module *mc = plan.mod;
-    double tot_params = 0, tot_train = 0, tot_d2 = 0, tot_d16 = 0, tot_bf16 = 0, tot_tern = 0;
-    double train[BV_PLAN_MODULES], d2[BV_PLAN_MODULES], d16[BV_PLAN_MODULES];
-    for (int k = 0; k < BV_PLAN_MODULES; k++) {
-        double n = (double)mc[k].params, t = (double)mc[k].ternary, scales = 4.0 * (double)mc[k].ternary_tensors;
-        train[k] = 16.0 * n;
-        d2[k] = t / 4.0 + scales + 2.0 * (n - t);
-        d16[k] = t / 5.0 + scales + 2.0 * (n - t);
-        tot_params += n, tot_train += train[k], tot_d2 += d2[k], tot_d16 += d16[k];
-        tot_bf16 += 2.0 * n, tot_tern += t;
+    /* deployment: the bundles `bitvla export` would write (models/bundle.h's plan, the one count of
+     * a bundle's bytes), in the 2-bit hf and the 1.6-bit tq5 layouts, bf16 */
+    bv_bundle_plan hf, tq5;
+    if (bv_bundle_plan_make(&hf, &model.vla, &model.params, BV_TPACK_HF, BV_DTYPE_BF16, false) != BV_OK ||
+        bv_bundle_plan_make(&tq5, &model.vla, &model.params, BV_TPACK_TQ5, BV_DTYPE_BF16, false) != BV_OK) {
+        fprintf(stderr, "bitvla info: %s\n", bv_error_msg());
+        bv_model_free(&model);
+        return 1;
     }
-    const double paper = 1.4e9;
+    double tot_params = 0, tot_train = 0, tot_tern = 0, train[BV_PLAN_MODULES];
+    for (int k = 0; k < BV_PLAN_MODULES; k++) {
+        train[k] = 16.0 * (double)mc[k].params;
+        tot_params += (double)mc[k].params, tot_train += train[k], tot_tern += (double)mc[k].ternary;
+    }
     if (json) {
         json_t *mods = json_array();
         for (int k = 0; k < BV_PLAN_MODULES; k++)
-            json_array_append_new(mods, json_pack("{s:s, s:I, s:I, s:f, s:f, s:f}", "module", mc[k].name, "params",
+            json_array_append_new(mods, json_pack("{s:s, s:I, s:I, s:f}", "module", mc[k].name, "params",
                                                   (json_int_t)mc[k].params, "ternary_params",
-                                                  (json_int_t)mc[k].ternary, "train_bytes", train[k],
-                                                  "deploy_bytes_2bit", d2[k], "deploy_bytes_tq5", d16[k]));
-        json_t *root = json_pack("{s:s, s:o, s:f, s:f, s:f, s:f, s:f, s:f}", "config", config, "modules", mods,
-                                 "params", tot_params, "ternary_params", tot_tern, "train_bytes", tot_train,
-                                 "deploy_bytes_2bit", tot_d2, "deploy_bytes_tq5", tot_d16, "paper_deploy_bytes",
-                                 paper);
+                                                  (json_int_t)mc[k].ternary, "train_bytes", train[k]));
+        json_t *root = json_pack("{s:s, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:o, s:o}", "config", config, "modules",
+                                 mods, "params", tot_params, "ternary_params", tot_tern, "train_bytes", tot_train,
+                                 "deploy_bytes_2bit", hf.report.bytes, "deploy_bytes_tq5", tq5.report.bytes,
+                                 "paper_deploy_bytes", BV_BUNDLE_PAPER_BYTES, "bundle_hf",
+                                 bv_bundle_report_json(&hf.report), "bundle_tq5", bv_bundle_report_json(&tq5.report));
         char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s);
         free(s);
         json_decref(root);
     } else {
-        char a[32], b[32], c[32];
+        char a[32], b[32];
         printf("bitvla info: %s (vision W%s/A%d, LLM W1.58/A8)\n\n", config, cfg.vision.weight_bits == 1 ? "1.58" : "32",
                cfg.vision.act_bits);
-        printf("%-20s %15s %15s %12s %14s %14s\n", "module", "params", "ternary", "train", "deploy 2-bit",
-               "deploy TQ5");
+        printf("training:\n%-20s %15s %15s %12s\n", "module", "params", "ternary", "train");
         for (int k = 0; k < BV_PLAN_MODULES; k++) {
             print_bytes(a, sizeof a, train[k]);
-            print_bytes(b, sizeof b, d2[k]);
-            print_bytes(c, sizeof c, d16[k]);
-            printf("%-20s %15lld %15lld %12s %14s %14s\n", mc[k].name, (long long)mc[k].params,
-                   (long long)mc[k].ternary, a, b, c);
+            printf("%-20s %15lld %15lld %12s\n", mc[k].name, (long long)mc[k].params, (long long)mc[k].ternary, a);
         }
         print_bytes(a, sizeof a, tot_train);
-        print_bytes(b, sizeof b, tot_d2);
-        print_bytes(c, sizeof c, tot_d16);
-        printf("%-20s %15.0f %15.0f %12s %14s %14s\n", "total", tot_params, tot_tern, a, b, c);
-        print_bytes(a, sizeof a, tot_bf16);
-        printf("\ntrain = fp32 weights + gradients + AdamW m and v (16 bytes/param, all parameters trainable);\n"
-               "deploy = ternary codes + one fp32 scale per tensor, the rest bf16 (all-bf16: %s).\n", a);
-        double no_head = tot_d2 - d2[BV_PLAN_LLM_HEAD];
-        print_bytes(a, sizeof a, no_head);
-        printf("paper (BitVLA deployable weights): 1.4 GB. Ours at 2 bits: %s; %s without the LM head,\n"
-               "which an action policy never runs (the action head reads hidden states) (%.2fx the paper).\n",
-               b, a, no_head / paper);
-        printf("('bitvla info --recipe RECIPE.json' gives the training plan of a recipe: what trains, caches, "
-               "activations, ranks.)\n");
+        printf("%-20s %15.0f %15.0f %12s\n", "total", tot_params, tot_tern, a);
+        printf("train = fp32 weights + gradients + AdamW m and v (16 bytes/param, all parameters trainable).\n\n");
+        printf("deployment: the bundle 'bitvla export' writes (--format hf, --dtype bf16); ");
+        bv_bundle_report_print(&hf.report, stdout);
+        print_bytes(a, sizeof a, hf.report.bytes);
+        print_bytes(b, sizeof b, tq5.report.bytes);
+        printf("at 1.6 bits (--format tq5): %s instead of %s. 'bitvla info --recipe RECIPE.json' gives the training "
+               "plan of a recipe.\n",
+               b, a);
     }
+    bv_bundle_plan_free(&hf);
+    bv_bundle_plan_free(&tq5);
     bv_model_free(&model);
+    return 0;
+}
+
+/* ---- BUNDLE_DIR ---- */
+
+static int info_bundle(const char *dir, bool json) {
+    if (!bv_bundle_is_bundle(dir)) {
+        fprintf(stderr, "bitvla info: %s: not a bundle (expected a directory with a manifest.json whose \"format\" is "
+                        "\"%s\", as 'bitvla export' writes)\n", dir, BV_BUNDLE_FORMAT);
+        return 1;
+    }
+    bv_bundle b;
+    if (bv_bundle_open(&b, dir) != BV_OK) {
+        fprintf(stderr, "bitvla info: %s\n", bv_error_msg());
+        return 1;
+    }
+    const bv_st_file *st = &b.st;
+    if (json) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "bundle", dir, "layout", bv_bundle_layout_name(b.layout),
+                              "dtype", bv_bundle_dtype_name(b.dtype), "dataset", b.dataset, "model_file_bytes",
+                              (json_int_t)st->map_size, "memory_report", bv_bundle_report_json(&b.report));
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        printf("bitvla info: bundle %s: layout %s, dtype %s, dataset %s, %d tensors, model.safetensors %.3f GB "
+               "(checksums verified)\n",
+               dir, bv_bundle_layout_name(b.layout), bv_bundle_dtype_name(b.dtype), b.dataset, st->n,
+               (double)st->map_size / 1e9);
+        bv_bundle_report_print(&b.report, stdout);
+    }
+    bv_bundle_close(&b);
     return 0;
 }
 
@@ -371,7 +410,7 @@ static int info_recipe(const char *path, int n_sets, const char *const *sets, do
 }
 
 int bv_cmd_info(int argc, char **argv) {
-    const char *config = NULL, *recipe = NULL;
+    const char *config = NULL, *recipe = NULL, *bundle = NULL;
     const char **sets = calloc((size_t)argc + 2, sizeof *sets);
     char *config_set = NULL; /* --config with --recipe: the override "model.config=\"C\"" */
     int n_sets = 0, config_at = -1, text_tokens = 0, world_size = 1, zero = -1, rc = 2;
@@ -408,16 +447,26 @@ int bv_cmd_info(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if (a[0] != '-' && !bundle) {
+            bundle = a;
         } else {
             fprintf(stderr,
-                    "bitvla info: unknown or incomplete option '%s' (expected --config C, or --recipe R [--config C] "
+                    "bitvla info: unknown or incomplete option '%s' (expected BUNDLE_DIR, --config C, or --recipe R [--config C] "
                     "[--set K=V]... [--world-size N] [--zero 0|1|2] [--rank-gib G] [--text-tokens N], --json)\n",
                     a);
             goto done;
         }
     }
+    if (bundle) {
+        if (config || recipe || n_sets || text_tokens || world_flag || zero >= 0) {
+            fprintf(stderr, "bitvla info: a BUNDLE_DIR takes --json only (not --config, --recipe or their options)\n");
+            goto done;
+        }
+        rc = info_bundle(bundle, json);
+        goto done;
+    }
     if (!config && !recipe) {
-        fprintf(stderr, "bitvla info: give --config PRESET|config.json (presets: bitvla-2b, tiny) or --recipe "
+        fprintf(stderr, "bitvla info: give a BUNDLE_DIR, --config PRESET|config.json (presets: bitvla-2b, tiny) or --recipe "
                         "RECIPE.json (with --config: the recipe's model.config replaced)\n");
         goto done;
     }

@@ -61,9 +61,12 @@ static bv_status build(bv_model *m, const bv_model_spec *s, const bv_vla_config 
     m->grads_bytes = bv_params_bytes(&m->params) - m->values_bytes;
     /* BitLinear caches (autograd.h bv_qweight): a model that trains holds int8 codes + the fp32
      * dequantized copy (+ the 2-bit form with the integer forward); one for inference runs without
-     * a graph and holds the 2-bit form alone, unless the integer forward is switched off */
+     * a graph and holds the 2-bit form alone, unless the integer forward is switched off; one that
+     * never runs a forward (export) none */
     double tw = ternary_weights(&m->vla, &m->params);
-    if (s->purpose == BV_MODEL_INFER)
+    if (s->no_forward)
+        m->cache_bytes = 0.0;
+    else if (s->purpose == BV_MODEL_INFER)
         m->cache_bytes = tw * (bv_bitlinear_integer_nograd() ? 0.25 : 5.0);
     else
         m->cache_bytes = tw * (5.0 + (bv_bitlinear_integer_forward() ? 0.25 : 0.0));

@@ -50,6 +50,8 @@ typedef struct {
     bv_weights_opts load;
     bv_weights_report *report; /* optional: the load's report, also when the load failed (it is zeroed
                                   first; free it with bv_weights_report_free) */
+    bool no_forward;      /* the model never runs a forward (export reads the values only): its BitLinear
+                             caches are not planned */
     double reserve_bytes; /* memory the caller will need beside the model (e.g. bv_vla_plan_forward of
                              its batches), added to the plan */
 } bv_model_spec;
