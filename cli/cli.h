@@ -31,10 +31,7 @@ int bv_cmd_tokenize(int argc, char **argv);
 int bv_cmd_tokenizer(int argc, char **argv);
 int bv_cmd_train(int argc, char **argv);
 int bv_cmd_plot(int argc, char **argv);
-<<<<<<< HEAD
 int bv_cmd_infer(int argc, char **argv);
-=======
 int bv_cmd_export(int argc, char **argv);
->>>>>>> export
 
 #endif
