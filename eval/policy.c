@@ -11,6 +11,7 @@
 #include "autograd/autograd.h"
 #include "data/augment.h"
 #include "models/build.h"
+#include "models/bundle.h"
 #include "recipes/checkpoint.h"
 #include "src/action_norm.h"
 #include "src/safetensors.h"
@@ -19,9 +20,9 @@
 
 struct bv_policy {
     char *path, *source;
-    bool bundle;
+    bool bundle;      /* loaded from a bundle (else a checkpoint) */
     bv_model model;   /* vla + params (a bundle's: built here, its packed weights external) */
-    bv_st_file st;    /* a bundle's model.safetensors, kept mapped: embed_tokens is read in place */
+    bv_bundle bun;    /* a bundle (checked), its model.safetensors kept mapped: embed_tokens is read in place */
     void *embed_copy; /* embed_tokens copied when the file leaves it misaligned */
     double weight_bytes;
     bv_tok *tok;
@@ -59,11 +60,6 @@ static char *join(const char *dir, const char *name) {
     return s;
 }
 
-static bool is_file(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 /* An integer field of a JSON file (a dotted path of objects), or `dflt` when absent. */
 static int json_int(const char *path, const char *k1, const char *k2, int dflt) {
     json_t *root = json_load_file(path, 0, NULL);
@@ -97,33 +93,17 @@ static bv_status tensor_bytes(const bv_st_file *f, const char *name, bv_dtype wa
     return BV_OK;
 }
 
-/* A bundle's layout name (manifest.json, __metadata__ "layout"). */
-static bool layout_parse(const char *s, bv_tpack_format *f) {
-    static const char *const names[] = {"hf", "i2s", "tq5"};
-    static const bv_tpack_format fmts[] = {BV_TPACK_HF, BV_TPACK_I2S, BV_TPACK_TQ5};
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(s, names[i])) return *f = fmts[i], true;
-    return false;
-}
-
 static bv_status load_bundle(bv_policy *p) {
-    char *cfg_path = join(p->path, "config.json"), *st_path = join(p->path, "model.safetensors");
     bv_status st = BV_OK;
-    bv_tpack_format fmt = BV_TPACK_HF;
-    bv_vla_config cfg;
     bv_params *P = &p->model.params;
     bv_vla_ternary *tl = NULL;
-    if ((st = bv_config_load(cfg_path, false, &cfg))) goto out;
-    if ((st = bv_st_open(&p->st, st_path))) goto out;
-    const char *layout = bv_st_meta(&p->st, "layout");
-    if (!layout || !layout_parse(layout, &fmt)) {
-        st = bv_error_set(BV_ERR_FORMAT, "%s: __metadata__ 'layout' is %s%s%s, expected hf, tq5 or i2s", st_path,
-                          layout ? "'" : "", layout ? layout : "missing", layout ? "'" : "");
-        goto out;
-    }
-    const char *dt = bv_st_meta(&p->st, "dtype");
+    if ((st = bv_bundle_open(&p->bun, p->path))) return st;
+    const bv_st_file *F = &p->bun.st;
+    const char *st_path = F->path;
+    bv_tpack_format fmt = p->bun.layout;
+    bv_vla_config cfg = p->bun.cfg;
     char src[96];
-    snprintf(src, sizeof src, "bundle (%s, %s)", layout, dt ? dt : "?");
+    snprintf(src, sizeof src, "bundle (%s, %s)", bv_bundle_layout_name(fmt), bv_bundle_dtype_name(p->bun.dtype));
     p->source = bv_xstrdup(src);
 
     bv_params_init(P);
@@ -150,7 +130,7 @@ static bv_status load_bundle(bv_policy *p) {
     for (int i = 0; i < P->n; i++) {
         const bv_param *q = &P->items[i];
         if (q->external) continue;
-        if ((st = bv_st_read(&p->st, q->name, BV_DTYPE_F32, q->ndim, q->shape, q->numel, P->values + q->offset)))
+        if ((st = bv_st_read(F, q->name, BV_DTYPE_F32, q->ndim, q->shape, q->numel, P->values + q->offset)))
             goto out;
     }
     /* the packed ternary linears */
@@ -159,12 +139,12 @@ static bv_status load_bundle(bv_policy *p) {
         const bv_param *w = &P->items[tl[i].w];
         const uint8_t *bytes = NULL;
         size_t nb = 0;
-        if ((st = tensor_bytes(&p->st, w->name, BV_DTYPE_U8, &bytes, &nb))) goto out;
+        if ((st = tensor_bytes(F, w->name, BV_DTYPE_U8, &bytes, &nb))) goto out;
         float scale = NAN;
         if (fmt == BV_TPACK_HF) { /* the multiplicative weight_scale; AutoBitLinear's bias is divided by it */
             char sn[300];
             snprintf(sn, sizeof sn, "%.*s.weight_scale", (int)(strlen(w->name) - strlen(".weight")), w->name);
-            if ((st = bv_st_read(&p->st, sn, BV_DTYPE_F32, -1, NULL, 1, &scale))) goto out;
+            if ((st = bv_st_read(F, sn, BV_DTYPE_F32, -1, NULL, 1, &scale))) goto out;
             if (tl[i].b >= 0) {
                 bv_tensor bt = bv_params_value(P, tl[i].b);
                 float *b = bt.data;
@@ -180,12 +160,12 @@ static bv_status load_bundle(bv_policy *p) {
     /* embed_tokens in place */
     {
         const bv_param *e = &P->items[m->llm.embed];
-        int i = bv_st_find(&p->st, e->name);
+        int i = bv_st_find(F, e->name);
         if (i < 0) {
             st = bv_error_set(BV_ERR_FORMAT, "%s: tensor '%s' is missing", st_path, e->name);
             goto out;
         }
-        const bv_st_entry *en = &p->st.entries[i];
+        const bv_st_entry *en = &F->entries[i];
         if ((en->dtype != BV_DTYPE_BF16 && en->dtype != BV_DTYPE_F32) || en->ndim != 2 || en->shape[0] != e->shape[0] ||
             en->shape[1] != e->shape[1]) {
             st = bv_error_set(BV_ERR_FORMAT, "%s: tensor '%s' is %s of rank %d (%lld, %lld), expected BF16 or F32 (%lld, %lld)",
@@ -193,7 +173,7 @@ static bv_status load_bundle(bv_policy *p) {
                               (long long)(en->ndim > 1 ? en->shape[1] : 0), (long long)e->shape[0], (long long)e->shape[1]);
             goto out;
         }
-        const uint8_t *data = p->st.data + en->begin;
+        const uint8_t *data = F->data + en->begin;
         size_t nb = (size_t)(en->end - en->begin), al = en->dtype == BV_DTYPE_BF16 ? 2 : 4;
         if ((uintptr_t)data % al) {
             p->embed_copy = bv_aligned_alloc(nb);
@@ -205,12 +185,10 @@ static bv_status load_bundle(bv_policy *p) {
     }
     /* Everything is copied out but embed_tokens: let the kernel drop the mapped pages this process
      * touched (reading and checking them), so only the rows prompts use come back. */
-    if (!p->embed_copy) madvise(p->st.map, p->st.map_size, MADV_DONTNEED);
+    if (!p->embed_copy) madvise(F->map, F->map_size, MADV_DONTNEED);
     bv_params_mark_updated(P);
 out:
     free(tl);
-    free(cfg_path);
-    free(st_path);
     return st;
 }
 
@@ -233,8 +211,8 @@ bv_status bv_policy_load(bv_policy **out, const char *path, const bv_policy_opts
     if (o) p->o = *o;
     else bv_policy_opts_default(&p->o);
     bv_status st = BV_OK;
-    char *manifest = join(path, "manifest.json"), *tokp = NULL, *statp = NULL;
-    if (is_file(manifest)) {
+    char *tokp = NULL, *statp = NULL;
+    if (bv_bundle_is_bundle(path)) {
         p->bundle = true;
         p->path = bv_xstrdup(path);
     } else if (bv_ckpt_is_checkpoint(path)) {
@@ -260,15 +238,15 @@ bv_status bv_policy_load(bv_policy **out, const char *path, const bv_policy_opts
         p->n_images = p->o.n_images;
     } else { /* a bundle's manifest ("policy": {"n_images"}) or a checkpoint's recipe (data.n_images) */
         char *rp = join(p->path, "recipe.json");
-        p->n_images = p->bundle ? json_int(manifest, "policy", "n_images", 2) : json_int(rp, "data", "n_images", 2);
+        p->n_images = p->bundle ? (p->bun.n_images ? p->bun.n_images : 2) : json_int(rp, "data", "n_images", 2);
         free(rp);
     }
     if (p->n_images < 1 || p->n_images > 2) {
         st = bv_error_set(BV_ERR_ARG, "%s: n_images %d, expected 1 or 2", p->path, p->n_images);
         goto out;
     }
-    tokp = join(p->path, "tokenizer.json");
-    statp = join(p->path, "dataset_statistics.json");
+    tokp = p->bundle ? bv_xstrdup(p->bun.tokenizer_path) : join(p->path, "tokenizer.json");
+    statp = p->bundle ? bv_xstrdup(p->bun.statistics_path) : join(p->path, "dataset_statistics.json");
     if ((st = bv_tok_load(&p->tok, tokp))) goto out;
     if (bv_tok_token_id(p->tok, "<proprio_pad>") < 0 && (st = bv_tok_bitvla_edit(p->tok))) goto out;
     if ((st = bv_action_norm_read(statp, NULL, "action", &p->anorm)) ||
@@ -283,7 +261,6 @@ bv_status bv_policy_load(bv_policy **out, const char *path, const bv_policy_opts
     p->pix = bv_aligned_alloc((size_t)p->n_images * 3 * (size_t)p->S * (size_t)p->S * sizeof(float));
     p->prop = bv_xmalloc((size_t)p->P * sizeof(float));
 out:
-    free(manifest);
     free(tokp);
     free(statp);
     if (st) {
@@ -298,7 +275,7 @@ out:
 void bv_policy_free(bv_policy *p) {
     if (!p) return;
     bv_model_free(&p->model);
-    bv_st_close(&p->st);
+    if (p->bundle) bv_bundle_close(&p->bun);
     bv_aligned_free(p->embed_copy);
     bv_tok_free(p->tok);
     if (p->graph_ready) bv_graph_free(&p->g);

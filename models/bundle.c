@@ -453,9 +453,11 @@ bv_status bv_bundle_manifest_write(const char *dir, bv_tpack_format layout, bv_d
     json_object_set_new(so, "step", src && src->step >= 0 ? json_integer(src->step) : json_null());
     json_object_set_new(so, "random_init_seed",
                         src && src->random_init ? json_integer((json_int_t)src->seed) : json_null());
-    json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:o, s:o}", "format", BV_BUNDLE_FORMAT, "version", BV_BUNDLE_VERSION,
-                          "layout", bv_bundle_layout_name(layout), "dtype", bv_bundle_dtype_name(dtype), "source", so,
-                          "files", files);
+    json_t *pol = json_object();
+    json_object_set_new(pol, "n_images", src && src->n_images > 0 ? json_integer(src->n_images) : json_null());
+    json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:o, s:o, s:o}", "format", BV_BUNDLE_FORMAT, "version",
+                          BV_BUNDLE_VERSION, "layout", bv_bundle_layout_name(layout), "dtype",
+                          bv_bundle_dtype_name(dtype), "source", so, "policy", pol, "files", files);
     char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     char *path = join(dir, BV_BUNDLE_MANIFEST);
@@ -547,6 +549,12 @@ static bv_status open_bundle(bv_bundle *b, const char *dir) {
         st = bv_error_prefix(st, "%s", mpath);
         goto done;
     }
+    json_t *ni = json_object_get(json_object_get(man, "policy"), "n_images");
+    if (ni && !json_is_null(ni) && (!json_is_integer(ni) || json_integer_value(ni) < 1 || json_integer_value(ni) > 2)) {
+        st = bv_error_set(BV_ERR_FORMAT, "%s: 'policy.n_images' must be 1 or 2", mpath);
+        goto done;
+    }
+    b->n_images = ni && json_is_integer(ni) ? (int)json_integer_value(ni) : 0;
     if ((st = check_files(dir, json_object_get(man, "files"), mpath))) goto done;
 
     char *cpath = join(dir, BV_BUNDLE_CONFIG);

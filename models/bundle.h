@@ -143,6 +143,7 @@ typedef struct {
     int64_t step;           /* < 0: unknown */
     bool random_init;
     uint64_t seed; /* when random_init */
+    int n_images;  /* cameras the policy takes (the training recipe's data.n_images); 0: unknown */
 } bv_bundle_source;
 
 /* The model config as a bundle's config.json: bv_config_to_json + quantization_config + torch_dtype
@@ -167,6 +168,7 @@ typedef struct {
     bv_st_file st; /* model.safetensors, mmapped */
     char *tokenizer_path, *statistics_path; /* malloc'd paths inside dir */
     char *dataset;                          /* the first key of dataset_statistics.json (malloc'd) */
+    int n_images;                           /* manifest "policy": {"n_images"}; 0 when absent */
     bv_bundle_report report;
 } bv_bundle;
 

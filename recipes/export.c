@@ -254,7 +254,17 @@ static bv_status write_bundle(const bv_export_opts *o, const char *dir, const bv
     st = bv_bundle_report_write(&pl->report, path);
     free(path);
     if (st) return st;
-    bv_bundle_source src = {s->ckpt, step, o->random_init, o->seed};
+    /* the cameras the policy was trained with: the checkpoint's recipe (data.n_images, default 2) */
+    int n_images = 2;
+    if (s->ckpt) {
+        char *rp = join(s->ckpt, "recipe.json");
+        json_t *r = json_load_file(rp, 0, NULL);
+        json_t *v = json_object_get(json_object_get(r, "data"), "n_images");
+        if (json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 2) n_images = (int)json_integer_value(v);
+        json_decref(r);
+        free(rp);
+    }
+    bv_bundle_source src = {s->ckpt, step, o->random_init, o->seed, n_images};
     return bv_bundle_manifest_write(dir, o->layout, o->dtype, &src);
 }
 
