@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <jansson.h>
@@ -408,7 +409,8 @@ typedef struct {
     char *body;
     size_t len, cap;
     bool too_big, nomem, responded;
-    size_t discarded;
+    size_t discarded;             /* bytes read and dropped after the body went over max_body */
+    unsigned long long declared;  /* its Content-Length, when that was over max_body */
 } serve_req;
 
 static void serve_log(bv_serve *s, const char *method, const char *url, unsigned code, const serve_req *r,
@@ -515,9 +517,19 @@ static enum MHD_Result serve_handler(void *cls, struct MHD_Connection *c, const 
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno == 0 && *end == 0 && n > s->o.max_body)
-                return serve_error(s, c, r, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
-                                   "body of %llu bytes is larger than the limit of %zu bytes", n, s->o.max_body);
+            if (errno == 0 && *end == 0 && n > s->o.max_body) {
+                /* Refused now, before the body, when the client waits for a go-ahead (Expect:
+                 * 100-continue) or the body is too large to drain; the connection then closes,
+                 * and a client still sending may see a reset instead of the 413. Otherwise the
+                 * body is read and dropped, and the 413 comes after it, readable by every client. */
+                const char *ex = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+                if ((ex && strcasecmp(ex, "100-continue") == 0) || n > 2 * (unsigned long long)s->o.max_body)
+                    return serve_error(s, c, r, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
+                                       "body of %llu bytes is larger than the limit of %zu bytes", n, s->o.max_body);
+                r->too_big = true;
+                r->declared = n;
+                return MHD_YES;
+            }
             if (errno == 0 && *end == 0 && n > 0) {
                 r->body = malloc((size_t)n + 1);
                 if (!r->body)
@@ -540,8 +552,8 @@ static enum MHD_Result serve_handler(void *cls, struct MHD_Connection *c, const 
                 r->body = NULL;
                 r->too_big = true;
             }
-            r->discarded += n;
-            return r->discarded > s->o.max_body ? MHD_NO : MHD_YES;
+            r->discarded += n; /* len + discarded: the bytes read so far */
+            return r->len + r->discarded > 2 * s->o.max_body ? MHD_NO : MHD_YES;
         }
         if (r->len + n + 1 > r->cap) {
             size_t cap = BV_MAX(r->cap * 2, r->len + n + 1);
@@ -564,6 +576,9 @@ static enum MHD_Result serve_handler(void *cls, struct MHD_Connection *c, const 
     if (r->too_big) {
         if (r->nomem)
             return serve_error(s, c, r, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot allocate the body");
+        if (r->declared)
+            return serve_error(s, c, r, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
+                               "body of %llu bytes is larger than the limit of %zu bytes", r->declared, s->o.max_body);
         return serve_error(s, c, r, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
                            "body larger than the limit of %zu bytes", s->o.max_body);
     }
@@ -602,6 +617,10 @@ bv_status bv_serve_start(bv_serve **out, const bv_serve_opts *o) {
     snprintf(s->host, sizeof s->host, "%s", o->host ? o->host : BV_SERVE_DEFAULT_HOST);
     s->o.host = s->host;
     if (!s->o.max_body) s->o.max_body = BV_SERVE_DEFAULT_MAX_BODY;
+    if (s->o.max_body > SIZE_MAX / 4) {
+        free(s);
+        return bv_error_set(BV_ERR_ARG, "serve: max_body %zu is too large", o->max_body);
+    }
 
     struct addrinfo hints, *ai = NULL;
     memset(&hints, 0, sizeof hints);
