@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <math.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
@@ -612,6 +613,9 @@ bv_status bv_serve_start(bv_serve **out, const bv_serve_opts *o) {
                             o->action_dim);
     if (o->port < 0 || o->port > 65535)
         return bv_error_set(BV_ERR_ARG, "serve: port must be in [0, 65535], got %d", o->port);
+    /* a client that hangs up before its answer must not kill the process: libmicrohttpd sends with
+     * MSG_NOSIGNAL where the platform has it; elsewhere ignore SIGPIPE process-wide */
+    if (MHD_is_feature_supported(MHD_FEATURE_AUTOSUPPRESS_SIGPIPE) != MHD_YES) signal(SIGPIPE, SIG_IGN);
     bv_serve *s = bv_xcalloc(1, sizeof *s);
     s->o = *o;
     snprintf(s->host, sizeof s->host, "%s", o->host ? o->host : BV_SERVE_DEFAULT_HOST);

@@ -325,6 +325,14 @@ def main():
         time.time() - t0))
     for sk in stalled:
         sk.close()
+    # clients that hang up before reading their answer
+    full_raw, full = image(224, 224, 9)
+    body = json.dumps({"full_image": full, "state": [0.0] * SDIM, "instruction": "slow hang-up"}).encode()
+    for i in range(3):
+        sk = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+        sk.sendall(b"POST /act HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        sk.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+        sk.close()
 
     # --- still serving after all of that, on one keep-alive connection too ---
     good(what="good request after the bad ones")
