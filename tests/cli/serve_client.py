@@ -198,6 +198,7 @@ def main():
     good()
     good(state_enc=state_f64, wrist=False, what="float64 state, no wrist image")
     good(state_enc=lambda v: v, what="state as a plain JSON list")
+    good(state_enc=lambda v: np_array(struct.pack(">%dd" % len(v), *v), ">f8", (len(v),)), what="big-endian state")
     good(instruction="put the bowl on the plate (é, 碗)", what="non-ASCII instruction")
     # one wrist image under another name containing "wrist", as deploy.py takes them
     full_raw, full = image(16, 16, 5)
