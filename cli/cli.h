@@ -32,6 +32,7 @@ int bv_cmd_tokenizer(int argc, char **argv);
 int bv_cmd_train(int argc, char **argv);
 int bv_cmd_plot(int argc, char **argv);
 int bv_cmd_infer(int argc, char **argv);
+int bv_cmd_serve(int argc, char **argv);
 int bv_cmd_export(int argc, char **argv);
 
 #endif
