@@ -48,6 +48,21 @@ bv_var *bv_var_new(bv_graph *g, bv_dtype dt, int ndim, const int64_t *shape) {
     return v;
 }
 
+bv_arena_mark bv_graph_mark(const bv_graph *g) { return bv_arena_get_mark(&g->arena); }
+
+bv_var *bv_graph_keep(bv_graph *g, bv_arena_mark m, bv_var *out) {
+    BV_ASSERT(g->no_grad, "bv_graph_keep outside no_grad: the tape may still need the temporaries");
+    BV_ASSERT(bv_tensor_is_contiguous(&out->val), "bv_graph_keep: the output is not contiguous");
+    size_t nb = bv_tensor_nbytes(&out->val);
+    bv_tensor t = out->val;
+    void *tmp = bv_graph_scratch(g, nb ? nb : 1);
+    memcpy(tmp, bv_tensor_ptr(&t), nb);
+    bv_arena_rewind(&g->arena, m);
+    bv_var *y = bv_var_new(g, t.dtype, t.ndim, t.shape);
+    memcpy(bv_tensor_ptr(&y->val), tmp, nb);
+    return y;
+}
+
 bv_var *bv_var_like(bv_graph *g, const bv_var *x) {
     return bv_var_new(g, x->val.dtype, x->val.ndim, x->val.shape);
 }

@@ -75,6 +75,12 @@ void bv_graph_init(bv_graph *g, size_t arena_bytes);
 void bv_graph_free(bv_graph *g);
 /* Forget every var and tape entry of the step (parameter gradients are untouched). */
 void bv_graph_reset(bv_graph *g);
+/* Inside no_grad: drop a block's temporaries. m = bv_graph_mark(g) before the block; after it,
+ * y = bv_graph_keep(g, m, out) copies `out` (contiguous) into the arena right at m and frees
+ * everything allocated since m, so a forward without a graph holds one layer's activations at a
+ * time, not all of them. Vars allocated after m other than `out` are invalid afterwards. */
+bv_arena_mark bv_graph_mark(const bv_graph *g);
+bv_var *bv_graph_keep(bv_graph *g, bv_arena_mark m, bv_var *out);
 /* no_grad regions nest (teacher forward, evaluation). */
 void bv_graph_no_grad_begin(bv_graph *g);
 void bv_graph_no_grad_end(bv_graph *g);

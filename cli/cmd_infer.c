@@ -9,10 +9,11 @@
 #include "eval/observation.h"
 #include "eval/policy.h"
 #include "src/common.h"
+#include "src/profile.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: bitvla infer BUNDLE_DIR|CHECKPOINT --observation OBS.json [--json] [--normalized]\n"
+            "usage: bitvla infer BUNDLE_DIR|CHECKPOINT --observation OBS.json [--json] [--normalized] [--profile]\n"
             "                    [--no-center-crop] [--n-images 1|2] [--threads N]\n"
             "\n"
             "Loads a policy (a bundle written by `bitvla export`, weights kept packed; or a training checkpoint\n"
@@ -25,6 +26,7 @@ static void usage(FILE *f) {
             "  --json         one JSON object on stdout: {\"actions\": [[7 numbers] x 8], \"normalized\": [...],\n"
             "                 \"source\", \"load_s\", \"act_s\"}\n"
             "  --normalized   also print the model's normalised output (in [-1, 1])\n"
+            "  --profile      print where the chunk's time went (GEMMs, quantization, attention, the rest)\n"
             "  --no-center-crop  feed the whole images (default: the evaluation centre crop, 90%% of the area)\n"
             "  --n-images     cameras the policy takes (default: what the bundle or checkpoint says)\n"
             "  --threads      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n");
@@ -61,7 +63,7 @@ int bv_cmd_infer(int argc, char **argv) {
         return 0;
     }
     const char *path = NULL, *obs_path = NULL;
-    bool json = false, show_norm = false;
+    bool json = false, show_norm = false, profile = false;
     bv_policy_opts po;
     bv_policy_opts_default(&po);
     for (int i = 1; i < argc; i++) {
@@ -70,6 +72,8 @@ int bv_cmd_infer(int argc, char **argv) {
             json = true;
         } else if (!strcmp(a, "--normalized")) {
             show_norm = true;
+        } else if (!strcmp(a, "--profile")) {
+            profile = true;
         } else if (!strcmp(a, "--no-center-crop")) {
             po.center_crop = false;
         } else if (!strcmp(a, "--observation") || !strcmp(a, "--n-images") || !strcmp(a, "--threads")) {
@@ -118,6 +122,7 @@ int bv_cmd_infer(int argc, char **argv) {
     int chunk = bv_policy_chunk(p), A = bv_policy_action_dim(p);
     float *act = bv_xmalloc((size_t)chunk * A * sizeof(float)), *norm = bv_xmalloc((size_t)chunk * A * sizeof(float));
     int rc = 0;
+    if (profile) bv_prof_enable(true);
     if (bv_policy_act(p, &of.obs, act, norm)) {
         fprintf(stderr, "bitvla infer: %s: %s\n", obs_path, bv_error_msg());
         rc = 1;
@@ -137,6 +142,15 @@ int bv_cmd_infer(int argc, char **argv) {
             snprintf(label, sizeof label, "actions (%d x %d, robot units), in %.3f s:", chunk, A, t2 - t1);
             print_rows(label, act, chunk, A);
             if (show_norm) print_rows("normalized:", norm, chunk, A);
+            if (profile) {
+                double rest = t2 - t1;
+                printf("profile:");
+                for (int k = 0; k < BV_PROF_KINDS; k++) {
+                    printf(" %s %.3f s,", bv_prof_kind_name((bv_prof_kind)k), bv_prof_seconds[k]);
+                    rest -= bv_prof_seconds[k];
+                }
+                printf(" the rest %.3f s\n", rest);
+            }
         }
     }
     free(act), free(norm);

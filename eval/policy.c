@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "autograd/autograd.h"
 #include "data/augment.h"
@@ -80,6 +81,18 @@ static int vision_layer(const char *name) {
     return atoi(name + sizeof pre - 1);
 }
 
+/* Let the kernel drop this process's pages of a tensor of the mapped file once it has been copied
+ * or packed: the peak resident memory is then the packed weights, not the file as well. */
+static void drop_pages(const bv_st_file *f, const char *name) {
+    int i = bv_st_find(f, name);
+    if (i < 0) return;
+    const long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t b = (uintptr_t)(f->data + f->entries[i].begin), e = (uintptr_t)(f->data + f->entries[i].end);
+    b = (b + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1); /* whole pages inside the tensor only */
+    e &= ~((uintptr_t)pg - 1);
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
 static bv_status tensor_bytes(const bv_st_file *f, const char *name, bv_dtype want, const uint8_t **data,
                               size_t *n) {
     int i = bv_st_find(f, name);
@@ -132,6 +145,7 @@ static bv_status load_bundle(bv_policy *p) {
         if (q->external) continue;
         if ((st = bv_st_read(F, q->name, BV_DTYPE_F32, q->ndim, q->shape, q->numel, P->values + q->offset)))
             goto out;
+        drop_pages(F, q->name);
     }
     /* the packed ternary linears */
     for (int i = 0; i < nt; i++) {
@@ -156,6 +170,7 @@ static bv_status load_bundle(bv_policy *p) {
             goto out;
         }
         p->weight_bytes += (double)bv_ternary_mat_bytes(&tl[i].cache->tmat);
+        drop_pages(F, w->name);
     }
     /* embed_tokens in place */
     {

@@ -114,7 +114,12 @@ bv_var *bv_bitnet_forward(bv_graph *g, const bv_params *p, bv_bitnet *m, bv_var 
     bv_tensor pt = bv_tensor_make2(pos, BV_DTYPE_I64, B, T);
     bv_attn_mask am = {causal, mask, 0.0};
     int n = n_layers < 0 || n_layers > c->num_hidden_layers ? c->num_hidden_layers : n_layers;
-    for (int i = 0; i < n; i++) x = decoder_layer(g, p, c, &m->layers[i], x, &pt, &am);
+    /* without a graph only the running hidden state is kept between layers (bv_graph_keep) */
+    bv_arena_mark mk = bv_graph_mark(g);
+    for (int i = 0; i < n; i++) {
+        x = decoder_layer(g, p, c, &m->layers[i], x, &pt, &am);
+        if (g->no_grad) x = bv_graph_keep(g, mk, x);
+    }
     return bv_nn_norm_fwd(g, p, &m->norm, x);
 }
 

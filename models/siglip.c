@@ -92,9 +92,11 @@ bv_var *bv_siglip_forward(bv_graph *g, const bv_params *p, bv_siglip *m, bv_var 
     bv_var *w = bv_op_reshape(g, bv_var_param(g, p, m->patch_w), 2, wshape);
     bv_var *x = bv_op_linear(g, bv_op_patchify(g, pix, c->patch_size), w, bv_var_param(g, p, m->patch_b));
     x = bv_op_add(g, x, bv_var_param(g, p, m->pos));
+    bv_arena_mark mk = bv_graph_mark(g);
     for (int i = 0; i < m->n_run; i++) {
         x = encoder_layer(g, p, c, &m->layers[i], x);
         if (layer_out) layer_out[i] = x;
+        else if (g->no_grad) x = bv_graph_keep(g, mk, x); /* one layer's activations at a time */
     }
     return x;
 }

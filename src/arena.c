@@ -83,3 +83,21 @@ size_t bv_arena_capacity(const bv_arena *a) {
     for (const bv_arena_block *b = a->head; b; b = b->next) c += b->cap;
     return c;
 }
+
+bv_arena_mark bv_arena_get_mark(const bv_arena *a) {
+    return (bv_arena_mark){a->head, a->head->used, a->in_use};
+}
+
+void bv_arena_rewind(bv_arena *a, bv_arena_mark m) {
+    while (a->head != m.block) {
+        bv_arena_block *b = a->head;
+        BV_ASSERT(b->next, "bv_arena_rewind: the mark's block is not in the arena (a reset since?)");
+        a->head = b->next;
+        bv_aligned_free(b->data);
+        free(b);
+    }
+    BV_ASSERT(m.used <= a->head->used, "bv_arena_rewind: the mark (%zu) is past the block's use (%zu)", m.used,
+              a->head->used);
+    a->head->used = m.used;
+    a->in_use = m.in_use;
+}

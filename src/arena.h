@@ -34,6 +34,16 @@ void *bv_arena_alloc(bv_arena *a, size_t bytes);
 void *bv_arena_calloc(bv_arena *a, size_t bytes);
 void bv_arena_reset(bv_arena *a);
 size_t bv_arena_high_water(const bv_arena *a);
+/* A position in the arena, and the release of everything allocated after it (blocks added since
+ * are freed): for a forward without a graph, which needs a layer's temporaries only until the
+ * layer's output is kept (autograd.h bv_graph_keep). A mark is valid until a reset or a rewind to
+ * an earlier mark. */
+typedef struct {
+    bv_arena_block *block;
+    size_t used, in_use;
+} bv_arena_mark;
+bv_arena_mark bv_arena_get_mark(const bv_arena *a);
+void bv_arena_rewind(bv_arena *a, bv_arena_mark m);
 size_t bv_arena_capacity(const bv_arena *a);
 
 #endif
