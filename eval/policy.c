@@ -93,6 +93,18 @@ static void drop_pages(const bv_st_file *f, const char *name) {
     if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
 }
 
+/* Whether `name` is an item of the comma-separated list (NULL: empty). */
+static bool name_listed(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *s = list; s && *s;) {
+        const char *e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (len == n && !strncmp(s, name, n)) return true;
+        s = e ? e + 1 : NULL;
+    }
+    return false;
+}
+
 static bv_status tensor_bytes(const bv_st_file *f, const char *name, bv_dtype want, const uint8_t **data,
                               size_t *n) {
     int i = bv_st_find(f, name);
@@ -165,7 +177,9 @@ static bv_status load_bundle(bv_policy *p) {
                 for (int64_t k = 0; k < bv_tensor_numel(&bt); k++) b[k] *= scale;
             }
         }
-        if ((st = bv_qweight_set_packed(tl[i].cache, w->shape[0], w->shape[1], fmt, bytes, nb, scale))) {
+        bv_tpack_format tf = fmt; /* an i2s bundle stores what I2_S cannot hold as TQ5 (models/bundle.h) */
+        if (fmt == BV_TPACK_I2S && name_listed(bv_st_meta(F, "tq5_tensors"), w->name)) tf = BV_TPACK_TQ5;
+        if ((st = bv_qweight_set_packed(tl[i].cache, w->shape[0], w->shape[1], tf, bytes, nb, scale))) {
             bv_error_prefix(st, "%s: tensor '%s'", st_path, w->name);
             goto out;
         }

@@ -80,11 +80,12 @@ json_t *bv_bundle_report_json(const bv_bundle_report *r) {
                                               (json_int_t)m->dropped_params));
     }
     for (int i = 0; i < r->n_dropped; i++) json_array_append_new(dropped, json_string(r->dropped[i]));
-    return json_pack("{s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "layout", r->layout, "dtype", r->dtype,
+    return json_pack("{s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:o}", "layout", r->layout, "dtype", r->dtype,
                      "modules", mods, "params", (json_int_t)r->params, "ternary_params",
                      (json_int_t)r->ternary_params, "dropped_params", (json_int_t)r->dropped_params, "bytes",
                      (json_int_t)r->bytes, "ternary_bytes", (json_int_t)r->ternary_bytes, "dense_bytes",
-                     (json_int_t)r->dense_bytes, "paper_bytes", (json_int_t)r->paper_bytes, "dropped", dropped);
+                     (json_int_t)r->dense_bytes, "paper_bytes", (json_int_t)r->paper_bytes, "tq5_fallback",
+                     r->tq5_fallback, "dropped", dropped);
 }
 
 bv_status bv_bundle_report_write(const bv_bundle_report *r, const char *path) {
@@ -142,6 +143,8 @@ static bv_status report_parse(bv_bundle_report *r, json_t *o, const char *path) 
     int64_t v;
     BV_TRY(get_str(o, path, "", "layout", r->layout, sizeof r->layout));
     BV_TRY(get_str(o, path, "", "dtype", r->dtype, sizeof r->dtype));
+    json_t *fb = json_object_get(o, "tq5_fallback");
+    r->tq5_fallback = json_is_integer(fb) ? (int)json_integer_value(fb) : 0;
     json_t *mods = json_object_get(o, "modules");
     if (!json_is_array(mods) || json_array_size(mods) != BV_BUNDLE_MODS)
         return bv_error_set(BV_ERR_FORMAT, "%s: 'modules' must be an array of %d modules", path, BV_BUNDLE_MODS);
@@ -222,6 +225,9 @@ void bv_bundle_report_print(const bv_bundle_report *r, FILE *f) {
             t, r->dtype, d);
     fprintf(f, "  deployable weights: %s; the paper reports %s for BitVLA (%.2fx)\n", a, p,
             r->paper_bytes > 0 ? r->bytes / r->paper_bytes : 0.0);
+    if (r->tq5_fallback)
+        fprintf(f, "  %d ternary weight(s) stored as TQ5: I2_S holds rows of whole 128-code blocks only\n",
+                r->tq5_fallback);
     if (r->n_dropped) {
         fprintf(f, "  dropped:\n");
         for (int i = 0; i < r->n_dropped; i++) fprintf(f, "    %s\n", r->dropped[i]);
@@ -321,7 +327,15 @@ bv_status bv_bundle_plan_make(bv_bundle_plan *pl, bv_vla *m, const bv_params *p,
         tindex[j] = k;
         const int64_t OC = q->shape[0], C = q->numel / (OC ? OC : 1);
         size_t nb = 0;
-        if ((st = bv_tpack_nbytes(layout, OC, C, &nb))) {
+        bv_tpack_format tf = layout;
+        /* I2_S holds rows of whole 128-code blocks only (bitnet.cpp's kernels read them so); in an
+         * i2s bundle a weight it cannot hold is stored as TQ5, which holds any shape */
+        if (layout == BV_TPACK_I2S && bv_tpack_nbytes(layout, OC, C, &nb) == BV_ERR_SHAPE) {
+            bv_error_clear();
+            tf = BV_TPACK_TQ5;
+            r->tq5_fallback++;
+        }
+        if ((st = bv_tpack_nbytes(tf, OC, C, &nb))) {
             st = bv_error_prefix(st, "tensor '%s' (%lld x %lld) cannot be stored in layout %s (%s)", q->name,
                                  (long long)OC, (long long)C, bv_bundle_layout_name(layout), bv_tpack_name(layout));
             break;
@@ -331,6 +345,7 @@ bv_status bv_bundle_plan_make(bv_bundle_plan *pl, bv_vla *m, const bv_params *p,
         if (layout == BV_TPACK_HF) shp[0] = OC / 4, shp[1] = C, t = plan_add(pl, &cap, q->name, BV_BUNDLE_T_CODES, i, k, BV_DTYPE_U8, 2, shp, nb, mod);
         else shp[0] = (int64_t)nb, t = plan_add(pl, &cap, q->name, BV_BUNDLE_T_CODES, i, k, BV_DTYPE_U8, 1, shp, nb, mod);
         t->rows = OC, t->cols = C;
+        t->fmt = tf;
         double bytes = (double)nb;
         int64_t params = q->numel, ntens = 1;
         if (layout == BV_TPACK_HF) {

@@ -83,6 +83,7 @@ typedef struct {
     double bytes, ternary_bytes, dense_bytes; /* data bytes of model.safetensors: all, packed ternary
                                                  (codes + scales + their biases), the rest */
     double paper_bytes;                       /* BV_BUNDLE_PAPER_BYTES */
+    int tq5_fallback; /* i2s bundles: ternary weights stored as TQ5 (shapes I2_S cannot hold) */
     int n_dropped;
     char **dropped; /* one line per dropped group: names, parameters, why (malloc'd) */
 } bv_bundle_report;
@@ -113,6 +114,9 @@ typedef struct {
     int param;          /* the parameter it comes from (bv_params index) */
     int ternary;        /* CODES/SCALE/BIAS: index of the layer among the plan's ternary layers; else -1 */
     int64_t rows, cols; /* CODES: the weight's (OC, C) */
+    bv_tpack_format fmt; /* CODES: how they are packed: the bundle's layout, or TQ5 in an i2s bundle
+                            for a shape I2_S cannot hold (C % 128 != 0: SigLIP's fc2, 4304 inputs);
+                            such tensors are listed in __metadata__ "tq5_tensors" */
     bv_dtype dtype;
     int ndim;
     int64_t shape[BV_MAX_DIMS];

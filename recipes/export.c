@@ -135,7 +135,7 @@ static bv_status write_codes(write_ctx *c, const bv_bundle_tensor *t, const floa
                           (long long)n, t->bytes);
     if (!st) {
         bv_k_quant_weight_fwd(codes, NULL, w, n);
-        st = bv_tpack_pack(c->layout, codes, t->rows, t->cols, m, bytes, t->bytes);
+        st = bv_tpack_pack(t->fmt, codes, t->rows, t->cols, m, bytes, t->bytes);
         if (st) st = bv_error_prefix(st, "tensor '%s'", t->name);
     }
     if (!st) st = put(fp, bytes, t->bytes, tmp);
@@ -188,10 +188,21 @@ static bv_status write_model(const char *path, const bv_bundle_plan *pl, const b
         items[i].name = t->name;
         items[i].t = bv_tensor_make(NULL, t->dtype, t->ndim, t->shape);
     }
+    /* the weights stored in another format than the layout's (TQ5 in an i2s bundle), by name */
+    size_t fl = 1;
+    for (int i = 0; i < pl->n; i++)
+        if (pl->t[i].role == BV_BUNDLE_T_CODES && pl->t[i].fmt != layout) fl += strlen(pl->t[i].name) + 1;
+    char *fallback = bv_xcalloc(fl, 1);
+    for (int i = 0; i < pl->n; i++)
+        if (pl->t[i].role == BV_BUNDLE_T_CODES && pl->t[i].fmt != layout) {
+            if (fallback[0]) strcat(fallback, ",");
+            strcat(fallback, pl->t[i].name);
+        }
     const char *meta[] = {"format", BV_BUNDLE_FORMAT, "layout", bv_bundle_layout_name(layout), "dtype",
-                          bv_bundle_dtype_name(dtype)};
+                          bv_bundle_dtype_name(dtype), "tq5_tensors", fallback};
     write_ctx c = {pl, p, layout, bv_xcalloc((size_t)(pl->n_ternary ? pl->n_ternary : 1), sizeof(float)), log};
-    bv_status st = bv_st_save_stream(path, pl->n, items, 3, meta, write_data, &c);
+    bv_status st = bv_st_save_stream(path, pl->n, items, fallback[0] ? 4 : 3, meta, write_data, &c);
+    free(fallback);
     free(c.m);
     free(items);
     return st;

@@ -10,6 +10,7 @@
 #      kernels) equal the reference to 1e-4 (max abs, robot units and normalised); the default bf16
 #      bundle is within the bf16 rounding of its full-precision tensors (5e-2 normalised) and its
 #      difference is printed;
+#      an i2s bundle of tiny, whose weights I2_S cannot hold are stored as TQ5, acts as its hf one;
 #   3. the C API example (examples/act.c) runs two policies in two threads on the bundle;
 #   4. `bitvla serve` answers an OFT-style request (json_numpy) with the same actions as
 #      `bitvla infer`, refuses a bad one with 400 and keeps serving, and stops on SIGTERM;
@@ -84,6 +85,23 @@ for fmt in hf tq5 i2s; do
   done
   echo "cli_infer: $fmt f32 bundle vs checkpoint: max |difference| $d (normalised)"
 done
+# an i2s bundle of tiny stores what I2_S cannot hold (inputs of 64, 176) as TQ5: it acts as hf does
+python3 - "$ckpt/config.json" "$work/tiny64.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))  # the trained policy's token ids, tiny's sizes
+c["vision_config"].update(hidden_size=64, intermediate_size=128)
+c["text_config"].update(hidden_size=64, intermediate_size=176)
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+EOF
+rnd=(--config "$work/tiny64.json" --random-init 7 --tokenizer "$ckpt/tokenizer.json"
+     --statistics "$ckpt/dataset_statistics.json" --dtype f32)
+for fmt in hf i2s; do
+  "$bitvla" export "${rnd[@]}" --format "$fmt" --out "$work/r-$fmt" > "$work/r-$fmt.txt" 2>&1 || fail "export tiny $fmt"
+  "$bitvla" infer "$work/r-$fmt" --observation "$obs" --json > "$work/r-$fmt.json" || fail "infer on tiny $fmt"
+done
+grep -q "24 ternary weight(s) stored as TQ5" "$work/r-i2s.txt" || fail "tiny i2s: $(cat "$work/r-i2s.txt")"
+d=$(maxdiff "$work/r-hf.json" "$work/r-i2s.json" normalized)
+below "$d" 1e-6 || fail "tiny i2s bundle (TQ5 fallbacks) acts unlike the hf one: $d"
 "$bitvla" export "$ckpt" --out "$work/b-bf16" > /dev/null || fail "export (bf16)"
 "$bitvla" infer "$work/b-bf16" --observation "$obs" --json > "$work/bf16.json" || fail "infer on the bf16 bundle"
 d=$(maxdiff "$work/ref.json" "$work/bf16.json" normalized)
