@@ -15,6 +15,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: bitvla infer BUNDLE_DIR|CHECKPOINT --observation OBS.json [--json] [--normalized] [--profile]\n"
             "                    [--no-center-crop] [--n-images 1|2] [--threads N]\n"
+            "       bitvla infer --config C --random-init SEED --tokenizer T.json --statistics S.json --observation OBS.json ...\n"
             "\n"
             "Loads a policy (a bundle written by `bitvla export`, weights kept packed; or a training checkpoint\n"
             "or run directory) and prints the action chunk it gives for one observation: chunk x action_dim\n"
@@ -29,7 +30,10 @@ static void usage(FILE *f) {
             "  --profile      print where the chunk's time went (GEMMs, quantization, attention, the rest)\n"
             "  --no-center-crop  feed the whole images (default: the evaluation centre crop, 90%% of the area)\n"
             "  --n-images     cameras the policy takes (default: what the bundle or checkpoint says)\n"
-            "  --threads      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n");
+            "  --threads      OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --config, --random-init  the training model with random weights of SEED (what `bitvla export\n"
+            "                 --random-init SEED` packs: the same actions as its bundle), fp32 masters quantized by\n"
+            "                 the forward; needs --tokenizer and --statistics (which also replace a checkpoint's)\n");
 }
 
 static double now_s(void) {
@@ -63,7 +67,7 @@ int bv_cmd_infer(int argc, char **argv) {
         return 0;
     }
     const char *path = NULL, *obs_path = NULL;
-    bool json = false, show_norm = false, profile = false;
+    bool json = false, show_norm = false, profile = false, seeded = false;
     bv_policy_opts po;
     bv_policy_opts_default(&po);
     for (int i = 1; i < argc; i++) {
@@ -76,7 +80,9 @@ int bv_cmd_infer(int argc, char **argv) {
             profile = true;
         } else if (!strcmp(a, "--no-center-crop")) {
             po.center_crop = false;
-        } else if (!strcmp(a, "--observation") || !strcmp(a, "--n-images") || !strcmp(a, "--threads")) {
+        } else if (!strcmp(a, "--observation") || !strcmp(a, "--n-images") || !strcmp(a, "--threads") ||
+                   !strcmp(a, "--config") || !strcmp(a, "--random-init") || !strcmp(a, "--tokenizer") ||
+                   !strcmp(a, "--statistics")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "bitvla infer: option %s needs a value\n", a);
                 return 2;
@@ -84,6 +90,17 @@ int bv_cmd_infer(int argc, char **argv) {
             const char *v = argv[++i];
             if (!strcmp(a, "--observation")) {
                 obs_path = v;
+            } else if (!strcmp(a, "--config")) {
+                po.random_config = v;
+            } else if (!strcmp(a, "--tokenizer")) {
+                po.tokenizer = v;
+            } else if (!strcmp(a, "--statistics")) {
+                po.statistics = v;
+            } else if (!strcmp(a, "--random-init")) {
+                int64_t sd;
+                if (!bv_cli_int64("infer", a, v, 0, INT64_MAX, &sd)) return 2;
+                po.seed = (uint64_t)sd;
+                seeded = true;
             } else if (!strcmp(a, "--n-images")) {
                 if (!bv_cli_int("infer", a, v, 1, 2, &po.n_images)) return 2;
             } else {
@@ -101,6 +118,15 @@ int bv_cmd_infer(int argc, char **argv) {
             return 2;
         }
     }
+    if (!!po.random_config != seeded || (po.random_config && path)) {
+        fprintf(stderr, "bitvla infer: --config and --random-init go together, without a BUNDLE_DIR or CHECKPOINT\n");
+        return 2;
+    }
+    if (po.random_config && (!po.tokenizer || !po.statistics)) {
+        fprintf(stderr, "bitvla infer: --random-init needs --tokenizer T.json and --statistics S.json\n");
+        return 2;
+    }
+    if (po.random_config) path = po.random_config;
     if (!path || !obs_path) {
         fprintf(stderr, "bitvla infer: %s (see bitvla infer --help)\n",
                 !path ? "give a BUNDLE_DIR or CHECKPOINT" : "--observation OBS.json is required");

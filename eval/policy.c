@@ -224,12 +224,14 @@ out:
 /* ---- a checkpoint: the training model ---- */
 
 static bv_status load_checkpoint(bv_policy *p) {
-    char *cfg_path = join(p->path, "config.json");
-    bv_model_spec s = {.config = cfg_path, .purpose = BV_MODEL_INFER, .weights = p->path};
+    bool rnd = p->o.random_config != NULL;
+    char *cfg_path = rnd ? bv_xstrdup(p->o.random_config) : join(p->path, "config.json");
+    bv_model_spec s = {.config = cfg_path, .purpose = BV_MODEL_INFER, .weights = rnd ? NULL : p->path,
+                       .seed = p->o.seed};
     bv_status st = bv_model_build(&p->model, &s);
     free(cfg_path);
     if (st) return st;
-    p->source = bv_xstrdup("checkpoint");
+    p->source = bv_xstrdup(rnd ? "random weights (training model)" : "checkpoint");
     p->weight_bytes = 4.0 * (double)p->model.params.numel_total + p->model.cache_bytes;
     return BV_OK;
 }
@@ -241,7 +243,13 @@ bv_status bv_policy_load(bv_policy **out, const char *path, const bv_policy_opts
     else bv_policy_opts_default(&p->o);
     bv_status st = BV_OK;
     char *tokp = NULL, *statp = NULL;
-    if (bv_bundle_is_bundle(path)) {
+    if (p->o.random_config) {
+        p->path = bv_xstrdup(path);
+        if (!p->o.tokenizer || !p->o.statistics) {
+            st = bv_error_set(BV_ERR_ARG, "a random policy needs a tokenizer and dataset statistics");
+            goto out;
+        }
+    } else if (bv_bundle_is_bundle(path)) {
         p->bundle = true;
         p->path = bv_xstrdup(path);
     } else if (bv_ckpt_is_checkpoint(path)) {
@@ -267,15 +275,20 @@ bv_status bv_policy_load(bv_policy **out, const char *path, const bv_policy_opts
         p->n_images = p->o.n_images;
     } else { /* a bundle's manifest ("policy": {"n_images"}) or a checkpoint's recipe (data.n_images) */
         char *rp = join(p->path, "recipe.json");
-        p->n_images = p->bundle ? (p->bun.n_images ? p->bun.n_images : 2) : json_int(rp, "data", "n_images", 2);
+        p->n_images = p->bundle ? (p->bun.n_images ? p->bun.n_images : 2)
+                                : p->o.random_config ? 2 : json_int(rp, "data", "n_images", 2);
         free(rp);
     }
     if (p->n_images < 1 || p->n_images > 2) {
         st = bv_error_set(BV_ERR_ARG, "%s: n_images %d, expected 1 or 2", p->path, p->n_images);
         goto out;
     }
-    tokp = p->bundle ? bv_xstrdup(p->bun.tokenizer_path) : join(p->path, "tokenizer.json");
-    statp = p->bundle ? bv_xstrdup(p->bun.statistics_path) : join(p->path, "dataset_statistics.json");
+    tokp = p->o.tokenizer ? bv_xstrdup(p->o.tokenizer)
+           : p->bundle    ? bv_xstrdup(p->bun.tokenizer_path)
+                          : join(p->path, "tokenizer.json");
+    statp = p->o.statistics ? bv_xstrdup(p->o.statistics)
+            : p->bundle     ? bv_xstrdup(p->bun.statistics_path)
+                            : join(p->path, "dataset_statistics.json");
     if ((st = bv_tok_load(&p->tok, tokp))) goto out;
     if (bv_tok_token_id(p->tok, "<proprio_pad>") < 0 && (st = bv_tok_bitvla_edit(p->tok))) goto out;
     if ((st = bv_action_norm_read(statp, NULL, "action", &p->anorm)) ||

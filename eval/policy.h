@@ -50,11 +50,18 @@ typedef struct {
 typedef struct {
     bool center_crop; /* the evaluation centre crop (default true, as BitVLA's LIBERO evaluation) */
     int n_images;     /* 0: what the bundle or checkpoint says (2 when it says nothing) */
+    /* instead of a path: the training model of config `random_config` (a preset or config.json)
+     * with random weights of `seed` (the weights `bitvla export --random-init SEED` packs), and
+     * the tokenizer and statistics given here (they are also used, when set, by a checkpoint) */
+    const char *random_config;
+    uint64_t seed;
+    const char *tokenizer, *statistics;
 } bv_policy_opts;
 
 void bv_policy_opts_default(bv_policy_opts *o);
 
-/* Load a bundle directory or a checkpoint directory (a run directory: its checkpoints/latest).
+/* Load a bundle directory or a checkpoint directory (a run directory: its checkpoints/latest), or
+ * with o->random_config a random model (path is then only a label).
  * Errors name the file and the tensor or field (a missing tensor, a bad checksum, a shape that
  * does not match the config). */
 bv_status bv_policy_load(bv_policy **out, const char *path, const bv_policy_opts *o);

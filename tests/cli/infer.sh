@@ -100,6 +100,11 @@ for fmt in hf i2s; do
   "$bitvla" infer "$work/r-$fmt" --observation "$obs" --json > "$work/r-$fmt.json" || fail "infer on tiny $fmt"
 done
 grep -q "24 ternary weight(s) stored as TQ5" "$work/r-i2s.txt" || fail "tiny i2s: $(cat "$work/r-i2s.txt")"
+# the training model with the same random weights acts as their bundle
+"$bitvla" infer --config "$work/tiny64.json" --random-init 7 --tokenizer "$ckpt/tokenizer.json" \
+  --statistics "$ckpt/dataset_statistics.json" --observation "$obs" --json > "$work/r-train.json" || fail "infer --random-init"
+d=$(maxdiff "$work/r-hf.json" "$work/r-train.json" normalized)
+below "$d" 1e-4 || fail "the random training model and its hf bundle differ by $d"
 d=$(maxdiff "$work/r-hf.json" "$work/r-i2s.json" normalized)
 below "$d" 1e-6 || fail "tiny i2s bundle (TQ5 fallbacks) acts unlike the hf one: $d"
 "$bitvla" export "$ckpt" --out "$work/b-bf16" > /dev/null || fail "export (bf16)"
@@ -197,4 +202,6 @@ expect 2 "unknown option '--frobnicate'" "$bitvla" infer "$work/b-hf" --frobnica
 expect 2 "--n-images" "$bitvla" infer "$work/b-hf" --observation "$obs" --n-images 3
 expect 1 "neither a bundle" "$bitvla" infer "$work" --observation "$obs"
 expect 2 "--port" "$bitvla" serve "$work/b-hf" --port 70000
+expect 2 "--random-init needs --tokenizer" "$bitvla" infer --config tiny --random-init 1 --observation "$obs"
+expect 2 "go together" "$bitvla" infer "$work/b-hf" --config tiny --random-init 1 --observation "$obs"
 echo "cli_infer: ok"
