@@ -20,7 +20,7 @@
  *    ternary bytes read per chunk / the machine's read bandwidth measured here.
  *  - the same model executed in fp32 (BitLinear's fake-quant fp32 path: weights dequantized to
  *    fp32 in the cache, sgemm), in the same process after the packed figures: --fp32 on|off|auto
- *    (auto: when MemAvailable holds the 5.25 bytes per ternary weight it needs, plus 2 GB).
+ *    (auto: when MemAvailable holds the 5.25 bytes per ternary weight it needs, plus 4 GB).
  *    bitvla has no bf16 execution path; scripts/bench infer puts the PyTorch peer's bf16 layers
  *    beside these figures.
  * Prints a table per size and, with --json, one line per size. Never pass/fail. */
@@ -356,24 +356,6 @@ static int bench_size(const char *size, const bi_opts *o, const bv_obs_file *ob,
         if (sink == 42) printf(" \n");
     }
 
-    /* fp32 execution of the same model: the cache makes codes and fp32 weights (5.25 B/weight) */
-    double need = r.tbytes * 4.0 * 5.25 + 2e9, avail = mem_available();
-    bool run32 = !strcmp(o->fp32, "on") || (!strcmp(o->fp32, "auto") && avail > need);
-    r.fp32_med_s = r.fp32_first_s = r.fp32_rss = NAN;
-    r.fp32_why = !strcmp(o->fp32, "off") ? "--fp32 off" : "not enough free memory (--fp32 on forces it)";
-    if (run32) {
-        int r32 = !strcmp(size, "tiny") ? reps : (reps < 3 ? reps : 3);
-        bv_bitlinear_set_integer_forward(0);
-        bv_bench_rss_peak_reset();
-        a = bv_time_now();
-        if (bv_policy_act(p, &ob->obs, act, NULL)) goto out_act;
-        r.fp32_first_s = bv_time_now() - a;
-        if (time_calls(p, &ob->obs, act, r32, t)) goto out_act;
-        r.fp32_med_s = bv_bench_median(t, r32);
-        r.fp32_rss = bv_bench_rss_peak_since_reset();
-        bv_bitlinear_set_integer_forward(-1);
-    }
-
     /* ---- the table ---- */
     const double G = 1e9, MiB = 1048576.0;
     const double tg = r.span[BV_PROF_SPAN_TERNARY], og = r.kind[BV_PROF_GEMM] - tg, q = r.kind[BV_PROF_QUANT],
@@ -385,6 +367,7 @@ static int bench_size(const char *size, const bi_opts *o, const bv_obs_file *ob,
     if (export_s >= 0) printf("export (child process): %.1f s\n", export_s);
     printf("load: %.3f s; weights held %.1f MiB; RSS after load %.1f MiB (%.1f before)\n", r.load_s,
            r.weight_bytes / MiB, r.rss_load / MiB, rss0 / MiB);
+    printf("prompt: %lld tokens (%d images)\n", (long long)bv_policy_tokens(p), bv_policy_n_images(p));
     printf("chunk latency (%d x %d actions): median %.1f ms, p95 %.1f ms, best %.1f ms over %d calls; first call %.1f ms\n",
            bv_policy_chunk(p), bv_policy_action_dim(p), r.med_s * 1e3, r.p95_s * 1e3, r.best_s * 1e3, reps,
            r.first_s * 1e3);
@@ -407,6 +390,25 @@ static int bench_size(const char *size, const bi_opts *o, const bv_obs_file *ob,
     printf("  bounds: compute at the kernel's peak %.1f ms, memory %.2f ms -> %s-bound; measured median is %.1fx the "
            "compute bound\n",
            t_compute * 1e3, t_mem * 1e3, t_compute > t_mem ? "compute" : "memory", r.med_s / fmax(t_compute, t_mem));
+    fflush(stdout);
+    /* fp32 execution of the same model: the cache makes codes and fp32 weights (5.25 B/weight) */
+    double need = r.tbytes * 4.0 * 5.25 + 4e9, avail = mem_available();
+    bool run32 = !strcmp(o->fp32, "on") || (!strcmp(o->fp32, "auto") && avail > need);
+    r.fp32_med_s = r.fp32_first_s = r.fp32_rss = NAN;
+    r.fp32_why = !strcmp(o->fp32, "off") ? "--fp32 off" : "not enough free memory (--fp32 on forces it)";
+    if (run32) {
+        int r32 = !strcmp(size, "tiny") ? reps : (reps < 3 ? reps : 3);
+        bv_bitlinear_set_integer_forward(0);
+        bv_bench_rss_peak_reset();
+        a = bv_time_now();
+        if (bv_policy_act(p, &ob->obs, act, NULL)) goto out_act;
+        r.fp32_first_s = bv_time_now() - a;
+        if (time_calls(p, &ob->obs, act, r32, t)) goto out_act;
+        r.fp32_med_s = bv_bench_median(t, r32);
+        r.fp32_rss = bv_bench_rss_peak_since_reset();
+        bv_bitlinear_set_integer_forward(-1);
+    }
+
     if (run32)
         printf("fp32 execution (the same model, BitLinear's fp32 path: weights dequantized, sgemm): median %.1f ms "
                "(first call %.1f ms, dequantizing) = %.2fx the packed runtime; peak RSS %.1f MiB\n",
@@ -419,7 +421,7 @@ static int bench_size(const char *size, const bi_opts *o, const bv_obs_file *ob,
 
     bv_bench_text_printf(
         js,
-        "{\"bench\": \"infer\", \"size\": \"%s\", \"threads\": %d, \"reps\": %d, \"source\": \"%s\", "
+        "{\"bench\": \"infer\", \"size\": \"%s\", \"threads\": %d, \"reps\": %d, \"tokens\": %lld, \"source\": \"%s\", "
         "\"kernel\": \"%s\", \"export_s\": %.3f, \"load_s\": %.4f, \"first_ms\": %.3f, \"chunk_ms_median\": %.3f, "
         "\"chunk_ms_p95\": %.3f, \"chunk_ms_best\": %.3f, \"peak_rss_bytes\": %.0f, \"rss_after_load_bytes\": %.0f, "
         "\"weight_bytes\": %.0f, \"profiled_ms\": %.3f, \"ternary_gemm_ms\": %.3f, \"other_gemm_ms\": %.3f, "
@@ -427,7 +429,7 @@ static int bench_size(const char *size, const bi_opts *o, const bv_obs_file *ob,
         "\"ternary_bytes\": %.0f, \"kernel_peak_gops\": %.3f, \"achieved_gops\": %.3f, \"fraction_of_peak\": %.4f, "
         "\"read_bandwidth_gbs\": %.3f, \"compute_bound_ms\": %.3f, \"memory_bound_ms\": %.4f, "
         "\"fp32_chunk_ms_median\": %.3f, \"fp32_peak_rss_bytes\": %.0f}\n",
-        size, o->b.threads, reps, bv_policy_source(p), bv_ternary_kernel_active_name(), export_s, r.load_s,
+        size, o->b.threads, reps, (long long)bv_policy_tokens(p), bv_policy_source(p), bv_ternary_kernel_active_name(), export_s, r.load_s,
         r.first_s * 1e3, r.med_s * 1e3, r.p95_s * 1e3, r.best_s * 1e3, r.rss_peak, r.rss_load, r.weight_bytes,
         ps * 1e3, tg * 1e3, og * 1e3, q * 1e3, at * 1e3, vis * 1e3, llm * 1e3, r.tops / G, r.tbytes, r.peak_gops,
         achieved, achieved / r.peak_gops, r.bw_gbs, t_compute * 1e3, t_mem * 1e3,
