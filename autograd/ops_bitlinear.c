@@ -274,6 +274,8 @@ bv_var *bv_op_bitlinear(bv_graph *g, bv_var *x, bv_var *w, bv_var *b, const bv_b
         bv_prof_end(BV_PROF_QUANT, t0);
         t0 = bv_prof_begin();
         bv_k_ternary_linear_fwd(bv_var_f32(y), codes, sx, &cache->tmat, b ? bv_var_f32(b) : NULL, N);
+        bv_prof_span_end(BV_PROF_SPAN_TERNARY, t0);
+        bv_prof_ternary_count(N, C, OC, (double)bv_ternary_mat_bytes(&cache->tmat));
     } else {
         bv_k_linear_fwd(bv_var_f32(y), xq, wq, b ? bv_var_f32(b) : NULL, N, C, OC);
     }

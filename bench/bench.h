@@ -10,5 +10,6 @@ int bv_bench_loader(int argc, char **argv);
 int bv_bench_fullsize(int argc, char **argv);
 int bv_bench_train(int argc, char **argv);
 int bv_bench_mpi(int argc, char **argv);
+int bv_bench_infer(int argc, char **argv);
 
 #endif

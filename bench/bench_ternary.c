@@ -13,9 +13,6 @@
  * it moves with the other jobs). "hot" above 100% means cache-resident weights. GEMM (N = 600, a prefill or training-sized batch) is compute-bound: GOP/s
  * (2 N C OC / time) and the time ratio to sgemm. Prints figures, never fails. */
 #include <cblas.h>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,66 +41,6 @@ static const tshape k_shapes[] = {
     {"gate/up 6912x2560", 6912, 2560},
     {"down 2560x6912", 2560, 6912},
 };
-
-/* ---- memory read bandwidth: streaming sum ---- */
-
-/* sum of the bytes of p[0..n), read as BW_STREAMS interleaved sequential streams (n a multiple of
- * BW_STREAMS * 64): one core keeps more misses in flight on several streams than on one (about
- * 1.7x on the development VM), so this measures what the memory system can deliver rather than
- * the latency of a single stream. The GEMV kernel reads four streams per thread for that reason. */
-#define BW_STREAMS 8
-#if defined(__x86_64__)
-__attribute__((target("avx2"))) static uint64_t sum_avx2(const uint8_t *p, int64_t n) {
-    const __m256i z = _mm256_setzero_si256();
-    __m256i a0 = z, a1 = z;
-    const int64_t q = n / BW_STREAMS;
-    for (int64_t i = 0; i < q; i += 64)
-        for (int k = 0; k < BW_STREAMS; k++) {
-            a0 = _mm256_add_epi64(a0, _mm256_sad_epu8(_mm256_load_si256((const __m256i *)(p + k * q + i)), z));
-            a1 = _mm256_add_epi64(a1, _mm256_sad_epu8(_mm256_load_si256((const __m256i *)(p + k * q + i + 32)), z));
-        }
-    uint64_t l[4];
-    _mm256_storeu_si256((__m256i *)l, _mm256_add_epi64(a0, a1));
-    return l[0] + l[1] + l[2] + l[3];
-}
-#endif
-
-static uint64_t sum_plain(const uint8_t *p, int64_t n) {
-    const int64_t q = n / BW_STREAMS / 8;
-    const uint64_t *w = (const uint64_t *)p;
-    uint64_t a = 0;
-    for (int64_t i = 0; i < q; i++)
-        for (int k = 0; k < BW_STREAMS; k++) a += w[k * q + i];
-    return a;
-}
-
-/* Read bandwidth the way the streaming GEMV sees it: the buffer (>> caches) is swept in 4 MiB
- * pieces, each piece summed by all threads (one OpenMP loop over 256 KiB parts, like one GEMV call)
- * and timed on its own; GB/s = piece / median time over `passes` sweeps. */
-#define BW_PIECE ((int64_t)4 << 20)
-static double read_bandwidth(const uint8_t *buf, int64_t bytes, int passes, uint64_t *sink) {
-    static double t[MAX_SAMPLES];
-    const int64_t sub = 256 << 10, npiece = bytes / BW_PIECE;
-    const bool avx2 = bv_cpu()->avx2;
-    int n = 0;
-    for (int r = 0; r < passes; r++)
-        for (int64_t pc = 0; pc < npiece && n < MAX_SAMPLES; pc++) {
-            const uint8_t *p = buf + pc * BW_PIECE;
-            uint64_t s = 0;
-            double t0 = bv_time_now();
-#pragma omp parallel for schedule(static) reduction(+ : s)
-            for (int64_t c = 0; c < BW_PIECE / sub; c++) {
-#if defined(__x86_64__)
-                s += avx2 ? sum_avx2(p + c * sub, sub) : sum_plain(p + c * sub, sub);
-#else
-                s += sum_plain(p + c * sub, sub);
-#endif
-            }
-            t[n++] = bv_time_now() - t0;
-            *sink += s;
-        }
-    return (double)BW_PIECE / bv_bench_median(t, n) / 1e9;
-}
 
 /* ---- timing helpers ---- */
 
@@ -185,12 +122,12 @@ int bv_bench_ternary(int argc, char **argv) {
     uint8_t *pool = bv_aligned_alloc((size_t)POOL_BYTES);
     for (int64_t i = 0; i < POOL_BYTES; i++) pool[i] = (uint8_t)(i * 7 + (i >> 12));
     uint64_t sink = 0;
-    double bw = read_bandwidth(pool, POOL_BYTES, 2, &sink);
+    double bw = bv_bench_read_bandwidth(pool, POOL_BYTES, 2, &sink);
     printf("ternary GEMV/GEMM: int8 x ternary (2-bit packed) vs fp32 OpenBLAS, %d threads, median per call (>= %d calls, >= 0.25 s)\n",
            o.threads, reps);
     printf("cpu: %s; default kernel: %s\n", bv_cpu_describe(), bv_ternary_kernel_active_name());
     printf("memory read bandwidth (streaming sum over %lld MiB in 4 MiB pieces, %d streams per thread, median): "
-           "%.1f GB/s\n", (long long)(POOL_BYTES >> 20), BW_STREAMS, bw);
+           "%.1f GB/s\n", (long long)(POOL_BYTES >> 20), BV_BENCH_BW_STREAMS, bw);
     json_line(&jl, "-", "read_bandwidth", "-", 0, 0, bw, 0);
 
     for (size_t si = 0; si < BV_ARRAY_LEN(k_shapes); si++) {
@@ -221,7 +158,7 @@ int bv_bench_ternary(int argc, char **argv) {
         }
         /* the machine is shared: bandwidth moves with the other jobs, so measure it again next to
          * the streaming runs and compare against the best seen in this run */
-        double bw_here = read_bandwidth(pool, POOL_BYTES, 1, &sink);
+        double bw_here = bv_bench_read_bandwidth(pool, POOL_BYTES, 1, &sink);
         if (bw_here > bw) bw = bw_here;
         printf("\n%s: packed weights %.2f MB (fp32 %.1f MB); stream pool %lld copies; read bandwidth now %.1f GB/s, "
                "best %.1f\n", s->name, wbytes / 1e6, OC * C * 4 / 1e6, (long long)ncopy, bw_here, bw);

@@ -8,10 +8,14 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "data/synth.h"
 #include "src/atomic_file.h"
 #include "src/common.h"
+#include "src/cpu.h"
 
 static int parse_pos_int(const char *cmd, const char *flag, const char *v, int *out) {
     long long x;
@@ -227,4 +231,93 @@ double bv_bench_peak_rss(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return -1.0;
     return (double)ru.ru_maxrss * 1024.0; /* KiB on Linux */
+}
+
+/* ---- memory read bandwidth: streaming sum ---- */
+
+/* sum of the bytes of p[0..n), read as BV_BENCH_BW_STREAMS interleaved sequential streams (n a
+ * multiple of BV_BENCH_BW_STREAMS * 64): one core keeps more misses in flight on several streams
+ * than on one (about 1.7x on the development VM), so this measures what the memory system can
+ * deliver rather than the latency of a single stream. The GEMV kernel reads four streams per
+ * thread for that reason. */
+#define BW_STREAMS BV_BENCH_BW_STREAMS
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static uint64_t sum_avx2(const uint8_t *p, int64_t n) {
+    const __m256i z = _mm256_setzero_si256();
+    __m256i a0 = z, a1 = z;
+    const int64_t q = n / BW_STREAMS;
+    for (int64_t i = 0; i < q; i += 64)
+        for (int k = 0; k < BW_STREAMS; k++) {
+            a0 = _mm256_add_epi64(a0, _mm256_sad_epu8(_mm256_load_si256((const __m256i *)(p + k * q + i)), z));
+            a1 = _mm256_add_epi64(a1, _mm256_sad_epu8(_mm256_load_si256((const __m256i *)(p + k * q + i + 32)), z));
+        }
+    uint64_t l[4];
+    _mm256_storeu_si256((__m256i *)l, _mm256_add_epi64(a0, a1));
+    return l[0] + l[1] + l[2] + l[3];
+}
+#endif
+
+static uint64_t sum_plain(const uint8_t *p, int64_t n) {
+    const int64_t q = n / BW_STREAMS / 8;
+    const uint64_t *w = (const uint64_t *)p;
+    uint64_t a = 0;
+    for (int64_t i = 0; i < q; i++)
+        for (int k = 0; k < BW_STREAMS; k++) a += w[k * q + i];
+    return a;
+}
+
+#define BW_PIECE ((int64_t)4 << 20)
+#define BW_MAX_SAMPLES 4096
+double bv_bench_read_bandwidth(const uint8_t *buf, int64_t bytes, int passes, uint64_t *sink) {
+    static double t[BW_MAX_SAMPLES];
+    const int64_t sub = 256 << 10, npiece = bytes / BW_PIECE;
+    const bool avx2 = bv_cpu()->avx2;
+    int n = 0;
+    for (int r = 0; r < passes; r++)
+        for (int64_t pc = 0; pc < npiece && n < BW_MAX_SAMPLES; pc++) {
+            const uint8_t *p = buf + pc * BW_PIECE;
+            uint64_t s = 0;
+            double t0 = bv_time_now();
+#pragma omp parallel for schedule(static) reduction(+ : s)
+            for (int64_t c = 0; c < BW_PIECE / sub; c++) {
+#if defined(__x86_64__)
+                s += avx2 ? sum_avx2(p + c * sub, sub) : sum_plain(p + c * sub, sub);
+#else
+                s += sum_plain(p + c * sub, sub);
+#endif
+            }
+            t[n++] = bv_time_now() - t0;
+            *sink += s;
+        }
+    return (double)BW_PIECE / bv_bench_median(t, n) / 1e9;
+}
+
+/* /proc/self/status field (kB) in bytes; -1 if unknown */
+static double proc_status_bytes(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1.0;
+    char line[256];
+    double v = -1.0;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl) && line[kl] == ':') {
+            v = 1024.0 * strtod(line + kl + 1, NULL);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+double bv_bench_rss(void) { return proc_status_bytes("VmRSS"); }
+
+double bv_bench_rss_peak_since_reset(void) {
+    double v = proc_status_bytes("VmHWM");
+    return v >= 0 ? v : bv_bench_peak_rss();
+}
+
+bool bv_bench_rss_peak_reset(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return false;
+    bool ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok;
 }

@@ -9,6 +9,7 @@
 #ifndef BV_BENCH_UTIL_H
 #define BV_BENCH_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,22 @@ bv_status bv_bench_tokenizer(bv_tok **tok);
 
 /* Peak resident set size of this process so far (getrusage ru_maxrss), in bytes; -1 if unknown. */
 double bv_bench_peak_rss(void);
+
+/* Resident set size now (/proc/self/status VmRSS), in bytes; -1 if unknown. */
+double bv_bench_rss(void);
+/* Peak resident set size since the last bv_bench_rss_peak_reset (VmHWM; without /proc, the
+ * process's whole peak), in bytes. */
+double bv_bench_rss_peak_since_reset(void);
+/* Reset the peak to the current RSS (writes "5" to /proc/self/clear_refs); false if the kernel
+ * does not allow it (the peak then stays the process's). */
+bool bv_bench_rss_peak_reset(void);
+
+/* Memory read bandwidth, GB/s: buf (bytes, a multiple of 4 MiB, >> the caches; 64-byte aligned)
+ * swept `passes` times in 4 MiB pieces, each piece summed by all threads as BV_BENCH_BW_STREAMS
+ * interleaved streams per thread (one OpenMP loop over 256 KiB parts, like one GEMV call) and timed
+ * on its own; GB/s = piece / median time. *sink gets the sums (keep it alive). */
+#define BV_BENCH_BW_STREAMS 8
+double bv_bench_read_bandwidth(const uint8_t *buf, int64_t bytes, int passes, uint64_t *sink);
 
 /* one batch in memory, models/vla.h's layout */
 typedef struct {

@@ -23,6 +23,8 @@ static const struct {
      bv_bench_train},
     {"mpi", "data-parallel training steps under mpirun: step time, communication wait, bytes vs a ring all-reduce",
      bv_bench_mpi},
+    {"infer", "the runtime on a bundle (tiny, bitvla-2b): latency per action chunk, peak RSS, time split, share of the "
+              "ternary kernel's peak, fp32 beside it", bv_bench_infer},
 };
 
 int bv_cmd_bench(int argc, char **argv) {

@@ -47,6 +47,7 @@ void bv_policy_opts_default(bv_policy_opts *o) {
     o->center_crop = true;
 }
 
+int64_t bv_policy_tokens(const bv_policy *p) { return p->T; }
 int bv_policy_chunk(const bv_policy *p) { return p->chunk; }
 int bv_policy_action_dim(const bv_policy *p) { return p->A; }
 int bv_policy_state_dim(const bv_policy *p) { return p->P; }

@@ -76,6 +76,7 @@ int bv_policy_action_dim(const bv_policy *p); /* 7 */
 int bv_policy_state_dim(const bv_policy *p);  /* 8 */
 int bv_policy_n_images(const bv_policy *p);   /* 1 or 2 */
 const char *bv_policy_source(const bv_policy *p); /* "bundle (hf, bf16)" or "checkpoint" */
+int64_t bv_policy_tokens(const bv_policy *p);    /* the sequence length of the last act (0 before one) */
 /* Bytes the policy holds for weights: packed ternary codes, fp32 tensors, the embedding table. */
 double bv_policy_weight_bytes(const bv_policy *p);
 

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/profile.h"
+
 bv_status bv_vla_init(bv_vla *m, const bv_vla_config *c, unsigned parts, bv_params *p) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
@@ -288,7 +290,9 @@ bv_vla_out bv_vla_forward(bv_graph *g, const bv_params *p, bv_vla *m, const bv_v
         const bv_tensor *pv = b->pixel_values;
         const int64_t n = pv->shape[1], P = bv_config_vision_patches(c);
         int64_t s4[4] = {B * n, pv->shape[2], pv->shape[3], pv->shape[4]};
+        double t0 = bv_prof_begin();
         bv_var *f = bv_siglip_forward(g, p, &m->vision, input_var(g, pv, 4, s4), NULL);
+        bv_prof_span_end(BV_PROF_SPAN_VISION, t0);
         f = bv_mlp2_forward(g, p, &m->connector, f); /* (B*n, P, D) */
         int64_t so[3] = {B, n * P, D}, sr[2] = {B * n * P, D};
         out.image_features = bv_op_reshape(g, f, 3, so);
@@ -308,7 +312,9 @@ bv_vla_out bv_vla_forward(bv_graph *g, const bv_params *p, bv_vla *m, const bv_v
         int64_t zs[2] = {B * A, D};
         bv_tensor z = bv_tensor_arena_zeros(&g->arena, BV_DTYPE_F32, 2, zs);
         x = bv_op_masked_scatter(g, x, b->action_mask, bv_var_wrap(g, &z, false));
+        double t0 = bv_prof_begin();
         bv_var *h = bv_bitnet_forward(g, p, &m->llm, x, am, false, -1);
+        bv_prof_span_end(BV_PROF_SPAN_LLM, t0);
         out.last_hidden_state = h;
         /* readout: for the action token at p, the hidden state at p-1, in row-major order */
         int64_t *idx = bv_graph_alloc(g, (size_t)(B * A) * sizeof *idx), k = 0;
