@@ -368,6 +368,24 @@ static bv_status decode_request(const bv_serve *s, const char *body, size_t len,
     return BV_OK;
 }
 
+bv_status bv_serve_check_request(const char *body, size_t len, int state_dim, bv_serve_obs *shape) {
+    bv_serve s;
+    memset(&s, 0, sizeof s);
+    s.o.state_dim = state_dim;
+    decoded d;
+    memset(&d, 0, sizeof d);
+    bv_serve_obs obs;
+    memset(&obs, 0, sizeof obs);
+    bool dbl;
+    bv_status st = decode_request(&s, body, len, &d, &obs, &dbl);
+    if (shape) {
+        *shape = obs;
+        shape->full_image = shape->wrist_image = NULL, shape->state = NULL, shape->instruction = NULL;
+    }
+    decoded_free(&d);
+    return st;
+}
+
 /* The 200 body, as deploy.py writes it: JSONResponse(action) renders the list of `chunk` float64
  * numpy arrays (action_dim,) through json_numpy with separators (",", ":"); a double-encoded
  * request gets JSONResponse(json_numpy.dumps(action)): that list written with json.dumps' default

@@ -57,6 +57,11 @@ typedef struct {
 #define BV_SERVE_DEFAULT_PORT 8777
 #define BV_SERVE_DEFAULT_MAX_BODY ((size_t)64 << 20)
 
+/* Decode and check one request body as the server does (no server, no policy): BV_OK, or the 4xx
+ * message the server would answer. With `shape`, the decoded sizes (its pointers are NULL). For
+ * tests and fuzz/fuzz_serve.c. */
+bv_status bv_serve_check_request(const char *body, size_t len, int state_dim, bv_serve_obs *shape);
+
 typedef struct bv_serve bv_serve;
 
 /* Bind and start serving on a thread of its own. Errors (a port in use, an address that does not

@@ -13,6 +13,7 @@
 #   build-fuzz/fuzz_tokenizer -dict=fuzz/tokenizer.dict -max_total_time=120 build-fuzz/corpus_tokenizer fuzz/corpus/tokenizer
 #   build-fuzz/fuzz_config -dict=fuzz/config.dict -max_total_time=120 build-fuzz/corpus_config fuzz/corpus/config
 #   build-fuzz/fuzz_recipe -dict=fuzz/recipe.dict -max_total_time=120 build-fuzz/corpus_recipe fuzz/corpus/recipe
+#   build-fuzz/fuzz_serve -max_total_time=120 build-fuzz/corpus_serve fuzz/corpus/serve
 set -eu
 cd "$(dirname "$0")/.."
 CC=${CC:-clang}
@@ -24,7 +25,7 @@ BLAS_LIB=/usr/lib/$arch-linux-gnu/openblas-openmp
 # Includes are written from the repository root (-I.). Compiled without -fopenmp: nothing here is
 # parallel and clang may lack libomp.
 CFLAGS="-g -O1 -std=gnu11 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-  -I. -I$BLAS_INC $(pkg-config --cflags jansson libpcre2-8)"
+  -I. -I$BLAS_INC $(pkg-config --cflags jansson libpcre2-8 libmicrohttpd)"
 BLAS="-L$BLAS_LIB -Wl,-rpath,$BLAS_LIB -lopenblas"
 JSON=$(pkg-config --libs jansson)
 PCRE=$(pkg-config --libs libpcre2-8)
@@ -41,4 +42,5 @@ build tfrecord data/tfrecord.c data/example.c src/crc32c.c
 build tokenizer src/tokenizer.c $JSON $PCRE
 build config models/config.c $JSON
 build recipe recipes/recipe.c data/synth_env.c data/render.c $JSON
-echo "built $OUT/fuzz_safetensors $OUT/fuzz_example $OUT/fuzz_tfrecord $OUT/fuzz_tokenizer $OUT/fuzz_config $OUT/fuzz_recipe"
+build serve eval/serve.c $JSON $(pkg-config --libs libmicrohttpd)
+echo "built $OUT/fuzz_safetensors $OUT/fuzz_example $OUT/fuzz_tfrecord $OUT/fuzz_tokenizer $OUT/fuzz_config $OUT/fuzz_recipe $OUT/fuzz_serve"

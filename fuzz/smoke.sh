@@ -21,7 +21,7 @@ if ! command -v "$CC" >/dev/null 2>&1 ||
 fi
 OUT=$out fuzz/build.sh
 fail=0
-for t in safetensors example tfrecord tokenizer config recipe; do
+for t in safetensors example tfrecord tokenizer config recipe serve; do
   dict=
   [ -f "fuzz/$t.dict" ] && dict="-dict=fuzz/$t.dict"
   rm -rf "$out/corpus_$t"
