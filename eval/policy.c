@@ -160,32 +160,58 @@ static bv_status load_bundle(bv_policy *p) {
             goto out;
         drop_pages(F, q->name);
     }
-    /* the packed ternary linears */
-    for (int i = 0; i < nt; i++) {
-        if (!tl[i].used) continue;
-        const bv_param *w = &P->items[tl[i].w];
-        const uint8_t *bytes = NULL;
-        size_t nb = 0;
-        if ((st = tensor_bytes(F, w->name, BV_DTYPE_U8, &bytes, &nb))) goto out;
-        float scale = NAN;
-        if (fmt == BV_TPACK_HF) { /* the multiplicative weight_scale; AutoBitLinear's bias is divided by it */
-            char sn[300];
-            snprintf(sn, sizeof sn, "%.*s.weight_scale", (int)(strlen(w->name) - strlen(".weight")), w->name);
-            if ((st = bv_st_read(F, sn, BV_DTYPE_F32, -1, NULL, 1, &scale))) goto out;
-            if (tl[i].b >= 0) {
-                bv_tensor bt = bv_params_value(P, tl[i].b);
-                float *b = bt.data;
-                for (int64_t k = 0; k < bv_tensor_numel(&bt); k++) b[k] *= scale;
+    /* the packed ternary linears: the file's tensors found and checked in order, then unpacked and
+     * repacked into the kernels' layout one layer per thread (independent layers; each thread holds
+     * one layer's int8 codes for a moment) */
+    {
+        typedef struct {
+            const uint8_t *bytes;
+            size_t nb;
+            float scale;
+            bv_tpack_format tf;
+            bv_status st;
+            char *msg;
+        } job;
+        job *jobs = bv_xcalloc((size_t)(nt ? nt : 1), sizeof *jobs);
+        for (int i = 0; i < nt && !st; i++) {
+            if (!tl[i].used) continue;
+            const bv_param *w = &P->items[tl[i].w];
+            job *j = &jobs[i];
+            if ((st = tensor_bytes(F, w->name, BV_DTYPE_U8, &j->bytes, &j->nb))) break;
+            j->scale = NAN;
+            if (fmt == BV_TPACK_HF) { /* the multiplicative weight_scale; AutoBitLinear's bias is divided by it */
+                char sn[300];
+                snprintf(sn, sizeof sn, "%.*s.weight_scale", (int)(strlen(w->name) - strlen(".weight")), w->name);
+                if ((st = bv_st_read(F, sn, BV_DTYPE_F32, -1, NULL, 1, &j->scale))) break;
+                if (tl[i].b >= 0) {
+                    bv_tensor bt = bv_params_value(P, tl[i].b);
+                    float *b = bt.data;
+                    for (int64_t k = 0; k < bv_tensor_numel(&bt); k++) b[k] *= j->scale;
+                }
+            }
+            j->tf = fmt; /* an i2s bundle stores what I2_S cannot hold as TQ5 (models/bundle.h) */
+            if (fmt == BV_TPACK_I2S && name_listed(bv_st_meta(F, "tq5_tensors"), w->name)) j->tf = BV_TPACK_TQ5;
+        }
+        if (!st) {
+#pragma omp parallel for schedule(dynamic, 1)
+            for (int i = 0; i < nt; i++) {
+                if (!tl[i].used) continue;
+                const bv_param *w = &P->items[tl[i].w];
+                job *j = &jobs[i];
+                j->st = bv_qweight_set_packed(tl[i].cache, w->shape[0], w->shape[1], j->tf, j->bytes, j->nb, j->scale);
+                if (j->st) j->msg = bv_xstrdup(bv_error_msg()); /* messages are per thread */
+                else drop_pages(F, w->name);
+            }
+            for (int i = 0; i < nt; i++) {
+                if (!tl[i].used) continue;
+                if (jobs[i].st && !st)
+                    st = bv_error_set(jobs[i].st, "%s: tensor '%s': %s", st_path, P->items[tl[i].w].name, jobs[i].msg);
+                if (!jobs[i].st) p->weight_bytes += (double)bv_ternary_mat_bytes(&tl[i].cache->tmat);
             }
         }
-        bv_tpack_format tf = fmt; /* an i2s bundle stores what I2_S cannot hold as TQ5 (models/bundle.h) */
-        if (fmt == BV_TPACK_I2S && name_listed(bv_st_meta(F, "tq5_tensors"), w->name)) tf = BV_TPACK_TQ5;
-        if ((st = bv_qweight_set_packed(tl[i].cache, w->shape[0], w->shape[1], tf, bytes, nb, scale))) {
-            bv_error_prefix(st, "%s: tensor '%s'", st_path, w->name);
-            goto out;
-        }
-        p->weight_bytes += (double)bv_ternary_mat_bytes(&tl[i].cache->tmat);
-        drop_pages(F, w->name);
+        for (int i = 0; i < nt; i++) free(jobs[i].msg);
+        free(jobs);
+        if (st) goto out;
     }
     /* embed_tokens in place */
     {
