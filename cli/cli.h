@@ -34,5 +34,6 @@ int bv_cmd_plot(int argc, char **argv);
 int bv_cmd_infer(int argc, char **argv);
 int bv_cmd_serve(int argc, char **argv);
 int bv_cmd_export(int argc, char **argv);
+int bv_cmd_eval(int argc, char **argv);
 
 #endif

@@ -1,0 +1,191 @@
+/* cmd_eval.c - `bitvla eval`: evaluation of a policy. `closed-loop` runs it (or a baseline agent)
+ * on the built-in tabletop task with LIBERO's protocol (eval/closed_loop.h, docs/evaluation.md);
+ * `offline` (action metrics on shards) is to come. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "data/synth_env.h"
+#include "eval/closed_loop.h"
+#include "src/common.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: bitvla eval closed-loop BUNDLE_DIR|CHECKPOINT --env synth [--episodes N] [--tasks 0,1,...]\n"
+            "                               [--seed S] [--threads T] [--json OUT] [--image-size 64..256]\n"
+            "                               [--max-steps N] [--no-center-crop]\n"
+            "       bitvla eval closed-loop --agent expert|random --env synth ...\n"
+            "\n"
+            "closed-loop: success rate of a policy on the built-in tabletop task (data/synth_env.h) with LIBERO's\n"
+            "protocol as BitVLA runs it: per task N episodes from fixed seeded initial states (the same for every\n"
+            "agent), 10 no-op steps, then chunks of 8 actions executed open-loop until success or --max-steps.\n"
+            "Prints per task and overall: successes, rate with its Wilson 95%% interval, mean episode length.\n"
+            "\n"
+            "  --agent        policy (default: the BUNDLE_DIR or CHECKPOINT), expert (the scripted expert, privileged,\n"
+            "                 re-planning every step: the upper bound) or random (uniform actions: the floor)\n"
+            "  --env          the environment: synth (the only one)\n"
+            "  --episodes     episodes per task (default 50, as LIBERO's protocol)\n"
+            "  --tasks        task ids, comma-separated (default: all %d); `bitvla synth --help` lists them\n"
+            "  --seed         seed of the initial states (default 0)\n"
+            "  --threads      episodes run in T threads, each with its own env and policy (default 1); the OpenMP\n"
+            "                 threads of each policy are the process's count / T (OMP_NUM_THREADS or all cores)\n"
+            "  --json OUT     the results as JSON: success_rate, ci95, episodes, tasks [...], outcomes [...]\n"
+            "  --image-size   camera images, pixels (default 256, as LIBERO; 64..256)\n"
+            "  --max-steps    agent steps before an episode fails (default 300)\n"
+            "  --expert-noise the expert's action noise std (default 0)\n"
+            "  --no-center-crop  feed the policy the whole images (default: the evaluation centre crop)\n"
+            "\n"
+            "offline (action metrics on shards) is not implemented yet.\n",
+            bv_synth_num_tasks());
+}
+
+static bool parse_tasks(const char *v, int *tasks, int *n) {
+    *n = 0;
+    const char *p = v;
+    while (*p) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        char word[32];
+        if (len == 0 || len >= sizeof word || *n >= 64 || (c && !c[1])) {
+            fprintf(stderr, "bitvla eval: --tasks expects task ids 0..%d separated by commas, got '%s'\n",
+                    bv_synth_num_tasks() - 1, v);
+            return false;
+        }
+        memcpy(word, p, len);
+        word[len] = 0;
+        if (!bv_cli_int("eval", "--tasks", word, 0, bv_synth_num_tasks() - 1, &tasks[(*n)++])) return false;
+        p += len + (c ? 1 : 0);
+    }
+    if (*n == 0) {
+        fprintf(stderr, "bitvla eval: --tasks expects task ids 0..%d separated by commas, got '%s'\n",
+                bv_synth_num_tasks() - 1, v);
+        return false;
+    }
+    return true;
+}
+
+static void print_row(const bv_cl_summary *s) {
+    char name[16];
+    if (s->task >= 0) snprintf(name, sizeof name, "%d", s->task);
+    else snprintf(name, sizeof name, "all");
+    printf("%-5s %-52s %4d/%-4d %6.1f%%  [%5.1f%%, %5.1f%%]  %6.1f\n", name, s->task >= 0 ? s->instruction : "",
+           s->successes, s->episodes, 100 * s->rate, 100 * s->lo, 100 * s->hi, s->mean_steps);
+}
+
+static int closed_loop(int argc, char **argv) {
+    bv_cl_opts o;
+    bv_cl_opts_default(&o);
+    const char *json = NULL, *env = NULL;
+    int tasks[64], n_tasks = 0;
+    bool agent_set = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--no-center-crop")) {
+            o.policy_opts.center_crop = false;
+        } else if (!strcmp(a, "--agent") || !strcmp(a, "--env") || !strcmp(a, "--episodes") || !strcmp(a, "--tasks") ||
+                   !strcmp(a, "--seed") || !strcmp(a, "--threads") || !strcmp(a, "--json") ||
+                   !strcmp(a, "--image-size") || !strcmp(a, "--max-steps") || !strcmp(a, "--expert-noise")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "bitvla eval: option %s needs a value\n", a);
+                return 2;
+            }
+            const char *v = argv[++i];
+            if (!strcmp(a, "--agent")) {
+                if (bv_cl_agent_parse(v, &o.agent)) {
+                    fprintf(stderr, "bitvla eval: --agent: %s\n", bv_error_msg());
+                    return 2;
+                }
+                agent_set = true;
+            } else if (!strcmp(a, "--env")) {
+                env = v;
+            } else if (!strcmp(a, "--episodes")) {
+                if (!bv_cli_int("eval", a, v, 1, 1000000, &o.episodes)) return 2;
+            } else if (!strcmp(a, "--tasks")) {
+                if (!parse_tasks(v, tasks, &n_tasks)) return 2;
+                o.tasks = tasks, o.n_tasks = n_tasks;
+            } else if (!strcmp(a, "--seed")) {
+                int64_t s;
+                if (!bv_cli_int64("eval", a, v, 0, INT64_MAX, &s)) return 2;
+                o.seed = (uint64_t)s;
+            } else if (!strcmp(a, "--threads")) {
+                if (!bv_cli_int("eval", a, v, 1, 1024, &o.threads)) return 2;
+            } else if (!strcmp(a, "--json")) {
+                json = v;
+            } else if (!strcmp(a, "--image-size")) {
+                if (!bv_cli_int("eval", a, v, 64, 256, &o.image_size)) return 2;
+            } else if (!strcmp(a, "--max-steps")) {
+                if (!bv_cli_int("eval", a, v, 1, 100000, &o.max_steps)) return 2;
+            } else {
+                double x;
+                if (!bv_cli_double("eval", a, v, 0, 1, &x)) return 2;
+                o.expert_noise = (float)x;
+            }
+        } else if (a[0] == '-') {
+            fprintf(stderr, "bitvla eval: unknown option '%s' (see bitvla eval --help)\n", a);
+            return 2;
+        } else if (!o.policy_path) {
+            o.policy_path = a;
+        } else {
+            fprintf(stderr, "bitvla eval: unexpected argument '%s' (one BUNDLE_DIR or CHECKPOINT)\n", a);
+            return 2;
+        }
+    }
+    if (!env || strcmp(env, "synth")) {
+        fprintf(stderr, "bitvla eval: --env expects synth (the built-in tabletop task), got '%s'\n",
+                env ? env : "nothing");
+        return 2;
+    }
+    if (o.agent == BV_CL_AGENT_POLICY && !o.policy_path) {
+        fprintf(stderr, "bitvla eval: give a BUNDLE_DIR or CHECKPOINT (or --agent expert|random)\n");
+        return 2;
+    }
+    if (agent_set && o.agent != BV_CL_AGENT_POLICY && o.policy_path) {
+        fprintf(stderr, "bitvla eval: --agent %s takes no BUNDLE_DIR or CHECKPOINT (got '%s')\n",
+                bv_cl_agent_name(o.agent), o.policy_path);
+        return 2;
+    }
+    bv_cl_result r;
+    if (bv_cl_run(&o, &r)) {
+        fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
+        return 1;
+    }
+    printf("bitvla eval closed-loop: %s on synth, %d episodes per task, seed %llu, %dpx, max %d steps, %.1f s "
+           "(%.2f episodes/s)\n",
+           r.source, o.episodes, (unsigned long long)o.seed, o.image_size, o.max_steps, r.seconds,
+           r.seconds > 0 ? r.n_episodes / r.seconds : 0.0);
+    printf("%-5s %-52s %9s %7s  %-16s  %6s\n", "task", "instruction", "success", "rate", "95% CI (Wilson)", "steps");
+    for (int t = 0; t < r.n_tasks; t++) print_row(&r.tasks[t]);
+    print_row(&r.all);
+    int rc = 0;
+    if (json && bv_cl_write_json(&r, &o, json)) {
+        fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
+        rc = 1;
+    }
+    bv_cl_result_free(&r);
+    return rc;
+}
+
+int bv_cmd_eval(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "closed-loop")) {
+        if (bv_cli_wants_help(argc - 1, argv + 1)) {
+            usage(stdout);
+            return 0;
+        }
+        return closed_loop(argc - 1, argv + 1);
+    }
+    if (!strcmp(argv[1], "offline")) {
+        fprintf(stderr, "bitvla eval offline: not implemented yet (see issue 13)\n");
+        return 2;
+    }
+    fprintf(stderr, "bitvla eval: unknown mode '%s' (expected closed-loop or offline)\n", argv[1]);
+    return 2;
+}

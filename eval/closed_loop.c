@@ -1,0 +1,379 @@
+/* closed_loop.c - closed-loop evaluation on the built-in task (see closed_loop.h). */
+#include "eval/closed_loop.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "data/synth_env.h"
+#include "src/atomic_file.h"
+#include "src/progress.h"
+
+#define CL_RANDOM_CHUNK 8
+
+const char *bv_cl_agent_name(bv_cl_agent a) {
+    switch (a) {
+    case BV_CL_AGENT_POLICY: return "policy";
+    case BV_CL_AGENT_EXPERT: return "expert";
+    case BV_CL_AGENT_RANDOM: return "random";
+    }
+    return "?";
+}
+
+bv_status bv_cl_agent_parse(const char *s, bv_cl_agent *out) {
+    for (int a = BV_CL_AGENT_POLICY; a <= BV_CL_AGENT_RANDOM; a++)
+        if (s && !strcmp(s, bv_cl_agent_name((bv_cl_agent)a))) {
+            *out = (bv_cl_agent)a;
+            return BV_OK;
+        }
+    return bv_error_set(BV_ERR_ARG, "agent '%s' (expected policy, expert or random)", s ? s : "(null)");
+}
+
+void bv_cl_opts_default(bv_cl_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->agent = BV_CL_AGENT_POLICY;
+    bv_policy_opts_default(&o->policy_opts);
+    o->episodes = 50;
+    o->threads = 1;
+    o->image_size = 256;
+    o->max_steps = 300;
+    o->wait_steps = 10;
+    o->expert_noise = 0.0f;
+    o->progress = true;
+}
+
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+uint64_t bv_cl_episode_seed(uint64_t seed, int task, int episode) {
+    /* a constant apart from data/synth.h's episode seeds, so evaluation scenes are not the
+     * training scenes of a dataset of the same seed */
+    return splitmix64(splitmix64(splitmix64(seed ^ 0x65766C2D636C6F73ull) + (uint64_t)task) + (uint64_t)episode);
+}
+
+float bv_cl_gripper_to_env(float a) {
+    /* OFT: normalize_gripper_action(binarize=True): sign(2a - 1) (+1 open in the dataset's terms);
+     * invert_gripper_action: its negation, so open -> -1, the env's open. A NaN compares false:
+     * it closes (+1). */
+    return (2.0f * a - 1.0f > 0.0f) ? -1.0f : 1.0f;
+}
+
+void bv_wilson(int k, int n, double z, double *lo, double *hi) {
+    if (n <= 0) {
+        *lo = 0.0, *hi = 1.0;
+        return;
+    }
+    double p = (double)k / n, z2 = z * z;
+    double den = 1.0 + z2 / n;
+    double centre = (p + z2 / (2.0 * n)) / den;
+    double half = z * sqrt(p * (1.0 - p) / n + z2 / (4.0 * (double)n * n)) / den;
+    *lo = fmax(0.0, centre - half);
+    *hi = fmin(1.0, centre + half);
+}
+
+/* ---- the workers ---- */
+
+typedef struct {
+    const bv_cl_opts *o;
+    const int *tasks;
+    int n_tasks, total;
+    bv_cl_episode *eps;
+    atomic_int next, done, failed;
+    pthread_mutex_t mu;
+    bv_status err;
+    char errmsg[1024];
+} cl_shared;
+
+typedef struct {
+    cl_shared *sh;
+    bv_policy *pol;
+} cl_worker;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static float uniform(uint64_t *s) { /* in [-1, 1) */
+    *s = splitmix64(*s);
+    return (float)((double)(*s >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
+}
+
+typedef struct {
+    uint8_t *img, *wrist;
+    float *act; /* chunk x action_dim */
+} cl_bufs;
+
+/* One episode; the agent's state is made here from the episode's seed. */
+static bv_status run_episode(cl_worker *w, bv_synth_env *env, cl_bufs *b, bv_cl_episode *ep) {
+    const bv_cl_opts *o = w->sh->o;
+    BV_TRY(bv_synth_env_reset(env, ep->seed, ep->task));
+    const float noop[BV_SYNTH_ACTION_DIM] = {0, 0, 0, 0, 0, 0, -1};
+    for (int i = 0; i < o->wait_steps && !bv_synth_env_done(env); i++) bv_synth_env_step(env, noop);
+    bv_synth_expert ex;
+    uint64_t rng = splitmix64(ep->seed ^ 0x72616E646F6D21ull);
+    if (o->agent == BV_CL_AGENT_EXPERT) bv_synth_expert_init(&ex, splitmix64(ep->seed ^ 0x6578706572742Eull), o->expert_noise);
+    while (!bv_synth_env_done(env)) {
+        int n = 0; /* actions in this chunk */
+        if (o->agent == BV_CL_AGENT_EXPERT) {
+            bv_synth_expert_act(&ex, env, b->act);
+            n = 1;
+        } else if (o->agent == BV_CL_AGENT_RANDOM) {
+            n = CL_RANDOM_CHUNK;
+            for (int t = 0; t < n; t++) {
+                float *a = b->act + t * BV_SYNTH_ACTION_DIM;
+                for (int d = 0; d < 6; d++) a[d] = uniform(&rng);
+                a[6] = uniform(&rng) > 0 ? 1.0f : -1.0f;
+            }
+        } else {
+            bv_synth_obs obs = {.image = b->img, .wrist_image = b->wrist};
+            bv_synth_env_observe(env, &obs);
+            const int S = o->image_size;
+            bv_policy_obs po = {.full_image = b->img, .full_w = S, .full_h = S, .wrist_image = b->wrist,
+                                .wrist_w = S, .wrist_h = S, .state = obs.state, .state_dim = BV_SYNTH_STATE_DIM,
+                                .instruction = obs.instruction};
+            bv_status st = bv_policy_act(w->pol, &po, b->act, NULL);
+            if (st) return bv_error_prefix(st, "task %d episode %d step %d", ep->task, ep->episode,
+                                           bv_synth_env_num_steps(env) - o->wait_steps);
+            n = bv_policy_chunk(w->pol);
+            for (int t = 0; t < n; t++) {
+                float *a = b->act + t * BV_SYNTH_ACTION_DIM;
+                a[6] = bv_cl_gripper_to_env(a[6]);
+            }
+        }
+        for (int t = 0; t < n && !bv_synth_env_done(env); t++)
+            bv_synth_env_step(env, b->act + t * BV_SYNTH_ACTION_DIM);
+    }
+    ep->success = bv_synth_env_success(env);
+    ep->steps = BV_MAX(0, bv_synth_env_num_steps(env) - o->wait_steps);
+    return BV_OK;
+}
+
+static void *worker_main(void *arg) {
+    cl_worker *w = arg;
+    cl_shared *sh = w->sh;
+    const bv_cl_opts *o = sh->o;
+    omp_set_num_threads(o->inner_threads);
+    bv_synth_config cfg;
+    bv_synth_config_default(&cfg);
+    cfg.image_size = o->image_size;
+    cfg.max_steps = o->wait_steps + o->max_steps;
+    bv_synth_env *env = NULL;
+    bv_status st = bv_synth_env_init(&env, &cfg);
+    const int S = o->image_size, chunk = w->pol ? bv_policy_chunk(w->pol) : CL_RANDOM_CHUNK;
+    cl_bufs b = {0};
+    if (!st) {
+        b.img = bv_xmalloc((size_t)S * S * 3);
+        b.wrist = bv_xmalloc((size_t)S * S * 3);
+        b.act = bv_xmalloc((size_t)BV_MAX(chunk, CL_RANDOM_CHUNK) * BV_SYNTH_ACTION_DIM * sizeof(float));
+    }
+    while (!st && !atomic_load(&sh->failed)) {
+        int i = atomic_fetch_add(&sh->next, 1);
+        if (i >= sh->total) break;
+        st = run_episode(w, env, &b, &sh->eps[i]);
+        if (!st) atomic_fetch_add(&sh->done, 1);
+    }
+    if (st) {
+        pthread_mutex_lock(&sh->mu);
+        if (!sh->err) {
+            sh->err = st;
+            snprintf(sh->errmsg, sizeof sh->errmsg, "%s", bv_error_msg());
+        }
+        pthread_mutex_unlock(&sh->mu);
+        atomic_store(&sh->failed, 1);
+    }
+    free(b.img), free(b.wrist), free(b.act);
+    bv_synth_env_free(env);
+    return NULL;
+}
+
+static void summarize(bv_cl_summary *s, const bv_cl_episode *eps, int n, int task) {
+    long steps = 0;
+    s->task = task;
+    s->successes = s->episodes = 0;
+    for (int i = 0; i < n; i++) {
+        if (task >= 0 && eps[i].task != task) continue;
+        s->episodes++;
+        s->successes += eps[i].success;
+        steps += eps[i].steps;
+    }
+    s->rate = s->episodes ? (double)s->successes / s->episodes : 0.0;
+    s->mean_steps = s->episodes ? (double)steps / s->episodes : 0.0;
+    bv_wilson(s->successes, s->episodes, 1.96, &s->lo, &s->hi);
+    if (task >= 0) bv_synth_task_instruction(bv_synth_task_get(task), s->instruction, sizeof s->instruction);
+    else snprintf(s->instruction, sizeof s->instruction, "all tasks");
+}
+
+static bv_status check_opts(const bv_cl_opts *o) {
+    if (o->episodes < 1) return bv_error_set(BV_ERR_ARG, "episodes %d (expected >= 1)", o->episodes);
+    if (o->threads < 1 || o->threads > 1024) return bv_error_set(BV_ERR_ARG, "threads %d (expected 1..1024)", o->threads);
+    if (o->image_size < 16 || o->image_size > 1024)
+        return bv_error_set(BV_ERR_ARG, "image_size %d (expected 16..1024)", o->image_size);
+    if (o->max_steps < 1) return bv_error_set(BV_ERR_ARG, "max_steps %d (expected >= 1)", o->max_steps);
+    if (o->wait_steps < 0) return bv_error_set(BV_ERR_ARG, "wait_steps %d (expected >= 0)", o->wait_steps);
+    if (o->tasks && o->n_tasks < 1) return bv_error_set(BV_ERR_ARG, "an empty task list");
+    for (int i = 0; o->tasks && i < o->n_tasks; i++)
+        if (o->tasks[i] < 0 || o->tasks[i] >= bv_synth_num_tasks())
+            return bv_error_set(BV_ERR_ARG, "task %d (expected 0..%d)", o->tasks[i], bv_synth_num_tasks() - 1);
+    if (o->agent == BV_CL_AGENT_POLICY && !o->policy_path && !o->policy_opts.random_config)
+        return bv_error_set(BV_ERR_ARG, "the policy agent needs a bundle or checkpoint path");
+    return BV_OK;
+}
+
+static bv_status load_policy(bv_policy **p, const bv_cl_opts *o) {
+    const char *path = o->policy_path ? o->policy_path : o->policy_opts.random_config;
+    BV_TRY(bv_policy_load(p, path, &o->policy_opts));
+    int A = bv_policy_action_dim(*p), D = bv_policy_state_dim(*p);
+    if (A != BV_SYNTH_ACTION_DIM || D != BV_SYNTH_STATE_DIM) {
+        bv_policy_free(*p);
+        *p = NULL;
+        return bv_error_set(BV_ERR_ARG,
+                            "%s: the policy's action_dim %d and state_dim %d do not match the synth env's action_dim %d "
+                            "and state_dim %d (a policy trained on another robot or dataset)",
+                            path, A, D, BV_SYNTH_ACTION_DIM, BV_SYNTH_STATE_DIM);
+    }
+    return BV_OK;
+}
+
+bv_status bv_cl_run(const bv_cl_opts *o_in, bv_cl_result *r) {
+    memset(r, 0, sizeof *r);
+    BV_TRY(check_opts(o_in));
+    bv_cl_opts o = *o_in;
+    int all_tasks[64], n_tasks = o.n_tasks;
+    const int *tasks = o.tasks;
+    if (!tasks) {
+        n_tasks = BV_MIN(bv_synth_num_tasks(), (int)BV_ARRAY_LEN(all_tasks));
+        for (int t = 0; t < n_tasks; t++) all_tasks[t] = t;
+        tasks = all_tasks;
+    }
+    if (o.inner_threads <= 0) o.inner_threads = BV_MAX(1, bv_num_threads() / o.threads);
+    int total = n_tasks * o.episodes;
+
+    cl_shared sh = {.o = &o, .tasks = tasks, .n_tasks = n_tasks, .total = total};
+    pthread_mutex_init(&sh.mu, NULL);
+    sh.eps = bv_xcalloc((size_t)total, sizeof *sh.eps);
+    for (int t = 0, i = 0; t < n_tasks; t++)
+        for (int e = 0; e < o.episodes; e++, i++)
+            sh.eps[i] = (bv_cl_episode){.task = tasks[t], .episode = e, .seed = bv_cl_episode_seed(o.seed, tasks[t], e)};
+
+    cl_worker *ws = bv_xcalloc((size_t)o.threads, sizeof *ws);
+    bv_status st = BV_OK;
+    for (int k = 0; k < o.threads && !st; k++) {
+        ws[k].sh = &sh;
+        if (o.agent == BV_CL_AGENT_POLICY) st = load_policy(&ws[k].pol, &o);
+    }
+    if (o.agent == BV_CL_AGENT_POLICY && !st)
+        snprintf(r->source, sizeof r->source, "%s (%s)", o.policy_path ? o.policy_path : "random model",
+                 bv_policy_source(ws[0].pol));
+    else snprintf(r->source, sizeof r->source, "%s", bv_cl_agent_name(o.agent));
+
+    if (!st) {
+        pthread_t *th = bv_xcalloc((size_t)o.threads, sizeof *th);
+        bv_progress pr;
+        bv_progress_init(&pr, "eval", total, "episodes");
+        if (!o.progress) pr.quiet = 1;
+        double t0 = now_s();
+        int started = 0;
+        for (int k = 0; k < o.threads; k++) {
+            if (pthread_create(&th[k], NULL, worker_main, &ws[k])) {
+                atomic_store(&sh.failed, 1);
+                st = bv_error_set(BV_ERR_INTERNAL, "cannot start evaluation thread %d", k);
+                break;
+            }
+            started++;
+        }
+        while (atomic_load(&sh.done) < total && !atomic_load(&sh.failed) && started == o.threads) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            bv_progress_update(&pr, atomic_load(&sh.done));
+        }
+        for (int k = 0; k < started; k++) pthread_join(th[k], NULL);
+        bv_progress_update(&pr, atomic_load(&sh.done));
+        bv_progress_finish(&pr);
+        r->seconds = now_s() - t0;
+        free(th);
+        if (!st && sh.err) st = bv_error_set(sh.err, "%s", sh.errmsg);
+    }
+    for (int k = 0; k < o.threads; k++) bv_policy_free(ws[k].pol);
+    free(ws);
+    pthread_mutex_destroy(&sh.mu);
+    if (st) {
+        free(sh.eps);
+        return st;
+    }
+    r->agent = o.agent;
+    r->n_episodes = total;
+    r->eps = sh.eps;
+    r->n_tasks = n_tasks;
+    r->tasks = bv_xcalloc((size_t)n_tasks, sizeof *r->tasks);
+    for (int t = 0; t < n_tasks; t++) summarize(&r->tasks[t], r->eps, total, tasks[t]);
+    summarize(&r->all, r->eps, total, -1);
+    return BV_OK;
+}
+
+void bv_cl_result_free(bv_cl_result *r) {
+    if (!r) return;
+    free(r->tasks);
+    free(r->eps);
+    memset(r, 0, sizeof *r);
+}
+
+static json_t *ci_json(const bv_cl_summary *s) { return json_pack("[f, f]", s->lo, s->hi); }
+
+bv_status bv_cl_write_json(const bv_cl_result *r, const bv_cl_opts *o, const char *path) {
+    json_t *root = json_object();
+    json_object_set_new(root, "success_rate", json_real(r->all.rate));
+    json_object_set_new(root, "ci95", ci_json(&r->all));
+    json_object_set_new(root, "successes", json_integer(r->all.successes));
+    json_object_set_new(root, "episodes", json_integer(r->all.episodes));
+    json_object_set_new(root, "mean_steps", json_real(r->all.mean_steps));
+    json_object_set_new(root, "agent", json_string(bv_cl_agent_name(r->agent)));
+    json_object_set_new(root, "source", json_string(r->source));
+    json_object_set_new(root, "env", json_string("synth"));
+    json_t *proto = json_pack("{s:i, s:I, s:i, s:i, s:i, s:f}", "episodes_per_task", o->episodes, "seed",
+                              (json_int_t)o->seed, "image_size", o->image_size, "max_steps", o->max_steps,
+                              "wait_steps", o->wait_steps, "expert_noise", (double)o->expert_noise);
+    json_object_set_new(root, "protocol", proto);
+    json_object_set_new(root, "seconds", json_real(r->seconds));
+    json_t *tasks = json_array();
+    for (int t = 0; t < r->n_tasks; t++) {
+        const bv_cl_summary *s = &r->tasks[t];
+        json_array_append_new(tasks, json_pack("{s:i, s:s, s:i, s:i, s:f, s:o, s:f}", "task", s->task, "instruction",
+                                               s->instruction, "successes", s->successes, "episodes", s->episodes,
+                                               "success_rate", s->rate, "ci95", ci_json(s), "mean_steps",
+                                               s->mean_steps));
+    }
+    json_object_set_new(root, "tasks", tasks);
+    json_t *eps = json_array();
+    for (int i = 0; i < r->n_episodes; i++) {
+        const bv_cl_episode *e = &r->eps[i];
+        char seed[24];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)e->seed);
+        /* the seed as a string: a uint64 does not fit JSON's safe integers */
+        json_array_append_new(eps, json_pack("{s:i, s:i, s:s, s:b, s:i}", "task", e->task, "episode", e->episode,
+                                             "seed", seed, "success", e->success, "steps", e->steps));
+    }
+    json_object_set_new(root, "outcomes", eps);
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!text) return bv_error_set(BV_ERR_INTERNAL, "%s: cannot format the results as JSON", path);
+    size_t n = strlen(text);
+    char *buf = bv_xmalloc(n + 2);
+    memcpy(buf, text, n);
+    buf[n] = '\n';
+    free(text);
+    bv_status st = bv_atomic_write_file(path, buf, n + 1);
+    free(buf);
+    return st ? bv_error_prefix(st, "writing %s", path) : BV_OK;
+}
