@@ -16,6 +16,7 @@ static void usage(FILE *f) {
             "                               [--seed S] [--threads T] [--json OUT] [--image-size 64..256]\n"
             "                               [--max-steps N] [--no-center-crop]\n"
             "       bitvla eval closed-loop --agent expert|random --env synth ...\n"
+            "       bitvla eval closed-loop --config C --random-init SEED --tokenizer T.json --statistics S.json --env synth ...\n"
             "\n"
             "closed-loop: success rate of a policy on the built-in tabletop task (data/synth_env.h) with LIBERO's\n"
             "protocol as BitVLA runs it: per task N episodes from fixed seeded initial states (the same for every\n"
@@ -35,6 +36,8 @@ static void usage(FILE *f) {
             "  --max-steps    agent steps before an episode fails (default 300)\n"
             "  --expert-noise the expert's action noise std (default 0)\n"
             "  --no-center-crop  feed the policy the whole images (default: the evaluation centre crop)\n"
+            "  --config, --random-init  a policy with the random weights of SEED (as `bitvla infer`); needs --tokenizer\n"
+            "                 and --statistics (which also replace a checkpoint's)\n"
             "\n"
             "offline (action metrics on shards) is not implemented yet.\n",
             bv_synth_num_tasks());
@@ -78,14 +81,16 @@ static int closed_loop(int argc, char **argv) {
     bv_cl_opts_default(&o);
     const char *json = NULL, *env = NULL;
     int tasks[64], n_tasks = 0;
-    bool agent_set = false;
+    bool agent_set = false, seeded = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--no-center-crop")) {
             o.policy_opts.center_crop = false;
         } else if (!strcmp(a, "--agent") || !strcmp(a, "--env") || !strcmp(a, "--episodes") || !strcmp(a, "--tasks") ||
                    !strcmp(a, "--seed") || !strcmp(a, "--threads") || !strcmp(a, "--json") ||
-                   !strcmp(a, "--image-size") || !strcmp(a, "--max-steps") || !strcmp(a, "--expert-noise")) {
+                   !strcmp(a, "--image-size") || !strcmp(a, "--max-steps") || !strcmp(a, "--expert-noise") ||
+                   !strcmp(a, "--config") || !strcmp(a, "--random-init") || !strcmp(a, "--tokenizer") ||
+                   !strcmp(a, "--statistics")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "bitvla eval: option %s needs a value\n", a);
                 return 2;
@@ -97,6 +102,17 @@ static int closed_loop(int argc, char **argv) {
                     return 2;
                 }
                 agent_set = true;
+            } else if (!strcmp(a, "--config")) {
+                o.policy_opts.random_config = v;
+            } else if (!strcmp(a, "--tokenizer")) {
+                o.policy_opts.tokenizer = v;
+            } else if (!strcmp(a, "--statistics")) {
+                o.policy_opts.statistics = v;
+            } else if (!strcmp(a, "--random-init")) {
+                int64_t sd;
+                if (!bv_cli_int64("eval", a, v, 0, INT64_MAX, &sd)) return 2;
+                o.policy_opts.seed = (uint64_t)sd;
+                seeded = true;
             } else if (!strcmp(a, "--env")) {
                 env = v;
             } else if (!strcmp(a, "--episodes")) {
@@ -136,13 +152,21 @@ static int closed_loop(int argc, char **argv) {
                 env ? env : "nothing");
         return 2;
     }
-    if (o.agent == BV_CL_AGENT_POLICY && !o.policy_path) {
+    if (!!o.policy_opts.random_config != seeded || (o.policy_opts.random_config && o.policy_path)) {
+        fprintf(stderr, "bitvla eval: --config and --random-init go together, without a BUNDLE_DIR or CHECKPOINT\n");
+        return 2;
+    }
+    if (o.policy_opts.random_config && (!o.policy_opts.tokenizer || !o.policy_opts.statistics)) {
+        fprintf(stderr, "bitvla eval: --random-init needs --tokenizer T.json and --statistics S.json\n");
+        return 2;
+    }
+    if (o.agent == BV_CL_AGENT_POLICY && !o.policy_path && !o.policy_opts.random_config) {
         fprintf(stderr, "bitvla eval: give a BUNDLE_DIR or CHECKPOINT (or --agent expert|random)\n");
         return 2;
     }
-    if (agent_set && o.agent != BV_CL_AGENT_POLICY && o.policy_path) {
+    if (agent_set && o.agent != BV_CL_AGENT_POLICY && (o.policy_path || o.policy_opts.random_config)) {
         fprintf(stderr, "bitvla eval: --agent %s takes no BUNDLE_DIR or CHECKPOINT (got '%s')\n",
-                bv_cl_agent_name(o.agent), o.policy_path);
+                bv_cl_agent_name(o.agent), o.policy_path ? o.policy_path : o.policy_opts.random_config);
         return 2;
     }
     bv_cl_result r;
