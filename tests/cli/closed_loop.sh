@@ -2,8 +2,8 @@
 # CTest cli_eval_policy: `bitvla eval closed-loop` on a policy end to end (the agents and the
 # statistics are unit-tested in tests/test_closed_loop.c):
 #   1. a tiny policy is trained for 2 steps on a few synth episodes (as tests/cli/infer.sh);
-#   2. its checkpoint is evaluated on 2 short episodes (2 chunks each) with 1 and with 2 threads:
-#      the JSON has the documented fields and the per-episode outcomes agree;
+#   2. its checkpoint is evaluated on 2 short episodes (2 chunks each) with 1 and with 2 threads,
+#      and its f32 bundle with 1: the JSON has the documented fields and the per-episode outcomes agree;
 #   3. a checkpoint whose action_dim is not the env's is refused naming both dimensions.
 #   Usage: tests/cli/closed_loop.sh BITVLA RECIPE WORK_DIR
 set -euo pipefail
@@ -37,6 +37,17 @@ assert len(a["tasks"]) == 1 and a["tasks"][0]["task"] == 0 and a["tasks"][0]["ep
 for e in a["outcomes"]:  # 2 chunks of 8 at most: 16 steps, or fewer on a success
     assert 1 <= e["steps"] <= 16, e
 assert a["outcomes"] == b["outcomes"], (a["outcomes"], b["outcomes"])
+EOF
+
+# its f32 bundle gives the same outcomes (the bundle acts as the checkpoint: tests/cli/infer.sh)
+"$bitvla" export "$ckpt" --out "$work/bundle" --dtype f32 > /dev/null || fail "export"
+"$bitvla" eval closed-loop "$work/bundle" --env synth --episodes 2 --tasks 0 --image-size 64 --max-steps 16 \
+  --json "$work/evalb.json" > "$work/evalb.txt" 2>&1 || fail "eval of the bundle: $(cat "$work/evalb.txt")"
+python3 - "$work/eval1.json" "$work/evalb.json" <<'EOF' || fail "checkpoint and bundle outcomes differ"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["outcomes"] == b["outcomes"], (a["outcomes"], b["outcomes"])
+assert "bundle" in b["source"], b["source"]
 EOF
 
 # 3. a policy for another robot (6-d actions, its statistics 6-d too) is refused naming both sizes
