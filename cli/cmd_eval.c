@@ -27,7 +27,7 @@ static void usage(FILE *f) {
             "                 re-planning every step: the upper bound) or random (uniform actions: the floor)\n"
             "  --env          the environment: synth (the only one)\n"
             "  --episodes     episodes per task (default 50, as LIBERO's protocol)\n"
-            "  --tasks        task ids, comma-separated (default: all %d); `bitvla synth --help` lists them\n"
+            "  --tasks        task ids, comma-separated (default: all %d; docs/synth.md, \"Tasks\")\n"
             "  --seed         seed of the initial states (default 0)\n"
             "  --threads      episodes run in T threads, each with its own env and policy (default 1); the OpenMP\n"
             "                 threads of each policy are the process's count / T (OMP_NUM_THREADS or all cores)\n"
