@@ -1,6 +1,5 @@
 /* cmd_eval.c - `bitvla eval`: evaluation of a policy. `closed-loop` runs it (or a baseline agent)
- * on the built-in tabletop task with LIBERO's protocol (eval/closed_loop.h, docs/evaluation.md);
- * `offline` (action metrics on shards) is to come. */
+ * on the built-in tabletop task with LIBERO's protocol (eval/closed_loop.h, docs/evaluation.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +36,7 @@ static void usage(FILE *f) {
             "  --expert-noise the expert's action noise std (default 0)\n"
             "  --no-center-crop  feed the policy the whole images (default: the evaluation centre crop)\n"
             "  --config, --random-init  a policy with the random weights of SEED (as `bitvla infer`); needs --tokenizer\n"
-            "                 and --statistics (which also replace a checkpoint's)\n"
-            "\n"
-            "offline (action metrics on shards) is not implemented yet.\n",
+            "                 and --statistics (which also replace a checkpoint's)\n",
             bv_synth_num_tasks());
 }
 
@@ -206,10 +203,6 @@ int bv_cmd_eval(int argc, char **argv) {
         }
         return closed_loop(argc - 1, argv + 1);
     }
-    if (!strcmp(argv[1], "offline")) {
-        fprintf(stderr, "bitvla eval offline: not implemented yet (see issue 13)\n");
-        return 2;
-    }
-    fprintf(stderr, "bitvla eval: unknown mode '%s' (expected closed-loop or offline)\n", argv[1]);
+    fprintf(stderr, "bitvla eval: unknown mode '%s' (expected closed-loop)\n", argv[1]);
     return 2;
 }

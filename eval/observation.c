@@ -1,7 +1,6 @@
 /* observation.c - eval/observation.h. */
 #include "eval/observation.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,30 +13,12 @@ static bv_status read_image(const char *json_path, const char *field, const char
         snprintf(path, sizeof path, "%s", name);
     else
         snprintf(path, sizeof path, "%.*s/%s", (int)(slash - json_path), json_path, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return bv_error_set(BV_ERR_IO, "%s: '%s': cannot open %s: %s", json_path, field, path, strerror(errno));
-    uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 1 << 16;
-            if (cap > ((size_t)1 << 30)) {
-                fclose(f);
-                free(buf);
-                return bv_error_set(BV_ERR_FORMAT, "%s: '%s': %s is larger than 1 GiB", json_path, field, path);
-            }
-            buf = bv_xrealloc(buf, cap);
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    bool err = ferror(f);
-    fclose(f);
-    bv_status st = err ? bv_error_set(BV_ERR_IO, "%s: '%s': reading %s failed", json_path, field, path)
-                       : bv_image_decode(buf, n, img, path);
+    char *buf;
+    size_t n;
+    bv_status st = bv_read_file(path, "image", (size_t)1 << 30, &buf, &n);
+    if (!st) st = bv_image_decode((const uint8_t *)buf, n, img, path);
     free(buf);
-    if (st && !err) bv_error_prefix(st, "%s: '%s'", json_path, field);
+    if (st) bv_error_prefix(st, "%s: '%s'", json_path, field);
     return st;
 }
 

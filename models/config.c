@@ -274,31 +274,11 @@ done:
 
 bv_status bv_config_load(const char *src, bool strict, bv_vla_config *c) {
     if (!strchr(src, '/') && !strstr(src, ".json")) return bv_config_preset(src, c);
-    FILE *f = fopen(src, "rb");
-    if (!f) return bv_error_set(BV_ERR_IO, "%s: cannot open config: %s", src, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 1 << 16;
-            if (cap > (64u << 20)) {
-                free(buf);
-                fclose(f);
-                return bv_error_set(BV_ERR_FORMAT, "%s: config larger than 64 MiB", src);
-            }
-            buf = bv_xrealloc(buf, cap);
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return bv_error_set(BV_ERR_IO, "%s: read error", src);
-    }
-    bv_status st = bv_config_parse(buf, n, src, strict, c);
+    char *buf;
+    size_t n;
+    bv_status st = bv_read_file(src, "config", 64u << 20, &buf, &n);
+    if (st) return st;
+    st = bv_config_parse(buf, n, src, strict, c);
     free(buf);
     return st;
 }

@@ -67,33 +67,6 @@ static bool owned_name(const char *name) {
     return !strncmp(name, "model-", 6) || strstr(name, ".tmp.") != NULL;
 }
 
-static bv_status copy_file(const char *src, const char *dst) {
-    FILE *f = fopen(src, "rb");
-    if (!f) return bv_error_set(BV_ERR_IO, "%s: cannot open (%s)", src, strerror(errno));
-    bv_atomic_file out;
-    bv_status st = bv_atomic_open(&out, dst);
-    if (st) {
-        fclose(f);
-        return st;
-    }
-    char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-        if (fwrite(buf, 1, n, out.fp) != n) {
-            int e = errno;
-            fclose(f);
-            bv_atomic_abort(&out);
-            return bv_error_set(BV_ERR_IO, "%s: write failed (%s)", dst, strerror(e));
-        }
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        bv_atomic_abort(&out);
-        return bv_error_set(BV_ERR_IO, "%s: read failed", src);
-    }
-    return bv_atomic_commit(&out);
-}
 
 static bv_status write_text(const char *dir, const char *name, const char *text) {
     char *path = join(dir, name);
@@ -233,12 +206,12 @@ bv_status bv_ckpt_save(const char *run_dir, const bv_ckpt_contents *c, int keep)
     if (!st && c->config_json) st = write_text(d.tmp, "config.json", c->config_json);
     if (!st && c->statistics_path) {
         f = join(d.tmp, "dataset_statistics.json");
-        st = copy_file(c->statistics_path, f);
+        st = bv_atomic_copy_file(c->statistics_path, f);
         free(f);
     }
     if (!st && c->tokenizer_path) {
         f = join(d.tmp, "tokenizer.json");
-        st = copy_file(c->tokenizer_path, f);
+        st = bv_atomic_copy_file(c->tokenizer_path, f);
         free(f);
     }
     if (!st) { /* last: its presence marks a complete checkpoint */

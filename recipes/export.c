@@ -64,32 +64,6 @@ static bv_status check_input(const char *path, const char *what, bool statistics
     return BV_OK;
 }
 
-static bv_status copy_file(const char *src, const char *dst) {
-    FILE *f = fopen(src, "rb");
-    if (!f) return bv_error_set(BV_ERR_IO, "%s: cannot open (%s)", src, strerror(errno));
-    bv_atomic_file out;
-    bv_status st = bv_atomic_open(&out, dst);
-    if (st) {
-        fclose(f);
-        return st;
-    }
-    char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        if (fwrite(buf, 1, n, out.fp) != n) {
-            int e = errno;
-            fclose(f);
-            bv_atomic_abort(&out);
-            return bv_error_set(BV_ERR_IO, "%s: write failed (%s)", dst, strerror(e));
-        }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        bv_atomic_abort(&out);
-        return bv_error_set(BV_ERR_IO, "%s: read failed", src);
-    }
-    return bv_atomic_commit(&out);
-}
 
 /* ---- the data section of model.safetensors, tensor by tensor ---- */
 
@@ -254,11 +228,11 @@ static bv_status write_bundle(const bv_export_opts *o, const char *dir, const bv
     free(path);
     if (st) return st;
     path = join(dir, BV_BUNDLE_TOKENIZER);
-    st = copy_file(s->tokenizer, path);
+    st = bv_atomic_copy_file(s->tokenizer, path);
     free(path);
     if (st) return st;
     path = join(dir, BV_BUNDLE_STATISTICS);
-    st = copy_file(s->statistics, path);
+    st = bv_atomic_copy_file(s->statistics, path);
     free(path);
     if (st) return st;
     path = join(dir, BV_BUNDLE_REPORT);

@@ -430,3 +430,31 @@ fail:
     bv_atomic_dir_abort(d);
     return st;
 }
+
+bv_status bv_atomic_copy_file(const char *src, const char *dst) {
+    FILE *f = fopen(src, "rb");
+    if (!f) return bv_error_set(BV_ERR_IO, "%s: cannot open (%s)", src, strerror(errno));
+    bv_atomic_file out;
+    bv_status st = bv_atomic_open(&out, dst);
+    if (st) {
+        fclose(f);
+        return st;
+    }
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        if (fwrite(buf, 1, n, out.fp) != n) {
+            int e = errno;
+            fclose(f);
+            bv_atomic_abort(&out);
+            return bv_error_set(BV_ERR_IO, "%s: write failed (%s)", dst, strerror(e));
+        }
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        bv_atomic_abort(&out);
+        return bv_error_set(BV_ERR_IO, "%s: read failed", src);
+    }
+    return bv_atomic_commit(&out);
+}

@@ -185,3 +185,34 @@ int bv_max_threads(const char **limit) {
     if (limit) *limit = why;
     return max;
 }
+
+bv_status bv_read_file(const char *path, const char *what, size_t max_bytes, char **out, size_t *out_n) {
+    *out = NULL, *out_n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return bv_error_set(BV_ERR_IO, "%s: cannot open %s: %s", path, what, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max_bytes + 1) {
+                free(buf);
+                fclose(f);
+                return bv_error_set(BV_ERR_FORMAT, "%s: %s larger than %zu bytes", path, what, max_bytes);
+            }
+            cap = cap ? 2 * cap : 1 << 16;
+            if (cap > max_bytes + 1) cap = max_bytes + 1;
+            buf = bv_xrealloc(buf, cap);
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return bv_error_set(BV_ERR_IO, "%s: read error (%s)", path, what);
+    }
+    *out = buf, *out_n = n;
+    return BV_OK;
+}

@@ -67,6 +67,10 @@ void bv_assert_fail(const char *file, int line, const char *expr, const char *fm
 void *bv_xmalloc(size_t n);
 void *bv_xcalloc(size_t n, size_t sz);
 void *bv_xrealloc(void *p, size_t n);
+/* Read the whole file `path` into *buf (malloc'd, the caller frees it; *n bytes). Files larger
+ * than max_bytes are refused (BV_ERR_FORMAT). Errors name the file and `what` it is
+ * ("<path>: cannot open config: No such file or directory"). */
+bv_status bv_read_file(const char *path, const char *what, size_t max_bytes, char **buf, size_t *n);
 /* 64-byte aligned allocation (free with bv_aligned_free). Aborts on failure. */
 void *bv_aligned_alloc(size_t n);
 /* The same, returning NULL when the allocation fails: for sizes that come from user input (a

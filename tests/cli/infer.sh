@@ -196,7 +196,7 @@ expect 1 "model.safetensors: CRC-32C 0x[0-9a-f]+ but manifest.json says" "$bitvl
 python3 -c "import json; o = json.load(open('$obs')); o['state'] = o['state'][:5]; o['full_image'] = '$here/../fixtures/libero_observation/full_image.png'; o['wrist_image'] = '$here/../fixtures/libero_observation/wrist_image.png'; json.dump(o, open('$work/obs5.json', 'w'))"
 expect 1 "state has 5 values, expected 8" "$bitvla" infer "$work/b-hf" --observation "$work/obs5.json"
 sed 's|full_image.png|none.png|' "$work/obs5.json" > "$work/obs6.json"
-expect 1 "obs6.json: 'full_image': cannot open .*none.png" "$bitvla" infer "$work/b-hf" --observation "$work/obs6.json"
+expect 1 "obs6.json: 'full_image': .*none.png: cannot open image" "$bitvla" infer "$work/b-hf" --observation "$work/obs6.json"
 expect 2 "needs a value" "$bitvla" infer "$work/b-hf" --observation
 expect 2 "unknown option '--frobnicate'" "$bitvla" infer "$work/b-hf" --frobnicate
 expect 2 "--n-images" "$bitvla" infer "$work/b-hf" --observation "$obs" --n-images 3
