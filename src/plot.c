@@ -1,4 +1,5 @@
-/* plot.c - line charts drawn with cairo, written as PNG. See plot.h. */
+/* plot.c - line charts drawn with cairo, written as PNG, and what every drawing of plot.h shares
+ * (plot_impl.h). See plot.h. */
 #include "src/plot.h"
 
 #include <cairo.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "src/atomic_file.h"
+#include "src/plot_impl.h"
 
 static const uint32_t k_palette[10] = {0x1f77b4, 0xff7f0e, 0x2ca02c, 0xd62728, 0x9467bd,
                                        0x8c564b, 0xe377c2, 0x7f7f7f, 0xbcbd22, 0x17becf};
@@ -35,9 +37,7 @@ int bv_plot_ticks(double lo, double hi, int max_ticks, double *ticks) {
 
 /* ---- text ---- */
 
-/* `s` with every byte that is not part of valid UTF-8 replaced by '?' (cairo refuses such text and
- * would fail the whole figure), into buf. */
-static const char *utf8_clean(const char *s, char *buf, size_t cap) {
+const char *bv_plot_utf8_clean(const char *s, char *buf, size_t cap) {
     size_t o = 0;
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     while (*p && o + 5 < cap) {
@@ -57,24 +57,22 @@ static const char *utf8_clean(const char *s, char *buf, size_t cap) {
     return buf;
 }
 
-static void font(cairo_t *cr, double size, bool bold) {
+void bv_plot_font(cairo_t *cr, double size, bool bold) {
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL,
                            bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, size);
 }
 
-static double text_width(cairo_t *cr, const char *s) {
+double bv_plot_text_width(cairo_t *cr, const char *s) {
     char buf[512];
     cairo_text_extents_t e;
-    cairo_text_extents(cr, utf8_clean(s, buf, sizeof buf), &e);
+    cairo_text_extents(cr, bv_plot_utf8_clean(s, buf, sizeof buf), &e);
     return e.x_advance;
 }
 
-/* Draw s with its box anchored at (x, y): ax 0 left, 0.5 centre, 1 right; ay the same from the top;
- * vertical placement uses the font's ascent and descent, so labels of one row line up. */
-static void text_at(cairo_t *cr, const char *s, double x, double y, double ax, double ay) {
+void bv_plot_text_at(cairo_t *cr, const char *s, double x, double y, double ax, double ay) {
     char buf[512];
-    utf8_clean(s, buf, sizeof buf);
+    bv_plot_utf8_clean(s, buf, sizeof buf);
     cairo_text_extents_t e;
     cairo_font_extents_t f;
     cairo_text_extents(cr, buf, &e);
@@ -83,7 +81,7 @@ static void text_at(cairo_t *cr, const char *s, double x, double y, double ax, d
     cairo_show_text(cr, buf);
 }
 
-static void rgb(cairo_t *cr, uint32_t c) {
+void bv_plot_rgb(cairo_t *cr, uint32_t c) {
     cairo_set_source_rgb(cr, ((c >> 16) & 0xff) / 255.0, ((c >> 8) & 0xff) / 255.0, (c & 0xff) / 255.0);
 }
 
@@ -211,7 +209,7 @@ static void draw_series(cairo_t *cr, const bv_plot_panel *p, const box *b, const
     cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
     for (int s = 0; s < p->n_series; s++) {
         const bv_plot_series *se = &p->series[s];
-        rgb(cr, bv_plot_color(s));
+        bv_plot_rgb(cr, bv_plot_color(s));
         for (int64_t i = 0; i < se->n;) {
             if (!point_ok(p, se, i)) {
                 i++;
@@ -259,11 +257,11 @@ static int64_t covered(const bv_plot_panel *p, const box *b, const axis *x, cons
 static void draw_legend(cairo_t *cr, const bv_plot_panel *p, const box *b, const axis *x, const axis *y) {
     int n = 0;
     double w = 0;
-    font(cr, 11, false);
+    bv_plot_font(cr, 11, false);
     for (int s = 0; s < p->n_series; s++)
         if (p->series[s].name) {
             n++;
-            w = fmax(w, text_width(cr, p->series[s].name));
+            w = fmax(w, bv_plot_text_width(cr, p->series[s].name));
         }
     if (!n) return;
     double row = 17, bw = 10 + 22 + 6 + w + 10, bh = 8 + n * row;
@@ -280,20 +278,20 @@ static void draw_legend(cairo_t *cr, const bv_plot_panel *p, const box *b, const
     cairo_rectangle(cr, x0, y0, bw, bh);
     cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
     cairo_fill_preserve(cr);
-    rgb(cr, 0xbbbbbb);
+    bv_plot_rgb(cr, 0xbbbbbb);
     cairo_set_line_width(cr, 1);
     cairo_stroke(cr);
     int r = 0;
     for (int s = 0; s < p->n_series; s++) {
         if (!p->series[s].name) continue;
         double ry = y0 + 4 + (r + 0.5) * row;
-        rgb(cr, bv_plot_color(s));
+        bv_plot_rgb(cr, bv_plot_color(s));
         cairo_set_line_width(cr, 2.5);
         cairo_move_to(cr, x0 + 10, ry);
         cairo_line_to(cr, x0 + 32, ry);
         cairo_stroke(cr);
-        rgb(cr, 0x222222);
-        text_at(cr, p->series[s].name, x0 + 38, ry, 0, 0.5);
+        bv_plot_rgb(cr, 0x222222);
+        bv_plot_text_at(cr, p->series[s].name, x0 + 38, ry, 0, 0.5);
         r++;
     }
 }
@@ -305,9 +303,9 @@ static void draw_panel(cairo_t *cr, const bv_plot_panel *p, double ox, double oy
     axis_ticks(&x, BV_MAX(2, (int)(pw / 90)));
     axis_ticks(&y, BV_MAX(2, BV_MIN(8, (int)(ph / 50))));
     /* the left margin fits the widest y tick label */
-    font(cr, 11, false);
+    bv_plot_font(cr, 11, false);
     double label_w = 0;
-    for (int i = 0; i < y.n_ticks; i++) label_w = fmax(label_w, text_width(cr, y.labels[i]));
+    for (int i = 0; i < y.n_ticks; i++) label_w = fmax(label_w, bv_plot_text_width(cr, y.labels[i]));
     box b = {.left = ox + (p->ylabel ? 30 : 12) + label_w + 8, .right = ox + pw - 20, .top = oy + 36,
              .bottom = oy + ph - (p->xlabel ? 48 : 30)};
 
@@ -315,47 +313,47 @@ static void draw_panel(cairo_t *cr, const bv_plot_panel *p, double ox, double oy
     cairo_set_line_width(cr, 1);
     for (int i = 0; i < x.n_ticks; i++) {
         double px = round(b.left + axis_frac(&x, x.ticks[i]) * (b.right - b.left)) + 0.5;
-        rgb(cr, 0xe6e6e6);
+        bv_plot_rgb(cr, 0xe6e6e6);
         cairo_move_to(cr, px, b.top);
         cairo_line_to(cr, px, b.bottom);
         cairo_stroke(cr);
-        rgb(cr, 0x333333);
-        text_at(cr, x.labels[i], px, b.bottom + 6, 0.5, 0);
+        bv_plot_rgb(cr, 0x333333);
+        bv_plot_text_at(cr, x.labels[i], px, b.bottom + 6, 0.5, 0);
     }
     for (int i = 0; i < y.n_ticks; i++) {
         double py = round(b.bottom - axis_frac(&y, y.ticks[i]) * (b.bottom - b.top)) + 0.5;
-        rgb(cr, 0xe6e6e6);
+        bv_plot_rgb(cr, 0xe6e6e6);
         cairo_move_to(cr, b.left, py);
         cairo_line_to(cr, b.right, py);
         cairo_stroke(cr);
-        rgb(cr, 0x333333);
-        text_at(cr, y.labels[i], b.left - 6, py, 1, 0.5);
+        bv_plot_rgb(cr, 0x333333);
+        bv_plot_text_at(cr, y.labels[i], b.left - 6, py, 1, 0.5);
     }
     draw_series(cr, p, &b, &x, &y);
     /* the frame */
-    rgb(cr, 0x555555);
+    bv_plot_rgb(cr, 0x555555);
     cairo_set_line_width(cr, 1);
     cairo_rectangle(cr, round(b.left) + 0.5, round(b.top) + 0.5, round(b.right - b.left), round(b.bottom - b.top));
     cairo_stroke(cr);
     if (!any) {
-        rgb(cr, 0x888888);
-        font(cr, 13, false);
-        text_at(cr, "no data", (b.left + b.right) / 2, (b.top + b.bottom) / 2, 0.5, 0.5);
+        bv_plot_rgb(cr, 0x888888);
+        bv_plot_font(cr, 13, false);
+        bv_plot_text_at(cr, "no data", (b.left + b.right) / 2, (b.top + b.bottom) / 2, 0.5, 0.5);
     }
     draw_legend(cr, p, &b, &x, &y);
 
-    rgb(cr, 0x111111);
+    bv_plot_rgb(cr, 0x111111);
     if (p->title) {
-        font(cr, 14, true);
-        text_at(cr, p->title, (b.left + b.right) / 2, oy + 10, 0.5, 0);
+        bv_plot_font(cr, 14, true);
+        bv_plot_text_at(cr, p->title, (b.left + b.right) / 2, oy + 10, 0.5, 0);
     }
-    font(cr, 12, false);
-    if (p->xlabel) text_at(cr, p->xlabel, (b.left + b.right) / 2, oy + ph - 8, 0.5, 1);
+    bv_plot_font(cr, 12, false);
+    if (p->xlabel) bv_plot_text_at(cr, p->xlabel, (b.left + b.right) / 2, oy + ph - 8, 0.5, 1);
     if (p->ylabel) {
         cairo_save(cr);
         cairo_translate(cr, ox + 8, (b.top + b.bottom) / 2);
         cairo_rotate(cr, -M_PI / 2);
-        text_at(cr, p->ylabel, 0, 0, 0.5, 0);
+        bv_plot_text_at(cr, p->ylabel, 0, 0, 0.5, 0);
         cairo_restore(cr);
     }
 }
@@ -389,6 +387,32 @@ static bv_status check_figure(const char *path, const bv_plot_figure *f, int *pw
     return BV_OK;
 }
 
+/* ---- the canvas (plot_impl.h) ---- */
+
+bv_status bv_plot_canvas_new(const char *what, int w, int h, cairo_surface_t **surf, cairo_t **cr) {
+    *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+    cairo_status_t cs = cairo_surface_status(*surf);
+    if (cs != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(*surf);
+        *surf = NULL, *cr = NULL;
+        return bv_error_set(BV_ERR_INTERNAL, "%s: cairo cannot create a %d x %d image: %s", what, w, h,
+                            cairo_status_to_string(cs));
+    }
+    *cr = cairo_create(*surf);
+    cairo_set_source_rgb(*cr, 1, 1, 1);
+    cairo_paint(*cr);
+    return BV_OK;
+}
+
+bv_status bv_plot_canvas_finish(const char *what, cairo_surface_t *surf, cairo_t *cr) {
+    cairo_status_t cs = cairo_status(cr);
+    cairo_destroy(cr);
+    cairo_surface_flush(surf);
+    if (cs == CAIRO_STATUS_SUCCESS) return BV_OK;
+    cairo_surface_destroy(surf);
+    return bv_error_set(BV_ERR_INTERNAL, "%s: drawing failed: %s", what, cairo_status_to_string(cs));
+}
+
 typedef struct {
     FILE *fp;
     int err; /* errno of the first failed write */
@@ -403,43 +427,15 @@ static cairo_status_t png_write(void *closure, const unsigned char *data, unsign
     return CAIRO_STATUS_SUCCESS;
 }
 
-bv_status bv_plot_write_png(const char *path, const bv_plot_figure *f) {
-    int pw = 0, ph = 0, cols = 0, rows = 0, title_h = 0;
-    BV_TRY(check_figure(path, f, &pw, &ph, &cols, &rows, &title_h));
-    int width = cols * pw, height = rows * ph + title_h;
-    cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
-    cairo_status_t cs = cairo_surface_status(surf);
-    if (cs != CAIRO_STATUS_SUCCESS) {
-        cairo_surface_destroy(surf);
-        return bv_error_set(BV_ERR_INTERNAL, "%s: cairo cannot create a %d x %d image: %s", path, width, height,
-                            cairo_status_to_string(cs));
-    }
-    cairo_t *cr = cairo_create(surf);
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
-    if (f->title) {
-        rgb(cr, 0x111111);
-        font(cr, 16, true);
-        text_at(cr, f->title, width / 2.0, 10, 0.5, 0);
-    }
-    for (int i = 0; i < f->n_panels; i++)
-        draw_panel(cr, &f->panels[i], (double)(i % cols) * pw, title_h + (double)(i / cols) * ph, pw, ph);
-    cs = cairo_status(cr);
-    cairo_destroy(cr);
-    bv_status st = BV_OK;
-    if (cs != CAIRO_STATUS_SUCCESS) {
-        st = bv_error_set(BV_ERR_INTERNAL, "%s: drawing failed: %s", path, cairo_status_to_string(cs));
-        cairo_surface_destroy(surf);
-        return st;
-    }
+bv_status bv_plot_canvas_write_png(const char *path, cairo_surface_t *surf) {
     bv_atomic_file af;
-    st = bv_atomic_open(&af, path);
+    bv_status st = bv_atomic_open(&af, path);
     if (st) {
         cairo_surface_destroy(surf);
         return st;
     }
     png_sink sink = {af.fp, 0};
-    cs = cairo_surface_write_to_png_stream(surf, png_write, &sink);
+    cairo_status_t cs = cairo_surface_write_to_png_stream(surf, png_write, &sink);
     cairo_surface_destroy(surf);
     if (cs != CAIRO_STATUS_SUCCESS) {
         st = sink.err ? bv_error_set(BV_ERR_IO, "%s: writing %s failed: %s", path, af.tmp, strerror(sink.err))
@@ -449,4 +445,38 @@ bv_status bv_plot_write_png(const char *path, const bv_plot_figure *f) {
         return st;
     }
     return bv_atomic_commit(&af);
+}
+
+void bv_plot_canvas_to_rgb(cairo_surface_t *surf, uint8_t *rgb) {
+    const int w = cairo_image_surface_get_width(surf), h = cairo_image_surface_get_height(surf);
+    const int stride = cairo_image_surface_get_stride(surf);
+    const unsigned char *data = cairo_image_surface_get_data(surf);
+    for (int y = 0; y < h; y++) {
+        const uint32_t *row = (const uint32_t *)(data + (size_t)y * stride); /* xRGB, native endian */
+        uint8_t *o = rgb + (size_t)y * w * 3;
+        for (int x = 0; x < w; x++) {
+            o[3 * x] = (uint8_t)(row[x] >> 16), o[3 * x + 1] = (uint8_t)(row[x] >> 8), o[3 * x + 2] = (uint8_t)row[x];
+        }
+    }
+    cairo_surface_destroy(surf);
+}
+
+/* ---- line charts ---- */
+
+bv_status bv_plot_write_png(const char *path, const bv_plot_figure *f) {
+    int pw = 0, ph = 0, cols = 0, rows = 0, title_h = 0;
+    BV_TRY(check_figure(path, f, &pw, &ph, &cols, &rows, &title_h));
+    int width = cols * pw, height = rows * ph + title_h;
+    cairo_surface_t *surf;
+    cairo_t *cr;
+    BV_TRY(bv_plot_canvas_new(path, width, height, &surf, &cr));
+    if (f->title) {
+        bv_plot_rgb(cr, 0x111111);
+        bv_plot_font(cr, 16, true);
+        bv_plot_text_at(cr, f->title, width / 2.0, 10, 0.5, 0);
+    }
+    for (int i = 0; i < f->n_panels; i++)
+        draw_panel(cr, &f->panels[i], (double)(i % cols) * pw, title_h + (double)(i / cols) * ph, pw, ph);
+    BV_TRY(bv_plot_canvas_finish(path, surf, cr));
+    return bv_plot_canvas_write_png(path, surf);
 }

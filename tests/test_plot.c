@@ -5,9 +5,13 @@
  *  - a NaN gap leaves a band of columns without the series' colour; a lone point is a dot;
  *  - a panel without data, and values as large as doubles go, still render;
  *  - errors: a bad figure (BV_ERR_ARG), an unwritable path (BV_ERR_IO naming it), nothing left
- *    behind. */
+ *    behind;
+ *  - bar charts: bars of each series in its colour, as tall as their values (column profiles read
+ *    back), none for a NaN value, error bars only where given; an automatic range with negative
+ *    values and slanted long labels; bad charts refused naming what is wrong;
+ *  - image grids: the size, every solid-colour image at the place bv_plot_grid_cell gives, a
+ *    letterboxed image, empty cells white, the rendered bytes equal to the PNG's; bad grids. */
 #include <math.h>
-#include <png.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,44 +60,8 @@ static void test_ticks(void **state) {
 
 /* ---- reading a PNG back ---- */
 
-typedef struct {
-    int w, h;
-    uint8_t *rgb; /* h rows of w RGB pixels */
-} image;
-
-static image read_png(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    uint8_t sig[8];
-    assert_int_equal(fread(sig, 1, 8, f), 8);
-    if (png_sig_cmp(sig, 0, 8)) fail_msg("%s is not a PNG", path);
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    assert_non_null(png);
-    assert_non_null(info);
-    image im = {0};
-    if (setjmp(png_jmpbuf(png))) fail_msg("%s: libpng failed to decode it", path);
-    png_init_io(png, f);
-    png_set_sig_bytes(png, 8);
-    png_read_info(png, info);
-    im.w = (int)png_get_image_width(png, info);
-    im.h = (int)png_get_image_height(png, info);
-    png_set_strip_16(png);
-    png_set_strip_alpha(png);
-    png_set_palette_to_rgb(png);
-    png_set_gray_to_rgb(png);
-    png_read_update_info(png, info);
-    assert_int_equal(png_get_rowbytes(png, info), (size_t)im.w * 3);
-    im.rgb = malloc((size_t)im.w * im.h * 3);
-    png_bytep *rows = malloc(sizeof *rows * im.h);
-    for (int y = 0; y < im.h; y++) rows[y] = im.rgb + (size_t)y * im.w * 3;
-    png_read_image(png, rows);
-    png_read_end(png, NULL);
-    png_destroy_read_struct(&png, &info, NULL);
-    free(rows);
-    fclose(f);
-    return im;
-}
+typedef bv_test_image image;
+#define read_png bv_test_read_png
 
 /* Pixels within `tol` of colour c (0xRRGGBB) per channel, in columns [x0, x1). */
 static int count_color(const image *im, uint32_t c, int tol, int x0, int x1) {
@@ -239,6 +207,214 @@ static void test_errors(void **state) {
     assert_int_equal(bv_test_count_entries(bv_test_dir(), "bad"), 0);
 }
 
+/* ---- bar charts ---- */
+
+/* Columns whose rows [y0, y1) hold colour c: runs of adjacent such columns, each with its start,
+ * width and its tallest column's count of c. Returns the number of runs (at most cap). */
+static int column_runs(const image *im, uint32_t c, int y0, int y1, int *start, int *width, int *height, int cap) {
+    int n = 0, in = 0;
+    for (int x = 0; x < im->w; x++) {
+        int k = 0;
+        for (int y = y0; y < y1; y++) k += bv_test_pixel(im, x, y) == c;
+        if (k > 0 && !in && n < cap) start[n] = x, width[n] = 0, height[n] = 0, n++;
+        if (k > 0 && n) width[n - 1]++, height[n - 1] = BV_MAX(height[n - 1], k);
+        in = k > 0;
+    }
+    return n;
+}
+
+static void test_bars(void **state) {
+    const double v0[] = {100, 25, NAN}, lo0[] = {90, 20, NAN}, hi0[] = {100, 40, NAN};
+    const double v1[] = {50, 0, 75};
+    const char *labels[] = {"a", "b", "c"};
+    bv_plot_bar_series ser[] = {{"zero", v0, lo0, hi0}, {"one", v1, NULL, NULL}};
+    bv_plot_bars b = {.title = "bars", .ylabel = "%", .n_groups = 3, .group_labels = labels, .n_series = 2,
+                      .series = ser, .y_min = 0, .y_max = 100, .width = 600, .height = 400};
+    const char *path = bv_test_path("bars.png");
+    if (bv_plot_bars_write_png(path, &b)) fail_msg("%s", bv_error_msg());
+    image im = read_png(path);
+    assert_int_equal(im.w, 600);
+    assert_int_equal(im.h, 400);
+    /* below the legend row (the plot area starts at y = 10 + 26 + 26 = 62) */
+    const int y0 = 64, y1 = im.h;
+    int st[8], wd[8], ht[8];
+    int n0 = column_runs(&im, bv_plot_color(0), y0, y1, st, wd, ht, 8);
+    print_message("series 0: %d runs: x %d w %d h %d; x %d w %d h %d\n", n0, st[0], wd[0], ht[0], st[1], wd[1], ht[1]);
+    assert_int_equal(n0, 2); /* groups a and b; c is NaN */
+    /* 100 vs 25: 4 times as tall (the error bar's line, drawn over it, takes a column's middle) */
+    if (fabs((double)ht[0] / ht[1] - 4.0) > 0.15) fail_msg("bar heights %d and %d: not 4 to 1", ht[0], ht[1]);
+    int full = ht[0];
+    assert_true(full > 250); /* the plot area is ~300 px high */
+    int s0_first = st[0], s0_w = wd[0];
+    int n1 = column_runs(&im, bv_plot_color(1), y0, y1, st, wd, ht, 8);
+    print_message("series 1: %d runs: h %d %d\n", n1, ht[0], ht[1]);
+    assert_int_equal(n1, 2); /* 50 and 75; 0 has nothing above the axis */
+    if (abs(ht[0] - full / 2) > 3 || abs(ht[1] - 3 * full / 4) > 3)
+        fail_msg("series 1 bar heights %d %d, expected %d, %d", ht[0], ht[1], full / 2, 3 * full / 4);
+    assert_true(st[0] >= s0_first + s0_w - 1); /* side by side: series 1 right of series 0 in a group */
+    assert_true(abs(wd[0] - s0_w) <= 1);       /* bars of one width */
+    /* error bars (dark) in series 0's bars, none in series 1's */
+    assert_true(count_color(&im, 0x222222, 40, s0_first, s0_first + s0_w) > 20);
+    int dark = 0;
+    for (int y = y0; y < im.h - 40; y++)
+        for (int x = st[0] + 2; x < st[0] + wd[0] - 2; x++) dark += bv_test_pixel(&im, x, y) == 0x222222;
+    assert_int_equal(dark, 0);
+    free(im.rgb);
+    assert_int_equal(bv_test_count_entries(bv_test_dir(), ".tmp."), 0);
+}
+
+static void test_bars_auto(void **state) {
+    /* a range from the data (negative values, error ends beyond them), 30 groups of long labels:
+     * slanted, the image wide enough for the bars and high enough for the labels */
+    double v[30], lo[30], hi[30];
+    char text[30][40];
+    const char *labels[30];
+    for (int g = 0; g < 30; g++) {
+        v[g] = sin(g) * 3, lo[g] = v[g] - 1, hi[g] = v[g] + 1;
+        snprintf(text[g], sizeof text[g], "%d: a long group label", g);
+        labels[g] = text[g];
+    }
+    bv_plot_bar_series ser[] = {{"s", v, lo, hi}, {NULL, v, NULL, NULL}, {"t", v, NULL, NULL}};
+    bv_plot_bars b = {.xlabel = "group", .n_groups = 30, .group_labels = labels, .n_series = 3, .series = ser};
+    const char *path = bv_test_path("bars_auto.png");
+    if (bv_plot_bars_write_png(path, &b)) fail_msg("%s", bv_error_msg());
+    image im = read_png(path);
+    print_message("automatic size %d x %d\n", im.w, im.h);
+    assert_true(im.w >= 30 * 3 * 16);
+    assert_true(im.h > 320 + 80); /* slanted labels below the plot */
+    assert_true(count_color(&im, bv_plot_color(2), 12, 0, im.w) > 500);
+    free(im.rgb);
+}
+
+static void test_bars_errors(void **state) {
+    const double v[] = {1, 2};
+    bv_plot_bar_series ser = {"s", v, NULL, NULL};
+    const char *path = bv_test_path("bad_bars.png");
+    bv_plot_bars b = {.n_groups = 0, .n_series = 1, .series = &ser};
+    assert_int_equal(bv_plot_bars_write_png(path, &b), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "at least one group and one series");
+    b.n_groups = 2;
+    bv_plot_bar_series none = {"s", NULL, NULL, NULL};
+    b.series = &none;
+    assert_int_equal(bv_plot_bars_write_png(path, &b), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "bar series 0 has no values");
+    b.series = &ser;
+    b.y_min = 1, b.y_max = 1;
+    assert_int_equal(bv_plot_bars_write_png(path, &b), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "the y range [1, 1] is empty");
+    b.y_min = 0, b.y_max = NAN;
+    assert_int_equal(bv_plot_bars_write_png(path, &b), BV_ERR_ARG);
+    b.y_max = 0, b.width = 100;
+    assert_int_equal(bv_plot_bars_write_png(path, &b), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "a width of 100 pixels");
+    b.width = 0, b.height = 200, b.title = "t", b.xlabel = "x";
+    const char *long_labels[] = {"a label long enough to need a lot of room when slanted at 45 degrees under the bars",
+                                 "b"};
+    b.group_labels = long_labels;
+    assert_int_equal(bv_plot_bars_write_png(path, &b), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "leaves no room for the bars");
+    b.height = 0;
+    assert_int_equal(bv_plot_bars_write_png("/nonexistent/dir/bars.png", &b), BV_ERR_IO);
+    bv_test_expect_in(bv_error_msg(), "/nonexistent/dir/bars.png");
+    assert_int_equal(bv_test_count_entries(bv_test_dir(), "bad_bars"), 0);
+}
+
+/* ---- image grids ---- */
+
+static uint8_t *solid(int w, int h, uint32_t c) {
+    uint8_t *p = malloc((size_t)w * h * 3);
+    for (int i = 0; i < w * h; i++) p[3 * i] = c >> 16 & 0xff, p[3 * i + 1] = c >> 8 & 0xff, p[3 * i + 2] = c & 0xff;
+    return p;
+}
+
+static void test_grid(void **state) {
+    /* 2 x 3: solid images of 20 x 20 in cells of 40 x 40 (scaled 2x); one 20 x 10 (letterboxed);
+     * one empty; captions, headings, labels, a title */
+    const uint32_t colours[6] = {0xff0000, 0x00ff00, 0x0000ff, 0xffff00, 0x00ffff, 0};
+    uint8_t *px[6];
+    bv_plot_image cells[6];
+    for (int i = 0; i < 6; i++) {
+        int h = i == 4 ? 10 : 20;
+        px[i] = solid(20, h, colours[i]);
+        cells[i] = (bv_plot_image){i == 5 ? NULL : px[i], 20, h, i >= 3 ? "caption" : NULL};
+    }
+    const char *headings[2] = {"first row", NULL}, *labels[2] = {NULL, "second"};
+    bv_plot_grid g = {.title = "a grid", .rows = 2, .cols = 3, .cells = cells, .row_headings = headings,
+                      .row_labels = labels, .cell_w = 40, .cell_h = 40};
+    int w, h;
+    if (bv_plot_grid_size("grid", &g, &w, &h)) fail_msg("%s", bv_error_msg());
+    const char *path = bv_test_path("grid.png");
+    if (bv_plot_grid_write_png(path, &g)) fail_msg("%s", bv_error_msg());
+    image im = read_png(path);
+    assert_int_equal(im.w, w);
+    assert_int_equal(im.h, h);
+    /* 8 px margins, 22 px of labels, 3 cells of 40: at least 8 + 22 + 3 * 40 + 2 * 8 + 8 wide (the
+     * title may widen it); 8 + title 30 + heading 22 + 40 + 8 + 40 + caption 18 + 8 high */
+    assert_true(w >= 174);
+    assert_int_equal(h, 174);
+    int px0 = -1, py0 = -1;
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 3; c++) {
+            int x, y;
+            if (bv_plot_grid_cell("grid", &g, r, c, &x, &y)) fail_msg("%s", bv_error_msg());
+            if (c) assert_true(x > px0 + 40);
+            if (r) assert_true(y > py0 + 40);
+            int i = r * 3 + c;
+            uint32_t want = i == 5 ? 0xffffff : colours[i]; /* the empty cell stays white */
+            /* the middle and the corners (2 px in) of the cell */
+            const int dx[5] = {20, 2, 37, 2, 37}, dy[5] = {20, 2, 2, 37, 37};
+            for (int k = 0; k < 5; k++) {
+                uint32_t got = bv_test_pixel(&im, x + dx[k], y + dy[k]);
+                uint32_t exp = i == 4 && (dy[k] < 10 || dy[k] >= 30) ? 0xffffff : want; /* letterboxed: 40 x 20 */
+                if (got != exp)
+                    fail_msg("cell (%d, %d) at (%d, %d) + (%d, %d): got %06x, want %06x", r, c, x, y, dx[k], dy[k], got, exp);
+            }
+            px0 = c ? x : -1000, py0 = c == 2 ? y : py0;
+        }
+    /* the rendered bytes are the PNG's */
+    uint8_t *rgb = malloc((size_t)w * h * 3);
+    if (bv_plot_grid_render("grid", &g, rgb)) fail_msg("%s", bv_error_msg());
+    assert_memory_equal(rgb, im.rgb, (size_t)w * h * 3);
+    /* min_width widens it, the cells centred */
+    int x0, y0, x1, y1;
+    bv_plot_grid_cell("grid", &g, 0, 0, &x0, &y0);
+    g.min_width = w + 100;
+    int w2, h2;
+    if (bv_plot_grid_size("grid", &g, &w2, &h2)) fail_msg("%s", bv_error_msg());
+    assert_int_equal(w2, w + 100);
+    assert_int_equal(h2, h);
+    bv_plot_grid_cell("grid", &g, 0, 0, &x1, &y1);
+    assert_int_equal(x1, x0 + 50);
+    assert_int_equal(y1, y0);
+    free(rgb), free(im.rgb);
+    for (int i = 0; i < 6; i++) free(px[i]);
+}
+
+static void test_grid_errors(void **state) {
+    uint8_t px[12] = {0};
+    bv_plot_image cell = {px, 2, 2, NULL};
+    bv_plot_grid g = {.rows = 0, .cols = 1, .cells = &cell};
+    int w, h, x, y;
+    assert_int_equal(bv_plot_grid_size("g", &g, &w, &h), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "g: an image grid of 0 x 1 cells");
+    g.rows = 1;
+    assert_int_equal(bv_plot_grid_size("g", &g, &w, &h), BV_ERR_ARG); /* cells of 2 x 2 */
+    bv_test_expect_in(bv_error_msg(), "cells of 2 x 2 pixels");
+    g.cell_w = g.cell_h = 16;
+    assert_int_equal(bv_plot_grid_size("g", &g, &w, &h), BV_OK);
+    assert_int_equal(bv_plot_grid_cell("g", &g, 1, 0, &x, &y), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "cell (1, 0) of a 1 x 1 grid");
+    cell.w = 0;
+    assert_int_equal(bv_plot_grid_size("g", &g, &w, &h), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "an image of 0 x 2 pixels");
+    cell.w = 2;
+    g.min_width = -1;
+    assert_int_equal(bv_plot_grid_size("g", &g, &w, &h), BV_ERR_ARG);
+    g.min_width = 0;
+    assert_int_equal(bv_plot_grid_write_png("/nonexistent/dir/grid.png", &g), BV_ERR_IO);
+    bv_test_expect_in(bv_error_msg(), "/nonexistent/dir/grid.png");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ticks),
@@ -246,6 +422,11 @@ int main(void) {
         cmocka_unit_test(test_gap_and_dot),
         cmocka_unit_test(test_degenerate),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_bars),
+        cmocka_unit_test(test_bars_auto),
+        cmocka_unit_test(test_bars_errors),
+        cmocka_unit_test(test_grid),
+        cmocka_unit_test(test_grid_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <png.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -356,4 +357,46 @@ void bv_test_fuzz_seed(const void *p, size_t n) {
     char path[4096];
     snprintf(path, sizeof path, "%s/seed_%016llx.json", dir, (unsigned long long)h);
     bv_test_write_bytes(path, p, n);
+}
+
+/* ---- PNG images ---- */
+
+bv_test_image bv_test_read_png(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    uint8_t sig[8];
+    if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8)) fail_msg("%s is not a PNG", path);
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) fail_msg("%s: libpng cannot start", path);
+    bv_test_image im = {0};
+    png_bytep *rows = NULL;
+    if (setjmp(png_jmpbuf(png))) fail_msg("%s: libpng failed to decode it", path);
+    png_init_io(png, f);
+    png_set_sig_bytes(png, 8);
+    png_read_info(png, info);
+    im.w = (int)png_get_image_width(png, info);
+    im.h = (int)png_get_image_height(png, info);
+    png_set_strip_16(png);
+    png_set_strip_alpha(png);
+    png_set_palette_to_rgb(png);
+    png_set_gray_to_rgb(png);
+    png_read_update_info(png, info);
+    if (png_get_rowbytes(png, info) != (size_t)im.w * 3)
+        fail_msg("%s: %zu bytes per row, not RGB", path, (size_t)png_get_rowbytes(png, info));
+    im.rgb = malloc((size_t)im.w * im.h * 3);
+    rows = malloc(sizeof *rows * im.h);
+    for (int y = 0; y < im.h; y++) rows[y] = im.rgb + (size_t)y * im.w * 3;
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(rows);
+    fclose(f);
+    return im;
+}
+
+uint32_t bv_test_pixel(const bv_test_image *im, int x, int y) {
+    if (x < 0 || y < 0 || x >= im->w || y >= im->h) fail_msg("pixel (%d, %d) outside a %d x %d image", x, y, im->w, im->h);
+    const uint8_t *p = im->rgb + ((size_t)y * im->w + x) * 3;
+    return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
 }

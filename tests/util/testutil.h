@@ -91,6 +91,16 @@ int bv_test_count_entries(const char *dir, const char *substr);
 /* Create (or truncate) `path` holding the n bytes at p; fails the test on any error. */
 void bv_test_write_bytes(const char *path, const void *p, size_t n);
 
+/* An 8-bit RGB image read back from a PNG with libpng (any colour type converted to RGB; an APNG
+ * reads as its first frame). Fails the test when the file cannot be read or decoded. */
+typedef struct {
+    int w, h;
+    uint8_t *rgb; /* h rows of w RGB pixels, malloc'd: free(im.rgb) */
+} bv_test_image;
+bv_test_image bv_test_read_png(const char *path);
+/* The pixel (x, y) of im as 0xRRGGBB. */
+uint32_t bv_test_pixel(const bv_test_image *im, int x, int y);
+
 /* A committed PyTorch fixture (tests/fixtures/NAME.safetensors, made by tests/gen/gen_*.py).
  * bv_fx_get returns tensor `name` converted to dtype dt; its memory lives until bv_fx_close.
  * A missing file or tensor fails the test with a message naming the generator to rerun. */
