@@ -179,7 +179,7 @@ static int closed_loop(int argc, char **argv) {
     for (int t = 0; t < r.n_tasks; t++) print_row(&r.tasks[t]);
     print_row(&r.all);
     int rc = 0;
-    if (json && bv_cl_write_json(&r, &o, json)) {
+    if (json && bv_cl_write_json(&r, NULL, 0, &o, json)) {
         fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
         rc = 1;
     }

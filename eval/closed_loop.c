@@ -85,9 +85,9 @@ void bv_wilson(int k, int n, double z, double *lo, double *hi) {
 
 typedef struct {
     const bv_cl_opts *o;
-    const int *tasks;
-    int n_tasks, total;
-    bv_cl_episode *eps;
+    int total;
+    bv_cl_episode *eps; /* the evaluation: total episodes to run */
+    bv_cl_clip *clips;  /* or a recording: total clips to re-run */
     atomic_int next, done, failed;
     pthread_mutex_t mu;
     bv_status err;
@@ -115,9 +115,22 @@ typedef struct {
     float *act; /* chunk x action_dim */
 } cl_bufs;
 
-/* One episode; the agent's state is made here from the episode's seed. */
-static bv_status run_episode(cl_worker *w, bv_synth_env *env, cl_bufs *b, bv_cl_episode *ep) {
+/* Render both cameras into the clip's frames due at agent step `step` (none when clip is NULL). */
+static void record(bv_synth_env *env, bv_cl_clip *clip, int *next, int step) {
+    if (!clip) return;
+    const size_t frame = (size_t)clip->size * clip->size * 3;
+    for (; *next < clip->n_frames && clip->steps[*next] <= step; (*next)++) {
+        if (clip->steps[*next] < step) continue; /* a step the episode passed without reaching it: left black */
+        bv_synth_env_render(env, BV_SYNTH_CAM_AGENT, clip->image + *next * frame);
+        bv_synth_env_render(env, BV_SYNTH_CAM_WRIST, clip->wrist + *next * frame);
+    }
+}
+
+/* One episode; the agent's state is made here from the episode's seed. With a clip, both cameras
+ * are rendered at its steps (the agent acts exactly as without). */
+static bv_status run_episode(cl_worker *w, bv_synth_env *env, cl_bufs *b, bv_cl_episode *ep, bv_cl_clip *clip) {
     const bv_cl_opts *o = w->sh->o;
+    int next_frame = 0;
     BV_TRY(bv_synth_env_reset(env, ep->seed, ep->task));
     const float noop[BV_SYNTH_ACTION_DIM] = {0, 0, 0, 0, 0, 0, -1};
     for (int i = 0; i < o->wait_steps && !bv_synth_env_done(env); i++) bv_synth_env_step(env, noop);
@@ -152,11 +165,14 @@ static bv_status run_episode(cl_worker *w, bv_synth_env *env, cl_bufs *b, bv_cl_
                 a[6] = bv_cl_gripper_to_env(a[6]);
             }
         }
-        for (int t = 0; t < n && !bv_synth_env_done(env); t++)
+        for (int t = 0; t < n && !bv_synth_env_done(env); t++) {
+            record(env, clip, &next_frame, bv_synth_env_num_steps(env) - o->wait_steps);
             bv_synth_env_step(env, b->act + t * BV_SYNTH_ACTION_DIM);
+        }
     }
     ep->success = bv_synth_env_success(env);
     ep->steps = BV_MAX(0, bv_synth_env_num_steps(env) - o->wait_steps);
+    record(env, clip, &next_frame, ep->steps);
     return BV_OK;
 }
 
@@ -181,7 +197,19 @@ static void *worker_main(void *arg) {
     while (!st && !atomic_load(&sh->failed)) {
         int i = atomic_fetch_add(&sh->next, 1);
         if (i >= sh->total) break;
-        st = run_episode(w, env, &b, &sh->eps[i]);
+        if (sh->clips) {
+            bv_cl_clip *c = &sh->clips[i];
+            bv_cl_episode ep = c->ep;
+            st = run_episode(w, env, &b, &ep, c);
+            if (!st && (ep.success != c->ep.success || ep.steps != c->ep.steps))
+                st = bv_error_set(BV_ERR_INTERNAL,
+                                  "task %d episode %d: re-run to record it, it ended in %s after %d steps, in the "
+                                  "evaluation in %s after %d (the agent is not deterministic)",
+                                  ep.task, ep.episode, ep.success ? "success" : "failure", ep.steps,
+                                  c->ep.success ? "success" : "failure", c->ep.steps);
+        } else {
+            st = run_episode(w, env, &b, &sh->eps[i], NULL);
+        }
         if (!st) atomic_fetch_add(&sh->done, 1);
     }
     if (st) {
@@ -246,68 +274,92 @@ static bv_status load_policy(bv_policy **p, const bv_cl_opts *o) {
     return BV_OK;
 }
 
+/* o_in with its defaults resolved: the task list (into all_tasks when NULL) and inner_threads. */
+static void resolve_opts(const bv_cl_opts *o_in, bv_cl_opts *o, int *all_tasks, int cap) {
+    *o = *o_in;
+    if (!o->tasks) {
+        o->n_tasks = BV_MIN(bv_synth_num_tasks(), cap);
+        for (int t = 0; t < o->n_tasks; t++) all_tasks[t] = t;
+        o->tasks = all_tasks;
+    }
+    if (o->inner_threads <= 0) o->inner_threads = BV_MAX(1, bv_num_threads() / o->threads);
+}
+
+/* One worker per thread, each with its own policy for the policy agent (loaded here). */
+static bv_status workers_init(const bv_cl_opts *o, cl_worker **ws_out) {
+    cl_worker *ws = bv_xcalloc((size_t)o->threads, sizeof *ws);
+    bv_status st = BV_OK;
+    for (int k = 0; k < o->threads && !st; k++)
+        if (o->agent == BV_CL_AGENT_POLICY) st = load_policy(&ws[k].pol, o);
+    *ws_out = ws;
+    return st;
+}
+
+static void workers_free(const bv_cl_opts *o, cl_worker *ws) {
+    for (int k = 0; ws && k < o->threads; k++) bv_policy_free(ws[k].pol);
+    free(ws);
+}
+
+/* Run sh's episodes or clips on the workers' threads, counting them on pr after the first `base`;
+ * the wall time into *seconds. */
+static bv_status run_pass(const bv_cl_opts *o, cl_worker *ws, cl_shared *sh, bv_progress *pr, int base,
+                          double *seconds) {
+    pthread_mutex_init(&sh->mu, NULL);
+    for (int k = 0; k < o->threads; k++) ws[k].sh = sh;
+    pthread_t *th = bv_xcalloc((size_t)o->threads, sizeof *th);
+    double t0 = now_s();
+    int started = 0;
+    bv_status st = BV_OK;
+    for (int k = 0; k < o->threads; k++) {
+        if (pthread_create(&th[k], NULL, worker_main, &ws[k])) {
+            atomic_store(&sh->failed, 1);
+            st = bv_error_set(BV_ERR_INTERNAL, "cannot start evaluation thread %d", k);
+            break;
+        }
+        started++;
+    }
+    while (atomic_load(&sh->done) < sh->total && !atomic_load(&sh->failed) && started == o->threads) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        bv_progress_update(pr, base + atomic_load(&sh->done));
+    }
+    for (int k = 0; k < started; k++) pthread_join(th[k], NULL);
+    bv_progress_update(pr, base + atomic_load(&sh->done));
+    if (seconds) *seconds = now_s() - t0;
+    free(th);
+    pthread_mutex_destroy(&sh->mu);
+    if (!st && sh->err) st = bv_error_set(sh->err, "%s", sh->errmsg);
+    return st;
+}
+
 bv_status bv_cl_run(const bv_cl_opts *o_in, bv_cl_result *r) {
     memset(r, 0, sizeof *r);
     BV_TRY(check_opts(o_in));
-    bv_cl_opts o = *o_in;
-    int all_tasks[64], n_tasks = o.n_tasks;
-    const int *tasks = o.tasks;
-    if (!tasks) {
-        n_tasks = BV_MIN(bv_synth_num_tasks(), (int)BV_ARRAY_LEN(all_tasks));
-        for (int t = 0; t < n_tasks; t++) all_tasks[t] = t;
-        tasks = all_tasks;
-    }
-    if (o.inner_threads <= 0) o.inner_threads = BV_MAX(1, bv_num_threads() / o.threads);
-    int total = n_tasks * o.episodes;
+    bv_cl_opts o;
+    int all_tasks[64];
+    resolve_opts(o_in, &o, all_tasks, (int)BV_ARRAY_LEN(all_tasks));
+    const int n_tasks = o.n_tasks, total = n_tasks * o.episodes;
 
-    cl_shared sh = {.o = &o, .tasks = tasks, .n_tasks = n_tasks, .total = total};
-    pthread_mutex_init(&sh.mu, NULL);
+    cl_shared sh = {.o = &o, .total = total};
     sh.eps = bv_xcalloc((size_t)total, sizeof *sh.eps);
     for (int t = 0, i = 0; t < n_tasks; t++)
         for (int e = 0; e < o.episodes; e++, i++)
-            sh.eps[i] = (bv_cl_episode){.task = tasks[t], .episode = e, .seed = bv_cl_episode_seed(o.seed, tasks[t], e)};
+            sh.eps[i] = (bv_cl_episode){.task = o.tasks[t], .episode = e, .seed = bv_cl_episode_seed(o.seed, o.tasks[t], e)};
 
-    cl_worker *ws = bv_xcalloc((size_t)o.threads, sizeof *ws);
-    bv_status st = BV_OK;
-    for (int k = 0; k < o.threads && !st; k++) {
-        ws[k].sh = &sh;
-        if (o.agent == BV_CL_AGENT_POLICY) st = load_policy(&ws[k].pol, &o);
-    }
+    cl_worker *ws = NULL;
+    bv_status st = workers_init(&o, &ws);
     if (o.agent == BV_CL_AGENT_POLICY && !st)
         snprintf(r->source, sizeof r->source, "%s (%s)", o.policy_path ? o.policy_path : "random model",
                  bv_policy_source(ws[0].pol));
     else snprintf(r->source, sizeof r->source, "%s", bv_cl_agent_name(o.agent));
-
     if (!st) {
-        pthread_t *th = bv_xcalloc((size_t)o.threads, sizeof *th);
         bv_progress pr;
         bv_progress_init(&pr, "eval", total, "episodes");
         if (!o.progress) pr.quiet = 1;
-        double t0 = now_s();
-        int started = 0;
-        for (int k = 0; k < o.threads; k++) {
-            if (pthread_create(&th[k], NULL, worker_main, &ws[k])) {
-                atomic_store(&sh.failed, 1);
-                st = bv_error_set(BV_ERR_INTERNAL, "cannot start evaluation thread %d", k);
-                break;
-            }
-            started++;
-        }
-        while (atomic_load(&sh.done) < total && !atomic_load(&sh.failed) && started == o.threads) {
-            struct timespec ts = {0, 50 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-            bv_progress_update(&pr, atomic_load(&sh.done));
-        }
-        for (int k = 0; k < started; k++) pthread_join(th[k], NULL);
-        bv_progress_update(&pr, atomic_load(&sh.done));
+        st = run_pass(&o, ws, &sh, &pr, 0, &r->seconds);
         bv_progress_finish(&pr);
-        r->seconds = now_s() - t0;
-        free(th);
-        if (!st && sh.err) st = bv_error_set(sh.err, "%s", sh.errmsg);
     }
-    for (int k = 0; k < o.threads; k++) bv_policy_free(ws[k].pol);
-    free(ws);
-    pthread_mutex_destroy(&sh.mu);
+    workers_free(&o, ws);
     if (st) {
         free(sh.eps);
         return st;
@@ -317,9 +369,59 @@ bv_status bv_cl_run(const bv_cl_opts *o_in, bv_cl_result *r) {
     r->eps = sh.eps;
     r->n_tasks = n_tasks;
     r->tasks = bv_xcalloc((size_t)n_tasks, sizeof *r->tasks);
-    for (int t = 0; t < n_tasks; t++) summarize(&r->tasks[t], r->eps, total, tasks[t]);
+    for (int t = 0; t < n_tasks; t++) summarize(&r->tasks[t], r->eps, total, o.tasks[t]);
     summarize(&r->all, r->eps, total, -1);
     return BV_OK;
+}
+
+void bv_cl_clip_free(bv_cl_clip *c) {
+    if (!c) return;
+    free(c->image);
+    free(c->wrist);
+    c->image = c->wrist = NULL;
+}
+
+bv_status bv_cl_record(const bv_cl_opts *o_in, bv_cl_clip *clips, int n_clips, bv_cl_clip_fn fn, void *ctx) {
+    BV_TRY(check_opts(o_in));
+    if (n_clips < 0 || (n_clips && !clips)) return bv_error_set(BV_ERR_ARG, "%d clips to record and no array", n_clips);
+    for (int i = 0; i < n_clips; i++) {
+        const bv_cl_clip *c = &clips[i];
+        if (c->ep.task < 0 || c->ep.task >= bv_synth_num_tasks())
+            return bv_error_set(BV_ERR_ARG, "clip %d: task %d (expected 0..%d)", i, c->ep.task, bv_synth_num_tasks() - 1);
+        if (c->n_frames < 1 || c->n_frames > BV_CL_CLIP_MAX_FRAMES)
+            return bv_error_set(BV_ERR_ARG, "clip %d: %d frames (expected 1..%d)", i, c->n_frames, BV_CL_CLIP_MAX_FRAMES);
+        for (int k = 0; k < c->n_frames; k++)
+            if (c->steps[k] < 0 || c->steps[k] > c->ep.steps || (k && c->steps[k] < c->steps[k - 1]))
+                return bv_error_set(BV_ERR_ARG, "clip %d: frame %d at step %d (expected steps in 0..%d, not decreasing)", i,
+                                    k, c->steps[k], c->ep.steps);
+    }
+    bv_cl_opts o;
+    int all_tasks[64];
+    resolve_opts(o_in, &o, all_tasks, (int)BV_ARRAY_LEN(all_tasks));
+    cl_worker *ws = NULL;
+    bv_status st = workers_init(&o, &ws);
+    const size_t frame = (size_t)o.image_size * o.image_size * 3;
+    /* in batches of one clip per thread: with an fn that frees each clip, at most that many clips'
+     * frames are held at a time */
+    bv_progress pr;
+    bv_progress_init(&pr, "media", n_clips, "episodes re-run");
+    if (!o.progress || st) pr.quiet = 1;
+    for (int b0 = 0; b0 < n_clips && !st; b0 += o.threads) {
+        const int nb = BV_MIN(o.threads, n_clips - b0);
+        for (int i = b0; i < b0 + nb; i++) {
+            clips[i].size = o.image_size;
+            clips[i].image = bv_xcalloc((size_t)clips[i].n_frames, frame);
+            clips[i].wrist = bv_xcalloc((size_t)clips[i].n_frames, frame);
+        }
+        cl_shared sh = {.o = &o, .total = nb, .clips = clips + b0};
+        st = run_pass(&o, ws, &sh, &pr, b0, NULL);
+        for (int i = b0; i < b0 + nb && !st && fn; i++)
+            if ((st = fn(ctx, &clips[i])) != BV_OK) st = bv_error_prefix(st, "task %d episode %d", clips[i].ep.task,
+                                                                          clips[i].ep.episode);
+    }
+    bv_progress_finish(&pr);
+    workers_free(&o, ws);
+    return st;
 }
 
 void bv_cl_result_free(bv_cl_result *r) {
@@ -331,21 +433,19 @@ void bv_cl_result_free(bv_cl_result *r) {
 
 static json_t *ci_json(const bv_cl_summary *s) { return json_pack("[f, f]", s->lo, s->hi); }
 
-bv_status bv_cl_write_json(const bv_cl_result *r, const bv_cl_opts *o, const char *path) {
-    json_t *root = json_object();
-    json_object_set_new(root, "success_rate", json_real(r->all.rate));
-    json_object_set_new(root, "ci95", ci_json(&r->all));
-    json_object_set_new(root, "successes", json_integer(r->all.successes));
-    json_object_set_new(root, "episodes", json_integer(r->all.episodes));
-    json_object_set_new(root, "mean_steps", json_real(r->all.mean_steps));
-    json_object_set_new(root, "agent", json_string(bv_cl_agent_name(r->agent)));
-    json_object_set_new(root, "source", json_string(r->source));
-    json_object_set_new(root, "env", json_string("synth"));
-    json_t *proto = json_pack("{s:i, s:I, s:i, s:i, s:i, s:f}", "episodes_per_task", o->episodes, "seed",
-                              (json_int_t)o->seed, "image_size", o->image_size, "max_steps", o->max_steps,
-                              "wait_steps", o->wait_steps, "expert_noise", (double)o->expert_noise);
-    json_object_set_new(root, "protocol", proto);
-    json_object_set_new(root, "seconds", json_real(r->seconds));
+/* The keys of one agent's result, in order, into obj; env and protocol (taken; NULL: left out)
+ * before "seconds". */
+static void result_json(json_t *obj, const bv_cl_result *r, json_t *protocol, json_t *env) {
+    json_object_set_new(obj, "success_rate", json_real(r->all.rate));
+    json_object_set_new(obj, "ci95", ci_json(&r->all));
+    json_object_set_new(obj, "successes", json_integer(r->all.successes));
+    json_object_set_new(obj, "episodes", json_integer(r->all.episodes));
+    json_object_set_new(obj, "mean_steps", json_real(r->all.mean_steps));
+    json_object_set_new(obj, "agent", json_string(bv_cl_agent_name(r->agent)));
+    json_object_set_new(obj, "source", json_string(r->source));
+    if (env) json_object_set_new(obj, "env", env);
+    if (protocol) json_object_set_new(obj, "protocol", protocol);
+    json_object_set_new(obj, "seconds", json_real(r->seconds));
     json_t *tasks = json_array();
     for (int t = 0; t < r->n_tasks; t++) {
         const bv_cl_summary *s = &r->tasks[t];
@@ -354,7 +454,7 @@ bv_status bv_cl_write_json(const bv_cl_result *r, const bv_cl_opts *o, const cha
                                                "success_rate", s->rate, "ci95", ci_json(s), "mean_steps",
                                                s->mean_steps));
     }
-    json_object_set_new(root, "tasks", tasks);
+    json_object_set_new(obj, "tasks", tasks);
     json_t *eps = json_array();
     for (int i = 0; i < r->n_episodes; i++) {
         const bv_cl_episode *e = &r->eps[i];
@@ -364,7 +464,25 @@ bv_status bv_cl_write_json(const bv_cl_result *r, const bv_cl_opts *o, const cha
         json_array_append_new(eps, json_pack("{s:i, s:i, s:s, s:b, s:i}", "task", e->task, "episode", e->episode,
                                              "seed", seed, "success", e->success, "steps", e->steps));
     }
-    json_object_set_new(root, "outcomes", eps);
+    json_object_set_new(obj, "outcomes", eps);
+}
+
+bv_status bv_cl_write_json(const bv_cl_result *r, const bv_cl_result *const *baselines, int n_baselines,
+                           const bv_cl_opts *o, const char *path) {
+    json_t *root = json_object();
+    json_t *proto = json_pack("{s:i, s:I, s:i, s:i, s:i, s:f}", "episodes_per_task", o->episodes, "seed",
+                              (json_int_t)o->seed, "image_size", o->image_size, "max_steps", o->max_steps,
+                              "wait_steps", o->wait_steps, "expert_noise", (double)o->expert_noise);
+    result_json(root, r, proto, json_string("synth"));
+    if (n_baselines > 0) {
+        json_t *b = json_object();
+        for (int i = 0; i < n_baselines; i++) {
+            json_t *one = json_object();
+            result_json(one, baselines[i], NULL, NULL);
+            json_object_set_new(b, bv_cl_agent_name(baselines[i]->agent), one);
+        }
+        json_object_set_new(root, "baselines", b);
+    }
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
     if (!text) return bv_error_set(BV_ERR_INTERNAL, "%s: cannot format the results as JSON", path);

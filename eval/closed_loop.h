@@ -18,8 +18,12 @@
  * Threads: episodes are shared out over `threads` POSIX threads, each with its own env and its own
  * policy (policies are not reentrant); each sets its OpenMP thread count to inner_threads.
  *
- * Owns: a bv_cl_result owns its arrays (bv_cl_result_free). Must not: print to stdout (the CLI
- * prints the table), know about flags.
+ * Recording (bv_cl_record): the episodes a film strip or an animation shows are re-run with the
+ * same agent, rendering both cameras at chosen steps; an evaluation without media renders nothing
+ * it does not need.
+ *
+ * Owns: a bv_cl_result owns its arrays (bv_cl_result_free); a bv_cl_clip its frames once recorded
+ * (bv_cl_clip_free). Must not: print to stdout (the CLI prints the table), know about flags.
  */
 #ifndef BV_EVAL_CLOSED_LOOP_H
 #define BV_EVAL_CLOSED_LOOP_H
@@ -86,8 +90,42 @@ typedef struct {
 bv_status bv_cl_run(const bv_cl_opts *o, bv_cl_result *r);
 void bv_cl_result_free(bv_cl_result *r);
 
-/* The result as JSON (docs/evaluation.md), written atomically. Errors name the path. */
-bv_status bv_cl_write_json(const bv_cl_result *r, const bv_cl_opts *o, const char *path);
+/* The result as JSON (docs/evaluation.md), written atomically. Errors name the path. With
+ * n_baselines > 0, "baselines" holds each of baselines[0 .. n_baselines) (results of the same
+ * options with another agent) under its agent's name, each with r's keys but the protocol and env. */
+bv_status bv_cl_write_json(const bv_cl_result *r, const bv_cl_result *const *baselines, int n_baselines,
+                           const bv_cl_opts *o, const char *path);
+
+/* ---- recording episodes: the frames of film strips and animations (eval/media.h) ---- */
+
+#define BV_CL_CLIP_MAX_FRAMES 64
+
+typedef struct {
+    bv_cl_episode ep;  /* the episode as the evaluation ran it (task, episode, seed, success, steps) */
+    int n_frames;      /* 1 .. BV_CL_CLIP_MAX_FRAMES */
+    int steps[BV_CL_CLIP_MAX_FRAMES]; /* the agent step of each frame, not decreasing, in [0, ep.steps]:
+                                       * the scene after that many agent steps (0: after the wait
+                                       * steps, before the agent's first action; ep.steps: the end) */
+    /* set by bv_cl_record: */
+    int size;                /* pixels of each square image (the options' image_size) */
+    uint8_t *image, *wrist;  /* n_frames x (size, size, 3): the third-person and the wrist camera */
+} bv_cl_clip;
+
+/* Called with each recorded clip, in order, from bv_cl_record's calling thread. */
+typedef bv_status (*bv_cl_clip_fn)(void *ctx, bv_cl_clip *clip);
+
+/* Re-run the clips' episodes with o's agent (a policy loaded again, one per thread; o as the
+ * evaluation ran, so the same OpenMP threads per policy) and render both cameras at their steps,
+ * which changes nothing the agent does. The clips run in batches of one per thread; after each
+ * batch fn (may be NULL) gets its clips in order. The frames are malloc'd here and belong to the
+ * clip (whatever image and wrist held is overwritten): free them with bv_cl_clip_free, in fn once
+ * used (so that a long list needs little memory) or after this returns, success or failure.
+ * Errors: bad options or clips (named), what loading the policy or fn returned (prefixed with the
+ * clip's task and episode), and BV_ERR_INTERNAL when an episode does not end as ep says (an agent
+ * that is not deterministic). */
+bv_status bv_cl_record(const bv_cl_opts *o, bv_cl_clip *clips, int n_clips, bv_cl_clip_fn fn, void *ctx);
+/* Free a clip's frames (a clip without frames is fine). */
+void bv_cl_clip_free(bv_cl_clip *c);
 
 /* The env seed of episode e of task t under seed S (splitmix64 of the three). */
 uint64_t bv_cl_episode_seed(uint64_t seed, int task, int episode);
