@@ -1,5 +1,6 @@
 /* cmd_eval.c - `bitvla eval`: evaluation of a policy. `closed-loop` runs it (or a baseline agent)
- * on the built-in tabletop task with LIBERO's protocol (eval/closed_loop.h, docs/evaluation.md). */
+ * on the built-in tabletop task with LIBERO's protocol (eval/closed_loop.h, docs/evaluation.md),
+ * with the baselines in the same table (--baselines) and pictures (--media, eval/media.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,13 +8,14 @@
 #include "cli/cli.h"
 #include "data/synth_env.h"
 #include "eval/closed_loop.h"
+#include "eval/media.h"
 #include "src/common.h"
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: bitvla eval closed-loop BUNDLE_DIR|CHECKPOINT --env synth [--episodes N] [--tasks 0,1,...]\n"
             "                               [--seed S] [--threads T] [--json OUT] [--image-size 64..256]\n"
-            "                               [--max-steps N] [--no-center-crop]\n"
+            "                               [--max-steps N] [--no-center-crop] [--baselines] [--media DIR]\n"
             "       bitvla eval closed-loop --agent expert|random --env synth ...\n"
             "       bitvla eval closed-loop --config C --random-init SEED --tokenizer T.json --statistics S.json --env synth ...\n"
             "\n"
@@ -31,6 +33,13 @@ static void usage(FILE *f) {
             "  --threads      episodes run in T threads, each with its own env and policy (default 1); the OpenMP\n"
             "                 threads of each policy are the process's count / T (OMP_NUM_THREADS or all cores)\n"
             "  --json OUT     the results as JSON: success_rate, ci95, episodes, tasks [...], outcomes [...]\n"
+            "                 (and baselines {random, expert} with --baselines)\n"
+            "  --baselines    also run the random agent and the scripted expert on the same initial states: their\n"
+            "                 rates and intervals as more columns of the table, in the JSON and the chart\n"
+            "  --media DIR    pictures into DIR: success.png (success per task with Wilson error bars, next to the\n"
+            "                 baselines), task-NN-strip.png (6 frames of the task's first success and first\n"
+            "                 failure, both cameras) and task-NN-rollout.png (an animated PNG of episode 0); the\n"
+            "                 episodes shown are re-run with rendering after the evaluation\n"
             "  --image-size   camera images, pixels (default 256, as LIBERO; 64..256)\n"
             "  --max-steps    agent steps before an episode fails (default 300)\n"
             "  --expert-noise the expert's action noise std (default 0)\n"
@@ -65,29 +74,60 @@ static bool parse_tasks(const char *v, int *tasks, int *n) {
     return true;
 }
 
-static void print_row(const bv_cl_summary *s) {
+static void print_cells(const bv_cl_summary *s) {
+    printf("%4d/%-4d %6.1f%%  [%5.1f%%, %5.1f%%]", s->successes, s->episodes, 100 * s->rate, 100 * s->lo, 100 * s->hi);
+}
+
+/* One row: the task, the evaluated agent's cells and mean length, then each baseline's cells. */
+static void print_row(const bv_cl_summary *s, const bv_cl_summary *const *base, int nb) {
     char name[16];
     if (s->task >= 0) snprintf(name, sizeof name, "%d", s->task);
     else snprintf(name, sizeof name, "all");
-    printf("%-5s %-52s %4d/%-4d %6.1f%%  [%5.1f%%, %5.1f%%]  %6.1f\n", name, s->task >= 0 ? s->instruction : "",
-           s->successes, s->episodes, 100 * s->rate, 100 * s->lo, 100 * s->hi, s->mean_steps);
+    printf("%-5s %-52s ", name, s->task >= 0 ? s->instruction : "");
+    print_cells(s);
+    printf("  %6.1f", s->mean_steps);
+    for (int b = 0; b < nb; b++) {
+        printf("  | ");
+        print_cells(base[b]);
+    }
+    printf("\n");
+}
+
+/* The table of r, each baseline's rate and interval in columns of its own. */
+static void print_table(const bv_cl_result *r, const bv_cl_result *const *base, int nb) {
+    if (nb) {
+        /* the columns of print_row: 59 of task and instruction, 37 of cells, 8 of steps */
+        printf("%-59s%-45s", "", bv_cl_agent_name(r->agent));
+        for (int b = 0; b < nb; b++) printf("  | %-*s", b + 1 < nb ? 37 : 0, bv_cl_agent_name(base[b]->agent));
+        printf("\n");
+    }
+    printf("%-5s %-52s %9s %7s  %-18s  %6s", "task", "instruction", "success", "rate", "95% CI (Wilson)", "steps");
+    for (int b = 0; b < nb; b++) printf("  | %9s %7s  %-*s", "success", "rate", b + 1 < nb ? 18 : 0, "95% CI (Wilson)");
+    printf("\n");
+    const bv_cl_summary *cells[2];
+    for (int t = 0; t <= r->n_tasks; t++) {
+        for (int b = 0; b < nb; b++) cells[b] = t < r->n_tasks ? &base[b]->tasks[t] : &base[b]->all;
+        print_row(t < r->n_tasks ? &r->tasks[t] : &r->all, cells, nb);
+    }
 }
 
 static int closed_loop(int argc, char **argv) {
     bv_cl_opts o;
     bv_cl_opts_default(&o);
-    const char *json = NULL, *env = NULL;
+    const char *json = NULL, *env = NULL, *media = NULL;
     int tasks[64], n_tasks = 0;
-    bool agent_set = false, seeded = false;
+    bool agent_set = false, seeded = false, baselines = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--no-center-crop")) {
             o.policy_opts.center_crop = false;
+        } else if (!strcmp(a, "--baselines")) {
+            baselines = true;
         } else if (!strcmp(a, "--agent") || !strcmp(a, "--env") || !strcmp(a, "--episodes") || !strcmp(a, "--tasks") ||
                    !strcmp(a, "--seed") || !strcmp(a, "--threads") || !strcmp(a, "--json") ||
                    !strcmp(a, "--image-size") || !strcmp(a, "--max-steps") || !strcmp(a, "--expert-noise") ||
                    !strcmp(a, "--config") || !strcmp(a, "--random-init") || !strcmp(a, "--tokenizer") ||
-                   !strcmp(a, "--statistics")) {
+                   !strcmp(a, "--statistics") || !strcmp(a, "--media")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "bitvla eval: option %s needs a value\n", a);
                 return 2;
@@ -125,6 +165,8 @@ static int closed_loop(int argc, char **argv) {
                 if (!bv_cli_int("eval", a, v, 1, 1024, &o.threads)) return 2;
             } else if (!strcmp(a, "--json")) {
                 json = v;
+            } else if (!strcmp(a, "--media")) {
+                media = v;
             } else if (!strcmp(a, "--image-size")) {
                 if (!bv_cli_int("eval", a, v, 64, 256, &o.image_size)) return 2;
             } else if (!strcmp(a, "--max-steps")) {
@@ -171,18 +213,53 @@ static int closed_loop(int argc, char **argv) {
         fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
         return 1;
     }
-    printf("bitvla eval closed-loop: %s on synth, %d episodes per task, seed %llu, %dpx, max %d steps, %.1f s "
-           "(%.2f episodes/s)\n",
-           r.source, o.episodes, (unsigned long long)o.seed, o.image_size, o.max_steps, r.seconds,
-           r.seconds > 0 ? r.n_episodes / r.seconds : 0.0);
-    printf("%-5s %-52s %9s %7s  %-16s  %6s\n", "task", "instruction", "success", "rate", "95% CI (Wilson)", "steps");
-    for (int t = 0; t < r.n_tasks; t++) print_row(&r.tasks[t]);
-    print_row(&r.all);
-    int rc = 0;
-    if (json && bv_cl_write_json(&r, NULL, 0, &o, json)) {
+    /* the baselines on the same initial states: random then expert, the evaluated agent's own result
+     * standing in for its own kind */
+    bv_cl_result base_runs[2];
+    const bv_cl_result *base_all[2], *base_shown[2];
+    int n_all = 0, n_shown = 0, n_runs = 0, rc = 0;
+    const bv_cl_agent kinds[2] = {BV_CL_AGENT_RANDOM, BV_CL_AGENT_EXPERT};
+    for (int k = 0; baselines && k < 2; k++) {
+        if (kinds[k] == r.agent) {
+            base_all[n_all++] = &r;
+            continue;
+        }
+        bv_cl_opts bo = o;
+        bo.agent = kinds[k];
+        bo.policy_path = NULL;
+        if (bv_cl_run(&bo, &base_runs[n_runs])) {
+            fprintf(stderr, "bitvla eval: the %s baseline: %s\n", bv_cl_agent_name(kinds[k]), bv_error_msg());
+            rc = 1;
+            break;
+        }
+        base_all[n_all++] = base_shown[n_shown++] = &base_runs[n_runs++];
+    }
+    if (!rc) {
+        printf("bitvla eval closed-loop: %s on synth, %d episodes per task, seed %llu, %dpx, max %d steps, %.1f s "
+               "(%.2f episodes/s)\n",
+               r.source, o.episodes, (unsigned long long)o.seed, o.image_size, o.max_steps, r.seconds,
+               r.seconds > 0 ? r.n_episodes / r.seconds : 0.0);
+        print_table(&r, base_shown, n_shown);
+        fflush(stdout);
+    }
+    if (!rc && json && bv_cl_write_json(&r, base_all, n_all, &o, json)) {
         fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
         rc = 1;
     }
+    if (!rc && media) {
+        bv_cl_media_opts mo;
+        bv_cl_media_opts_default(&mo);
+        mo.dir = media;
+        const bv_cl_result *charted[3] = {&r, n_shown > 0 ? base_shown[0] : NULL, n_shown > 1 ? base_shown[1] : NULL};
+        if (bv_cl_media_write(&mo, &o, charted, 1 + n_shown)) {
+            fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
+            rc = 1;
+        } else {
+            printf("media: %s/success.png, %s/task-NN-strip.png (film strips), %s/task-NN-rollout.png (animated)\n",
+                   media, media, media);
+        }
+    }
+    for (int k = 0; k < n_runs; k++) bv_cl_result_free(&base_runs[k]);
     bv_cl_result_free(&r);
     return rc;
 }

@@ -4,6 +4,8 @@
 #   1. a tiny policy is trained for 2 steps on a few synth episodes (as tests/cli/infer.sh);
 #   2. its checkpoint is evaluated on 2 short episodes (2 chunks each) with 1 and with 2 threads,
 #      and its f32 bundle with 1: the JSON has the documented fields and the per-episode outcomes agree;
+#      the 2-thread run also has --baselines and --media: the policy's episodes re-run with rendering
+#      end as evaluated (the policy is deterministic) and the pictures are written;
 #   3. a checkpoint whose action_dim is not the env's is refused naming both dimensions.
 #   Usage: tests/cli/closed_loop.sh BITVLA RECIPE WORK_DIR
 set -euo pipefail
@@ -22,12 +24,19 @@ fail() { echo "cli_eval_policy: $*" >&2; exit 1; }
   fail "training the tiny policy: $(tail -5 "$work/train.txt")"
 ckpt=$work/run/checkpoints/latest
 
+media=()
 for t in 1 2; do
+  [[ $t -eq 2 ]] && media=(--baselines --media "$work/media")
   "$bitvla" eval closed-loop "$ckpt" --env synth --episodes 2 --tasks 0 --image-size 64 --max-steps 16 \
-    --threads $t --json "$work/eval$t.json" > "$work/eval$t.txt" 2>&1 || fail "eval, $t threads: $(cat "$work/eval$t.txt")"
+    --threads $t --json "$work/eval$t.json" "${media[@]}" > "$work/eval$t.txt" 2>&1 ||
+    fail "eval, $t threads: $(cat "$work/eval$t.txt")"
 done
 cat "$work/eval2.txt"
-grep -Eq "^all +[0-9]+/2 " "$work/eval2.txt" || fail "no overall row: $(cat "$work/eval2.txt")"
+grep -Eq "^all +[0-9]+/2 .*\| +[0-9]+/2 .*\| +[0-9]+/2 " "$work/eval2.txt" ||
+  fail "no overall row with the policy, random and expert: $(cat "$work/eval2.txt")"
+for f in success.png task-00-strip.png task-00-rollout.png; do
+  [[ -s $work/media/$f ]] || fail "--media wrote no $f: $(ls "$work/media")"
+done
 python3 - "$work/eval1.json" "$work/eval2.json" <<'EOF' || fail "the JSON checks failed"
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
