@@ -1,6 +1,8 @@
 /* cmd_eval.c - `bitvla eval`: evaluation of a policy. `closed-loop` runs it (or a baseline agent)
- * on the built-in tabletop task with LIBERO's protocol (eval/closed_loop.h, docs/evaluation.md),
- * with the baselines in the same table (--baselines) and pictures (--media, eval/media.h). */
+ * on the built-in tabletop task with LIBERO's protocol (eval/closed_loop.h), with the baselines in
+ * the same table (--baselines) and pictures (--media, eval/media.h); `offline` scores its action
+ * chunks on recorded data (eval/offline.h). docs/evaluation.md. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "data/synth_env.h"
 #include "eval/closed_loop.h"
 #include "eval/media.h"
+#include "eval/offline.h"
 #include "src/common.h"
 
 static void usage(FILE *f) {
@@ -45,7 +48,26 @@ static void usage(FILE *f) {
             "  --expert-noise the expert's action noise std (default 0)\n"
             "  --no-center-crop  feed the policy the whole images (default: the evaluation centre crop)\n"
             "  --config, --random-init  a policy with the random weights of SEED (as `bitvla infer`); needs --tokenizer\n"
-            "                 and --statistics (which also replace a checkpoint's)\n",
+            "                 and --statistics (which also replace a checkpoint's)\n"
+            "\n"
+            "usage: bitvla eval offline BUNDLE_DIR|CHECKPOINT --shards DIR [--json OUT] [--batches N] [--batch-size B]\n"
+            "                           [--threads T] [--no-center-crop]\n"
+            "       bitvla eval offline --config C --random-init SEED --tokenizer T.json --statistics S.json --shards DIR ...\n"
+            "\n"
+            "offline: the policy's action chunks on recorded data (a shard directory of `bitvla convert`, e.g. the\n"
+            "held-out episodes of a recipe's data.val_shards), every sample in order with the evaluation centre crop,\n"
+            "normalised with DIR's statistics as the trainer's validation is. Prints per task (instruction) and overall:\n"
+            "samples, L1 on normalised actions (overall: the trainer's val_l1), gripper open/closed accuracy (the\n"
+            "last dimension, > 0.5 = open, as deployed) and the mean |error| of each dimension, normalised and in\n"
+            "robot units.\n"
+            "\n"
+            "  --shards DIR   the shard directory (manifest.json, shards, dataset_statistics.json)\n"
+            "  --json OUT     the results as JSON: l1, gripper_accuracy, samples, dim_l1, dim_l1_unnormalized, tasks [...]\n"
+            "  --batches N    only the first N batches (default: all; the first validation.batches batches of\n"
+            "                 --batch-size micro_batch are the trainer's validation)\n"
+            "  --batch-size B samples per forward (default 8)\n"
+            "  --threads T    OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --no-center-crop, --config, --random-init, --tokenizer, --statistics  as for closed-loop\n",
             bv_synth_num_tasks());
 }
 
@@ -111,6 +133,50 @@ static void print_table(const bv_cl_result *r, const bv_cl_result *const *base, 
     }
 }
 
+/* The flags both modes take to say which policy and how it sees: --no-center-crop, --config,
+ * --random-init, --tokenizer, --statistics. 1: argv[*i] was one (its value consumed), 0: it was
+ * not, -1: a bad or missing value (said on stderr). */
+static int policy_flag(int argc, char **argv, int *i, bv_policy_opts *po, bool *seeded) {
+    const char *a = argv[*i];
+    if (!strcmp(a, "--no-center-crop")) {
+        po->center_crop = false;
+        return 1;
+    }
+    if (strcmp(a, "--config") && strcmp(a, "--random-init") && strcmp(a, "--tokenizer") && strcmp(a, "--statistics"))
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "bitvla eval: option %s needs a value\n", a);
+        return -1;
+    }
+    const char *v = argv[++*i];
+    if (!strcmp(a, "--config")) {
+        po->random_config = v;
+    } else if (!strcmp(a, "--tokenizer")) {
+        po->tokenizer = v;
+    } else if (!strcmp(a, "--statistics")) {
+        po->statistics = v;
+    } else {
+        int64_t sd;
+        if (!bv_cli_int64("eval", a, v, 0, INT64_MAX, &sd)) return -1;
+        po->seed = (uint64_t)sd;
+        *seeded = true;
+    }
+    return 1;
+}
+
+/* A random-weight policy's flags go together and replace a path. */
+static bool policy_flags_check(const char *path, const bv_policy_opts *po, bool seeded) {
+    if (!!po->random_config != seeded || (po->random_config && path)) {
+        fprintf(stderr, "bitvla eval: --config and --random-init go together, without a BUNDLE_DIR or CHECKPOINT\n");
+        return false;
+    }
+    if (po->random_config && (!po->tokenizer || !po->statistics)) {
+        fprintf(stderr, "bitvla eval: --random-init needs --tokenizer T.json and --statistics S.json\n");
+        return false;
+    }
+    return true;
+}
+
 static int closed_loop(int argc, char **argv) {
     bv_cl_opts o;
     bv_cl_opts_default(&o);
@@ -119,15 +185,16 @@ static int closed_loop(int argc, char **argv) {
     bool agent_set = false, seeded = false, baselines = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--no-center-crop")) {
-            o.policy_opts.center_crop = false;
-        } else if (!strcmp(a, "--baselines")) {
+        int pf = policy_flag(argc, argv, &i, &o.policy_opts, &seeded);
+        if (pf < 0) return 2;
+        if (pf > 0) continue;
+        if (!strcmp(a, "--baselines")) {
             baselines = true;
-        } else if (!strcmp(a, "--agent") || !strcmp(a, "--env") || !strcmp(a, "--episodes") || !strcmp(a, "--tasks") ||
-                   !strcmp(a, "--seed") || !strcmp(a, "--threads") || !strcmp(a, "--json") ||
-                   !strcmp(a, "--image-size") || !strcmp(a, "--max-steps") || !strcmp(a, "--expert-noise") ||
-                   !strcmp(a, "--config") || !strcmp(a, "--random-init") || !strcmp(a, "--tokenizer") ||
-                   !strcmp(a, "--statistics") || !strcmp(a, "--media")) {
+            continue;
+        }
+        if (!strcmp(a, "--agent") || !strcmp(a, "--env") || !strcmp(a, "--episodes") || !strcmp(a, "--tasks") ||
+            !strcmp(a, "--seed") || !strcmp(a, "--threads") || !strcmp(a, "--json") || !strcmp(a, "--image-size") ||
+            !strcmp(a, "--max-steps") || !strcmp(a, "--expert-noise") || !strcmp(a, "--media")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "bitvla eval: option %s needs a value\n", a);
                 return 2;
@@ -139,17 +206,6 @@ static int closed_loop(int argc, char **argv) {
                     return 2;
                 }
                 agent_set = true;
-            } else if (!strcmp(a, "--config")) {
-                o.policy_opts.random_config = v;
-            } else if (!strcmp(a, "--tokenizer")) {
-                o.policy_opts.tokenizer = v;
-            } else if (!strcmp(a, "--statistics")) {
-                o.policy_opts.statistics = v;
-            } else if (!strcmp(a, "--random-init")) {
-                int64_t sd;
-                if (!bv_cli_int64("eval", a, v, 0, INT64_MAX, &sd)) return 2;
-                o.policy_opts.seed = (uint64_t)sd;
-                seeded = true;
             } else if (!strcmp(a, "--env")) {
                 env = v;
             } else if (!strcmp(a, "--episodes")) {
@@ -191,14 +247,7 @@ static int closed_loop(int argc, char **argv) {
                 env ? env : "nothing");
         return 2;
     }
-    if (!!o.policy_opts.random_config != seeded || (o.policy_opts.random_config && o.policy_path)) {
-        fprintf(stderr, "bitvla eval: --config and --random-init go together, without a BUNDLE_DIR or CHECKPOINT\n");
-        return 2;
-    }
-    if (o.policy_opts.random_config && (!o.policy_opts.tokenizer || !o.policy_opts.statistics)) {
-        fprintf(stderr, "bitvla eval: --random-init needs --tokenizer T.json and --statistics S.json\n");
-        return 2;
-    }
+    if (!policy_flags_check(o.policy_path, &o.policy_opts, seeded)) return 2;
     if (o.agent == BV_CL_AGENT_POLICY && !o.policy_path && !o.policy_opts.random_config) {
         fprintf(stderr, "bitvla eval: give a BUNDLE_DIR or CHECKPOINT (or --agent expert|random)\n");
         return 2;
@@ -264,6 +313,110 @@ static int closed_loop(int argc, char **argv) {
     return rc;
 }
 
+/* ---- offline ---- */
+
+/* The table of one kind of per-dimension error: a row per task, then the overall row; the
+ * instruction last, whole. */
+static void print_table(const bv_am_summary *s, bool normalised) {
+    printf("%8s", "samples");
+    if (normalised) printf(" %8s %8s", "L1", "gripper");
+    for (int d = 0; d < s->action_dim; d++) {
+        char h[16];
+        snprintf(h, sizeof h, "d%d", d);
+        printf(" %8s", h);
+    }
+    printf("  instruction\n");
+    for (int t = 0; t <= s->n_tasks; t++) {
+        const bv_am_group *g = t < s->n_tasks ? &s->tasks[t] : &s->all;
+        printf("%8lld", (long long)g->samples);
+        if (normalised) {
+            printf(" %8.4f", g->l1);
+            if (isfinite(g->gripper_acc)) printf(" %7.1f%%", 100 * g->gripper_acc);
+            else printf(" %8s", "-");
+        }
+        const double *v = normalised ? g->dim_l1 : g->dim_l1_raw;
+        for (int d = 0; d < s->action_dim; d++) printf(" %8.4f", v[d]);
+        printf("  %s\n", g->task ? g->task : "all");
+    }
+}
+
+static int offline(int argc, char **argv) {
+    bv_offline_opts o;
+    bv_offline_opts_default(&o);
+    const char *json = NULL;
+    bool seeded = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int pf = policy_flag(argc, argv, &i, &o.policy_opts, &seeded);
+        if (pf < 0) return 2;
+        if (pf > 0) continue;
+        if (!strcmp(a, "--shards") || !strcmp(a, "--json") || !strcmp(a, "--batches") ||
+                   !strcmp(a, "--batch-size") || !strcmp(a, "--threads")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "bitvla eval: option %s needs a value\n", a);
+                return 2;
+            }
+            const char *v = argv[++i];
+            if (!strcmp(a, "--shards")) {
+                o.shards = v;
+            } else if (!strcmp(a, "--json")) {
+                json = v;
+            } else if (!strcmp(a, "--batches")) {
+                if (!bv_cli_int64("eval", a, v, 1, INT64_MAX, &o.batches)) return 2;
+            } else if (!strcmp(a, "--batch-size")) {
+                if (!bv_cli_int("eval", a, v, 1, 4096, &o.batch_size)) return 2;
+            } else {
+                int n;
+                /* at most what OpenBLAS/OpenMP can run (bv_set_num_threads would cap it silently) */
+                if (!bv_cli_int("eval", a, v, 1, bv_max_threads(NULL), &n)) return 2;
+                bv_set_num_threads(n);
+            }
+        } else if (a[0] == '-') {
+            fprintf(stderr, "bitvla eval: unknown option '%s' (see bitvla eval --help)\n", a);
+            return 2;
+        } else if (!o.policy_path) {
+            o.policy_path = a;
+        } else {
+            fprintf(stderr, "bitvla eval: unexpected argument '%s' (one BUNDLE_DIR or CHECKPOINT)\n", a);
+            return 2;
+        }
+    }
+    if (!policy_flags_check(o.policy_path, &o.policy_opts, seeded)) return 2;
+    if (!o.policy_path && !o.policy_opts.random_config) {
+        fprintf(stderr, "bitvla eval: offline needs a BUNDLE_DIR or CHECKPOINT (or --config C --random-init SEED)\n");
+        return 2;
+    }
+    if (!o.shards) {
+        fprintf(stderr, "bitvla eval: offline needs --shards DIR (a shard directory written by `bitvla convert`)\n");
+        return 2;
+    }
+    bv_offline_result r;
+    if (bv_offline_run(&o, &r)) {
+        fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
+        return 1;
+    }
+    const bv_am_summary *s = &r.m;
+    printf("bitvla eval offline: %s on %s (dataset %s): %lld of %lld samples in %lld batches of %d, %.1f s\n",
+           r.source, o.shards, r.dataset, (long long)s->all.samples, (long long)r.shard_samples,
+           (long long)r.batches, o.batch_size, r.seconds);
+    if (r.norm_differs)
+        fprintf(stderr, "bitvla eval: note: the statistics of %s are not the policy's (its training data's): inputs and "
+                "targets are normalised with %s's, as the trainer's validation does (docs/evaluation.md, "
+                "\"Normalisation\")\n", o.shards, o.shards);
+    printf("\nmean |error| on normalised actions (L1 and per dimension), gripper (d%d) open/closed accuracy:\n",
+           s->gripper_dim);
+    print_table(s, true);
+    printf("\nmean |error| per dimension in robot units (un-normalised with the statistics of %s):\n", o.shards);
+    print_table(s, false);
+    int rc = 0;
+    if (json && bv_offline_write_json(&r, &o, json)) {
+        fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
+        rc = 1;
+    }
+    bv_offline_result_free(&r);
+    return rc;
+}
+
 int bv_cmd_eval(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -280,6 +433,13 @@ int bv_cmd_eval(int argc, char **argv) {
         }
         return closed_loop(argc - 1, argv + 1);
     }
-    fprintf(stderr, "bitvla eval: unknown mode '%s' (expected closed-loop)\n", argv[1]);
+    if (!strcmp(argv[1], "offline")) {
+        if (bv_cli_wants_help(argc - 1, argv + 1)) {
+            usage(stdout);
+            return 0;
+        }
+        return offline(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "bitvla eval: unknown mode '%s' (expected closed-loop or offline)\n", argv[1]);
     return 2;
 }

@@ -21,7 +21,8 @@ static void usage(FILE *f) {
             "Draws the curves of RUN_DIR/metrics.jsonl into one figure, DIR/training.png (default DIR:\n"
             "RUN_DIR/plots), written atomically. Every numeric member of the records is a series named\n"
             "KIND/NAME (e.g. train/loss, val/val_l1) over the step, grouped into panels (docs/metrics.md):\n"
-            "  loss       loss, *_loss, loss_* of every kind and every val_* metric\n"
+            "  loss       loss, *_loss, loss_* of every kind and every other val_* metric\n"
+            "  accuracy   *_acc (e.g. val/val_gripper_acc), in [0, 1]\n"
             "  lr         lr and lr_*\n"
             "  grad_norm  grad_norm\n"
             "  NAME       one panel for each other metric (samples_per_s, ...)\n"
@@ -53,6 +54,7 @@ static bool ends(const char *s, const char *p) {
 
 /* The panel a metric belongs to: a fixed group, or its own name. */
 static const char *panel_of(const char *name) {
+    if (ends(name, "_acc")) return "accuracy"; /* fractions in [0, 1], not beside the losses */
     if (!strcmp(name, "loss") || ends(name, "_loss") || starts(name, "loss_") || starts(name, "val_")) return "loss";
     if (!strcmp(name, "lr") || starts(name, "lr_")) return "lr";
     if (!strcmp(name, "grad_norm")) return "grad_norm";

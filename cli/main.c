@@ -24,7 +24,7 @@ static const bv_cli_command k_commands[] = {
     {"tokenizer", "train a small byte-level BPE tokenizer, or convert/edit a tokenizer.json", bv_cmd_tokenizer},
     {"plot", "draw a run's training curves (metrics.jsonl) as a PNG", bv_cmd_plot},
     {"infer", "one action chunk from a bundle or checkpoint on an observation (images, state, task)", bv_cmd_infer},
-    {"eval", "closed-loop success rate on the built-in task (a policy, the expert or a random agent)", bv_cmd_eval},
+    {"eval", "closed-loop success rate on the built-in task; offline action metrics on recorded data", bv_cmd_eval},
     {"serve", "serve a policy over HTTP, compatible with OpenVLA-OFT's deploy.py (POST /act)", bv_cmd_serve},
 };
 

@@ -17,6 +17,7 @@ typedef struct {
     int32_t *ids;
     uint8_t *amask;
     int64_t len;
+    char *instruction; /* as the shard holds it (the prompt lower-cases it) */
 } prompt;
 
 enum { SLOT_FREE = 0, SLOT_BUSY, SLOT_READY };
@@ -501,6 +502,7 @@ static bv_status make_prompts(bv_loader *l) {
                 break;
             }
             prompt *p = &l->prompts[i];
+            p->instruction = bv_xstrdup(uniq[i]);
             p->len = seq.len;
             p->ids = bv_xmalloc((size_t)seq.len * sizeof *p->ids);
             p->amask = bv_xmalloc((size_t)seq.len);
@@ -649,6 +651,7 @@ void bv_loader_free(bv_loader *l) {
     for (int i = 0; i < l->n_prompts; i++) {
         free(l->prompts[i].ids);
         free(l->prompts[i].amask);
+        free(l->prompts[i].instruction);
     }
     free(l->prompts);
     free(l->ep_shard);
@@ -682,6 +685,11 @@ const bv_action_norm *bv_loader_proprio_norm(const bv_loader *l) { return &l->pn
 int64_t bv_loader_episode_length(const bv_loader *l, int64_t episode) {
     BV_ASSERT(episode >= 0 && episode < l->n_eps, "episode %lld of %lld", (long long)episode, (long long)l->n_eps);
     return l->ep_len[episode];
+}
+
+const char *bv_loader_episode_instruction(const bv_loader *l, int64_t episode) {
+    BV_ASSERT(episode >= 0 && episode < l->n_eps, "episode %lld of %lld", (long long)episode, (long long)l->n_eps);
+    return l->prompts[l->ep_prompt[episode]].instruction;
 }
 
 void bv_loader_episode_raw(const bv_loader *l, int64_t episode, const float **action, const float **proprio) {

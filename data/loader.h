@@ -134,6 +134,9 @@ int64_t bv_loader_permute(const bv_loader *l, int64_t epoch, int64_t pos);
 /* Steps of an episode, and its raw (un-normalised) actions and proprio (borrowed; rows of the
  * episode, A and P wide). For tests and evaluation. */
 int64_t bv_loader_episode_length(const bv_loader *l, int64_t episode);
+/* An episode's instruction as its shard holds it (borrowed, lives as long as the loader): the task
+ * evaluation groups samples by. */
+const char *bv_loader_episode_instruction(const bv_loader *l, int64_t episode);
 void bv_loader_episode_raw(const bv_loader *l, int64_t episode, const float **action, const float **proprio);
 
 #endif

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "data/synth_env.h"
+#include "src/action_norm.h"
 #include "src/atomic_file.h"
 #include "src/progress.h"
 
@@ -65,7 +66,7 @@ float bv_cl_gripper_to_env(float a) {
     /* OFT: normalize_gripper_action(binarize=True): sign(2a - 1) (+1 open in the dataset's terms);
      * invert_gripper_action: its negation, so open -> -1, the env's open. A NaN compares false:
      * it closes (+1). */
-    return (2.0f * a - 1.0f > 0.0f) ? -1.0f : 1.0f;
+    return bv_action_gripper_open(a) ? -1.0f : 1.0f;
 }
 
 void bv_wilson(int k, int n, double z, double *lo, double *hi) {

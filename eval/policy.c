@@ -53,6 +53,8 @@ int bv_policy_state_dim(const bv_policy *p) { return p->P; }
 int bv_policy_n_images(const bv_policy *p) { return p->n_images; }
 const char *bv_policy_source(const bv_policy *p) { return p->source; }
 double bv_policy_weight_bytes(const bv_policy *p) { return p->weight_bytes; }
+const bv_action_norm *bv_policy_action_norm(const bv_policy *p) { return &p->anorm; }
+const bv_action_norm *bv_policy_proprio_norm(const bv_policy *p) { return &p->pnorm; }
 
 static char *join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -392,6 +394,41 @@ static void put_image(bv_policy *p, const uint8_t *rgb, int w, int h, int cam) {
     bv_aug_apply(rgb, w, h, &ap, p->S, p->pix + (size_t)cam * img, &p->scratch);
 }
 
+void bv_policy_loader_opts(const bv_policy *p, bv_loader_opts *lo) {
+    bv_loader_opts_default(lo);
+    lo->tok = p->tok;
+    lo->train = false;
+    lo->shuffle = false;
+    lo->drop_last = false;
+    lo->epochs = 1;
+    lo->image_size = p->S;
+    lo->n_images = p->n_images;
+    lo->image_tokens = p->image_tokens;
+    lo->chunk = p->chunk;
+    if (!p->o.center_crop) lo->aug.crop_scale = 1.0; /* the centred box is the whole image */
+}
+
+/* The forward in action mode of a checked batch; the actions (B, chunk, A) borrowed from the graph
+ * until the next forward. */
+static const float *forward(bv_policy *p, const bv_vla_batch *b) {
+    if (!p->graph_ready) { /* sized by the first batch; the arena grows if a later one needs more */
+        bv_graph_init(&p->g, (size_t)bv_vla_plan_forward(&p->model.vla.cfg, b, BV_VLA_MODE_ACTION, false));
+        p->graph_ready = true;
+    }
+    bv_graph_reset(&p->g);
+    bv_graph_no_grad_begin(&p->g);
+    bv_vla_out y = bv_vla_forward(&p->g, &p->model.params, &p->model.vla, b, BV_VLA_MODE_ACTION);
+    bv_graph_no_grad_end(&p->g);
+    return bv_var_f32(y.actions_pred);
+}
+
+bv_status bv_policy_act_batch(bv_policy *p, const bv_vla_batch *b, const char *label, float *normalized) {
+    BV_TRY(bv_vla_batch_check(&p->model.vla, b, BV_VLA_MODE_ACTION, label));
+    const float *a = forward(p, b);
+    memcpy(normalized, a, (size_t)b->input_ids->shape[0] * (size_t)p->chunk * (size_t)p->A * sizeof(float));
+    return BV_OK;
+}
+
 bv_status bv_policy_act(bv_policy *p, const bv_policy_obs *obs, float *actions, float *normalized) {
     if (!obs->full_image || obs->full_w < 1 || obs->full_h < 1)
         return bv_error_set(BV_ERR_ARG, "observation: full_image is missing (expected RGB, height x width x 3)");
@@ -417,17 +454,9 @@ bv_status bv_policy_act(bv_policy *p, const bv_policy_obs *obs, float *actions, 
     bv_vla_batch b = {.input_ids = &ids, .attention_mask = &attn, .pixel_values = &pix, .proprio = &prop,
                       .action_mask = &am};
     BV_TRY(bv_vla_batch_check(&p->model.vla, &b, BV_VLA_MODE_ACTION, "observation"));
-    if (!p->graph_ready) {
-        bv_graph_init(&p->g, (size_t)bv_vla_plan_forward(&p->model.vla.cfg, &b, BV_VLA_MODE_ACTION, false));
-        p->graph_ready = true;
-    }
-    bv_graph_reset(&p->g);
-    bv_graph_no_grad_begin(&p->g);
-    bv_vla_out y = bv_vla_forward(&p->g, &p->model.params, &p->model.vla, &b, BV_VLA_MODE_ACTION);
-    const float *a = bv_var_f32(y.actions_pred);
+    const float *a = forward(p, &b);
     int64_t n = (int64_t)p->chunk * p->A;
     if (normalized) memcpy(normalized, a, (size_t)n * sizeof(float));
     bv_action_norm_invert(&p->anorm, a, p->chunk, actions);
-    bv_graph_no_grad_end(&p->g);
     return BV_OK;
 }

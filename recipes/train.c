@@ -13,6 +13,7 @@
 #include "models/build.h"
 #include "optim/adamw.h"
 #include "optim/schedule.h"
+#include "recipes/action_metrics.h"
 #include "recipes/dist.h"
 #include "src/atomic_file.h"
 #include "src/metrics.h"
@@ -200,11 +201,16 @@ static bv_status ensure_graph(run *R, const bv_vla_batch *vb) {
     return BV_OK;
 }
 
-/* Mean L1 on normalised actions over the first validation.batches micro-batches ("units") of
- * the held-out set, in held-out order: rank r runs units r, r + N, r + 2N, ... (the loader's rank
- * slices), each unit's mean L1 goes into its slot, the slots are summed over the ranks (zeros
- * elsewhere: exact) and then in unit order, so any rank count gives the same bits. */
-static bv_status validate(run *R, double *l1) {
+/* bv_am_sum's sum over the ranks */
+static void sum_over_ranks(void *ctx, double *x, int64_t n) { bv_dist_sum_doubles(ctx, x, (int)n); }
+
+/* The action metrics (recipes/action_metrics.h) of the first validation.batches micro-batches
+ * ("units") of the held-out set, in held-out order: rank r runs units r, r + N, r + 2N, ... (the
+ * loader's rank slices), each into its own record, the records are summed over the ranks (zeros
+ * elsewhere: exact) and combined in unit order, so any rank count gives the same bits. *l1: the
+ * mean of the units' losses (the L1 on normalised actions), *gripper_acc: open/closed agreement
+ * of the last action dimension (the gripper) over every step of every chunk. */
+static bv_status validate(run *R, double *l1, double *gripper_acc) {
     const bv_recipe *r = R->r;
     const int N = R->o->world_size, U = r->validation.batches;
     bv_loader_opts lo = loader_opts(R, r->data.val_shards, false);
@@ -212,7 +218,17 @@ static bv_status validate(run *R, double *l1) {
     bv_loader *l;
     bv_status st = bv_loader_open(&l, &lo);
     if (st) return bv_error_prefix(st, "validation");
-    double *unit = bv_xcalloc((size_t)U + 1, sizeof *unit); /* [U] L1 sums, [U] the count */
+    const bv_vla_config *c = &R->model.vla.cfg;
+    bv_am_cfg mc = {.chunk = (int)c->num_actions_chunk,
+                    .action_dim = (int)c->action_dim,
+                    .batch_size = r->micro_batch,
+                    .gripper_dim = (int)c->action_dim - 1,
+                    .norm = *bv_loader_action_norm(l)};
+    bv_am *m = NULL;
+    if ((st = bv_am_init(&m, &mc))) {
+        bv_loader_free(l);
+        return bv_error_prefix(st, "validation on %s", r->data.val_shards);
+    }
     for (int64_t k = 0; k * N + R->o->rank < U; k++) {
         const bv_loader_batch *b;
         if ((st = bv_loader_next(l, &b)) || !b) break;
@@ -222,19 +238,20 @@ static bv_status validate(run *R, double *l1) {
         bv_graph_reset(&R->g);
         bv_graph_no_grad_begin(&R->g);
         bv_vla_out y = bv_vla_forward(&R->g, &R->model.params, &R->model.vla, &vb, BV_VLA_MODE_ACTION);
-        unit[k * N + R->o->rank] = (double)bv_var_f32(y.loss)[0];
-        unit[U] += 1;
+        /* every row, as the loss counts them (a last batch completed by wrapping around too) */
+        bv_am_add(m, k * N + R->o->rank, bv_var_f32(y.actions_pred), b->actions.data, (int)b->B, NULL);
         bv_graph_no_grad_end(&R->g);
     }
     bv_loader_free(l);
     if (!st) {
-        bv_dist_sum_doubles(R->dist, unit, U + 1);
-        double sum = 0;
-        int n = (int)unit[U];
-        for (int u = 0; u < n; u++) sum += unit[u];
-        *l1 = n ? sum / n : NAN;
+        bv_am_sum(m, U, sum_over_ranks, R->dist);
+        bv_am_summary s;
+        bv_am_summarize(m, &s);
+        *l1 = s.all.l1;
+        *gripper_acc = s.all.gripper_acc;
+        bv_am_summary_free(&s);
     }
-    free(unit);
+    bv_am_free(m);
     return st;
 }
 
@@ -471,6 +488,7 @@ static void teardown(run *R) {
 bv_status bv_train_run(const bv_train_opts *o, bv_train_result *res) {
     memset(res, 0, sizeof *res);
     res->val_l1 = NAN;
+    res->val_gripper_acc = NAN;
     res->loss = NAN;
     run R = {.o = o, .r = o->recipe, .log = o->log};
     const bv_recipe *r = o->recipe;
@@ -487,10 +505,10 @@ bv_status bv_train_run(const bv_train_opts *o, bv_train_result *res) {
     int64_t first_bad_step = -1;
     /* the untrained model's validation L1: the curve's starting point */
     if (R.state.step == 0 && r->data.val_shards && r->validation.every > 0) {
-        double l1 = NAN;
-        if ((st = validate(&R, &l1))) goto out;
-        bv_metric m[] = {{"val_l1", l1}};
-        if (o->rank == 0 && (st = bv_metrics_log(R.metrics, 0, "val", 1, m))) goto out;
+        double l1 = NAN, gacc = NAN;
+        if ((st = validate(&R, &l1, &gacc))) goto out;
+        bv_metric m[] = {{"val_l1", l1}, {"val_gripper_acc", gacc}};
+        if (o->rank == 0 && (st = bv_metrics_log(R.metrics, 0, "val", (int)BV_ARRAY_LEN(m), m))) goto out;
     }
     while (R.state.step < end) {
         double ts = bv_time_now(), loss = NAN, gnorm = NAN, lr = 0;
@@ -532,12 +550,13 @@ bv_status bv_train_run(const bv_train_opts *o, bv_train_result *res) {
         bv_progress_update(&bar, s);
         bool last = s == end;
         if (r->data.val_shards && r->validation.every > 0 && (s % r->validation.every == 0 || s == r->steps)) {
-            double l1 = NAN;
-            if ((st = validate(&R, &l1))) break;
+            double l1 = NAN, gacc = NAN;
+            if ((st = validate(&R, &l1, &gacc))) break;
             res->val_l1 = l1;
+            res->val_gripper_acc = gacc;
             if (o->rank == 0) {
-                bv_metric m[] = {{"val_l1", l1}};
-                if ((st = bv_metrics_log(R.metrics, s, "val", 1, m))) break;
+                bv_metric m[] = {{"val_l1", l1}, {"val_gripper_acc", gacc}};
+                if ((st = bv_metrics_log(R.metrics, s, "val", (int)BV_ARRAY_LEN(m), m))) break;
             }
         }
         if ((r->checkpoint.every > 0 && s % r->checkpoint.every == 0) || last)

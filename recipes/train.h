@@ -6,7 +6,8 @@
  *     -> gradient reduction across ranks (recipes/dist.h; started during the last backward)
  *     -> non-finite guard -> global-norm clip
  *     -> AdamW step at the schedule's LR and weight-decay factor -> metrics
- *     -> periodic validation (L1 on normalised actions over held-out episodes) and checkpoints
+ *     -> periodic validation (L1 on normalised actions and gripper accuracy over held-out episodes,
+ *        recipes/action_metrics.h) and checkpoints
  * The global batch is micro_batch x accumulation x world_size samples (or the recipe's
  * global_batch, which sets the accumulation per rank). With MPI every rank runs this loop on its
  * slice of each global batch; rank 0 alone writes the run directory, metrics and checkpoints
@@ -47,12 +48,13 @@ typedef struct {
 } bv_train_opts;
 
 typedef struct {
-    int64_t step;          /* optimizer steps done when the run ended */
-    int64_t skipped;       /* steps the non-finite guard skipped */
-    double loss;           /* training loss of the last step */
-    double val_l1;         /* last validation L1 (NaN when none ran) */
+    int64_t step;           /* optimizer steps done when the run ended */
+    int64_t skipped;        /* steps the non-finite guard skipped */
+    double loss;            /* training loss of the last step */
+    double val_l1;          /* last validation L1 (NaN when none ran) */
+    double val_gripper_acc; /* and its gripper open/closed accuracy (recipes/action_metrics.h) */
     double seconds;
-    char checkpoint[1024]; /* the last checkpoint written ("" when none) */
+    char checkpoint[1024];  /* the last checkpoint written ("" when none) */
 } bv_train_result;
 
 bv_status bv_train_run(const bv_train_opts *o, bv_train_result *res);

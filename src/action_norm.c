@@ -102,3 +102,5 @@ void bv_action_norm_invert(const bv_action_norm *n, const float *a, int64_t rows
             out[r * n->dim + d] = (float)v;
         }
 }
+
+bool bv_action_gripper_open(float a) { return 2.0f * a - 1.0f > 0.0f; }

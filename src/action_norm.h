@@ -34,4 +34,10 @@ void bv_action_norm_apply(const bv_action_norm *n, const float *x, int64_t rows,
  * OFT's numpy); other dimensions unchanged. In place is fine. */
 void bv_action_norm_invert(const bv_action_norm *n, const float *a, int64_t rows, float *out);
 
+/* A gripper action in robot units of the libero schema ([0, 1], 1 = open; spec section 6) as OFT
+ * binarises it at deployment (normalize_gripper_action(binarize=True): sign(2a - 1)): open when
+ * 2a - 1 > 0 in float32, so 0.5 and NaN are closed. Closed-loop evaluation maps it to the env's
+ * gripper, offline evaluation scores it (recipes/action_metrics.h). */
+bool bv_action_gripper_open(float a);
+
 #endif

@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # CTest cli_eval_policy: `bitvla eval closed-loop` on a policy end to end (the agents and the
 # statistics are unit-tested in tests/test_closed_loop.c):
-#   1. a tiny policy is trained for 2 steps on a few synth episodes (as tests/cli/infer.sh);
+#   1. a tiny policy is trained for 2 steps on a few synth episodes (as tests/cli/infer.sh),
+#      validated at steps 0 and 2 on 2 held-out batches;
 #   2. its checkpoint is evaluated on 2 short episodes (2 chunks each) with 1 and with 2 threads,
 #      and its f32 bundle with 1: the JSON has the documented fields and the per-episode outcomes agree;
 #      the 2-thread run also has --baselines and --media: the policy's episodes re-run with rendering
 #      end as evaluated (the policy is deterministic) and the pictures are written;
 #   3. a checkpoint whose action_dim is not the env's is refused naming both dimensions.
+#   The run, its bundle and the 6-d config and statistics stay in WORK_DIR for cli_eval_offline
+#   (tests/cli/offline.sh), which needs this test as its fixture.
 #   Usage: tests/cli/closed_loop.sh BITVLA RECIPE WORK_DIR
 set -euo pipefail
 bitvla=$1 recipe=$2 work=$3
 rm -rf "$work"
 mkdir -p "$work"
-export BV_PROGRESS=0 OMP_NUM_THREADS=2
+# passive: OpenMP threads spinning at barriers on cores shared with other tests slow a tiny forward 10x
+export BV_PROGRESS=0 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive
 fail() { echo "cli_eval_policy: $*" >&2; exit 1; }
 
 "$bitvla" train "$recipe" --out "$work/run" \
   --set "data.shards=$work/data/train" --set "data.val_shards=$work/data/val" \
   --set "data.synth.rlds=$work/data/rlds" --set "tokenizer=$work/data/tokenizer.json" \
   --set data.synth.episodes=4 --set data.synth.val_episodes=1 --set data.synth.image_size=32 \
-  --set steps=2 --set schedule.warmup_steps=1 --set validation.every=0 --set checkpoint.every=2 \
+  --set steps=2 --set schedule.warmup_steps=1 --set validation.every=2 --set validation.batches=2 \
+  --set checkpoint.every=2 \
   --set micro_batch=2 --set global_batch=2 --set data.threads=1 > "$work/train.txt" 2>&1 ||
   fail "training the tiny policy: $(tail -5 "$work/train.txt")"
 ckpt=$work/run/checkpoints/latest
