@@ -317,7 +317,7 @@ static int closed_loop(int argc, char **argv) {
 
 /* The table of one kind of per-dimension error: a row per task, then the overall row; the
  * instruction last, whole. */
-static void print_table(const bv_am_summary *s, bool normalised) {
+static void print_offline_table(const bv_am_summary *s, bool normalised) {
     printf("%8s", "samples");
     if (normalised) printf(" %8s %8s", "L1", "gripper");
     for (int d = 0; d < s->action_dim; d++) {
@@ -405,9 +405,9 @@ static int offline(int argc, char **argv) {
                 "\"Normalisation\")\n", o.shards, o.shards);
     printf("\nmean |error| on normalised actions (L1 and per dimension), gripper (d%d) open/closed accuracy:\n",
            s->gripper_dim);
-    print_table(s, true);
+    print_offline_table(s, true);
     printf("\nmean |error| per dimension in robot units (un-normalised with the statistics of %s):\n", o.shards);
-    print_table(s, false);
+    print_offline_table(s, false);
     int rc = 0;
     if (json && bv_offline_write_json(&r, &o, json)) {
         fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
