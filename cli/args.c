@@ -1,6 +1,9 @@
 /* args.c - the flag helpers every subcommand shares. See cli.h. */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "src/common.h"
@@ -34,4 +37,12 @@ bool bv_cli_double(const char *cmd, const char *flag, const char *v, double lo, 
         return false;
     }
     return true;
+}
+
+int bv_cli_rank_threads(int ranks_here) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    int bound = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (bound > 0 && bound < online) return bound;
+    return (int)BV_MAX(1, online / BV_MAX(1, ranks_here));
 }

@@ -21,6 +21,12 @@ bool bv_cli_int(const char *cmd, const char *flag, const char *v, int lo, int hi
 bool bv_cli_int64(const char *cmd, const char *flag, const char *v, long long lo, long long hi, int64_t *out);
 bool bv_cli_double(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out);
 
+/* OpenMP threads for one of `ranks_here` MPI ranks on this machine when neither a flag nor
+ * OMP_NUM_THREADS says: the CPUs this process may run on when it is bound to fewer than the
+ * machine has (mpirun binds ranks to cores), else the machine's CPUs shared among the ranks on it
+ * (at least 1). */
+int bv_cli_rank_threads(int ranks_here);
+
 int bv_cmd_version(int argc, char **argv);
 int bv_cmd_bench(int argc, char **argv);
 int bv_cmd_convert(int argc, char **argv);

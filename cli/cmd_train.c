@@ -1,10 +1,7 @@
 /* bitvla train - train a policy from a recipe (recipes/train.h does the work; docs/training.md). */
-#define _GNU_SOURCE
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "recipes/checkpoint.h"
@@ -40,17 +37,6 @@ static void usage(FILE *f) {
             "writes everything; recipe keys global_batch and distributed.* (docs/distributed.md). A rank that\n"
             "fails ends the job with a message naming it.\n"
             "Progress goes to stderr (BV_PROGRESS=0 silences it). Exit status: 0 done, 1 failed, 2 bad flags.\n");
-}
-
-/* threads per rank when neither --threads nor OMP_NUM_THREADS says: the CPUs this process may run
- * on when it is bound to fewer than the machine has (mpirun binds ranks to cores), else the
- * machine's CPUs shared among the ranks on it */
-static int default_threads(const bv_dist_proc *p) {
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t set;
-    int bound = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
-    if (bound > 0 && bound < online) return bound;
-    return (int)BV_MAX(1, online / BV_MAX(1, p->local_size));
 }
 
 /* a failure after MPI started: name the rank, and end every rank of the job */
@@ -133,7 +119,7 @@ int bv_cmd_train(int argc, char **argv) {
         goto done;
     }
     if (!threads && proc.world > 1 && !getenv("OMP_NUM_THREADS"))
-        threads = BV_MIN(default_threads(&proc), bv_max_threads(NULL));
+        threads = BV_MIN(bv_cli_rank_threads(proc.local_size), bv_max_threads(NULL));
     if (threads) bv_set_num_threads(threads);
     rc = 1;
     const char *run_dir = resume ? resume : out;
