@@ -594,3 +594,62 @@ bv_status bv_dist_write_moments(bv_dist *d, const bv_adamw *o, FILE *fp, const c
     bv_aligned_free(buf);
     return st;
 }
+
+/* ---------------------------------------------------------------- independent work */
+
+int bv_dist_world_size(void) {
+    int n = 1;
+    if (g_active) MPI_Comm_size(MPI_COMM_WORLD, &n);
+    return n;
+}
+
+void bv_dist_sum_ints(int *x, int n) {
+    if (!g_active || n <= 0) return;
+    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+}
+
+struct bv_dist_tally {
+    int n, world;
+    bool in_flight;
+    int64_t *send, *recv; /* n; world x n */
+    MPI_Request req;
+};
+
+bv_dist_tally *bv_dist_tally_open(int n) {
+    BV_ASSERT(n >= 1, "bv_dist_tally_open: %d counters", n);
+    bv_dist_tally *t = bv_xcalloc(1, sizeof *t);
+    t->n = n;
+    t->world = bv_dist_world_size();
+    t->send = bv_xcalloc((size_t)n, sizeof *t->send);
+    t->recv = bv_xcalloc((size_t)n * t->world, sizeof *t->recv);
+    t->req = MPI_REQUEST_NULL;
+    return t;
+}
+
+bool bv_dist_tally_poll(bv_dist_tally *t, const int64_t *mine, int64_t *all) {
+    if (!g_active) {
+        memcpy(all, mine, (size_t)t->n * sizeof *all);
+        return true;
+    }
+    if (!t->in_flight) {
+        memcpy(t->send, mine, (size_t)t->n * sizeof *t->send);
+        /* on MPI_COMM_WORLD: every rank issues the same collectives in the same order (the
+         * evaluation's exchanges, then its sums), so no communicator of its own is needed */
+        MPI_Iallgather(t->send, t->n, MPI_INT64_T, t->recv, t->n, MPI_INT64_T, MPI_COMM_WORLD, &t->req);
+        t->in_flight = true;
+    }
+    int done = 0;
+    MPI_Test(&t->req, &done, MPI_STATUS_IGNORE);
+    if (!done) return false;
+    t->in_flight = false;
+    memcpy(all, t->recv, (size_t)t->n * t->world * sizeof *all);
+    return true;
+}
+
+void bv_dist_tally_free(bv_dist_tally *t) {
+    if (!t) return;
+    BV_ASSERT(!t->in_flight, "bv_dist_tally_free: an exchange is in flight");
+    free(t->send);
+    free(t->recv);
+    free(t);
+}

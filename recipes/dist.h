@@ -1,5 +1,7 @@
 /* recipes/dist.h - data-parallel training over MPI ranks (docs/distributed.md): the one module
- * that calls MPI (besides `bitvla version` asking for the library's version).
+ * that calls MPI (besides `bitvla version` asking for the library's version). Evaluation shares
+ * its episodes out over the ranks through the tally and the integer sum at the end of the file
+ * (eval/closed_loop.h).
  *
  * Launch. `mpirun -np N bitvla train ...`: bv_dist_init sees Open MPI's (or PMI's) environment
  * and initialises MPI; a process started without a launcher runs alone and never touches MPI (no
@@ -123,6 +125,32 @@ bv_status bv_dist_write_moments(bv_dist *d, const bv_adamw *o, FILE *fp, const c
 /* Sum n doubles over the ranks element-wise (zeros where a rank has nothing: exact). */
 void bv_dist_sum_doubles(bv_dist *d, double *x, int n);
 const bv_dist_stats *bv_dist_last_stats(const bv_dist *d);
+
+/* ---- independent work on every rank (evaluation episodes) ---- */
+
+/* The job's ranks: MPI's world size, 1 without MPI. */
+int bv_dist_world_size(void);
+/* Sum n ints over the ranks element-wise, in place, on every rank (exact whatever the order).
+ * Every rank calls it with the same n; a no-op without MPI. */
+void bv_dist_sum_ints(int *x, int n);
+
+/* A tally: ranks that each run their own share of a job, with nothing to exchange until the end,
+ * keep each other informed of a few counters (work done, finished, failed) through a series of
+ * all-gathers that each rank starts and tests at its own pace and never waits on: a progress bar
+ * can count every rank's work, and a failure on one rank can stop the others. Every rank sees the
+ * same counters from the same exchange, so a decision taken on them (stop once every rank says it
+ * has finished) is the same on every rank, and they all stop after the same exchange. Only the
+ * thread that initialised MPI may call these. */
+typedef struct bv_dist_tally bv_dist_tally;
+/* A tally of n counters per rank. */
+bv_dist_tally *bv_dist_tally_open(int n);
+/* Never blocks. With no exchange in flight, starts one with this rank's counters mine[0 .. n);
+ * then tests the one in flight: true when it has completed, with every rank's counters in
+ * all[world][n] (rank-major), false while it has not (the next call tests it again and ignores
+ * mine). Without MPI: all = mine, true. */
+bool bv_dist_tally_poll(bv_dist_tally *t, const int64_t *mine, int64_t *all);
+/* Free it; no exchange may be in flight (stop after one that completed). */
+void bv_dist_tally_free(bv_dist_tally *t);
 
 /* T-tree sum of n arrays of len floats: arrays[0] = T(arrays[0..n)), in place (the others are
  * overwritten). Exposed for tests. */
