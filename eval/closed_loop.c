@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "data/synth_env.h"
+#include "recipes/dist.h"
 #include "src/action_norm.h"
 #include "src/atomic_file.h"
 #include "src/progress.h"
@@ -47,6 +48,7 @@ void bv_cl_opts_default(bv_cl_opts *o) {
     o->wait_steps = 10;
     o->expert_noise = 0.0f;
     o->progress = true;
+    o->world = 1;
 }
 
 static uint64_t splitmix64(uint64_t x) {
@@ -89,7 +91,12 @@ typedef struct {
     int total;
     bv_cl_episode *eps; /* the evaluation: total episodes to run */
     bv_cl_clip *clips;  /* or a recording: total clips to re-run */
-    atomic_int next, done, failed;
+    int fault;          /* the index in eps where BV_EVAL_FAULT fails (-1: none) */
+    const char *fault_spec;
+    atomic_int next, done;
+    atomic_int failed;  /* stop: this rank or (under MPI) another failed */
+    atomic_int errored; /* a thread of this rank failed (err says why) */
+    atomic_int exited;  /* threads returned */
     pthread_mutex_t mu;
     bv_status err;
     char errmsg[1024];
@@ -208,6 +215,9 @@ static void *worker_main(void *arg) {
                                   "evaluation in %s after %d (the agent is not deterministic)",
                                   ep.task, ep.episode, ep.success ? "success" : "failure", ep.steps,
                                   c->ep.success ? "success" : "failure", c->ep.steps);
+        } else if (i == sh->fault) {
+            st = bv_error_set(BV_ERR_IO, "task %d episode %d: injected fault (BV_EVAL_FAULT=%s)", sh->eps[i].task,
+                              sh->eps[i].episode, sh->fault_spec);
         } else {
             st = run_episode(w, env, &b, &sh->eps[i], NULL);
         }
@@ -220,10 +230,12 @@ static void *worker_main(void *arg) {
             snprintf(sh->errmsg, sizeof sh->errmsg, "%s", bv_error_msg());
         }
         pthread_mutex_unlock(&sh->mu);
+        atomic_store(&sh->errored, 1);
         atomic_store(&sh->failed, 1);
     }
     free(b.img), free(b.wrist), free(b.act);
     bv_synth_env_free(env);
+    atomic_fetch_add(&sh->exited, 1); /* last: a rank that says its threads stopped has said why */
     return NULL;
 }
 
@@ -257,6 +269,11 @@ static bv_status check_opts(const bv_cl_opts *o) {
             return bv_error_set(BV_ERR_ARG, "task %d (expected 0..%d)", o->tasks[i], bv_synth_num_tasks() - 1);
     if (o->agent == BV_CL_AGENT_POLICY && !o->policy_path && !o->policy_opts.random_config)
         return bv_error_set(BV_ERR_ARG, "the policy agent needs a bundle or checkpoint path");
+    if (o->world < 1 || o->rank < 0 || o->rank >= o->world)
+        return bv_error_set(BV_ERR_ARG, "rank %d of %d (expected 0 <= rank < world)", o->rank, o->world);
+    if (o->world > 1 && o->world != bv_dist_world_size())
+        return bv_error_set(BV_ERR_ARG, "rank %d of %d, but the job has %d (start the ranks with mpirun)", o->rank,
+                            o->world, bv_dist_world_size());
     return BV_OK;
 }
 
@@ -301,15 +318,55 @@ static void workers_free(const bv_cl_opts *o, cl_worker *ws) {
     free(ws);
 }
 
+/* The counters a rank tells the others in each exchange of a pass (bv_dist_tally). */
+enum { TALLY_DONE, TALLY_STOPPED, TALLY_FAILED, TALLY_N };
+
+/* The lowest rank whose counters say it failed (-1: none), and every rank's episodes done. */
+static int tally_read(const int64_t *all, int world, int64_t *done, bool *stopped) {
+    int bad = -1;
+    *done = 0;
+    *stopped = true;
+    for (int k = 0; k < world; k++) {
+        const int64_t *c = all + (size_t)k * TALLY_N;
+        *done += c[TALLY_DONE];
+        *stopped = *stopped && c[TALLY_STOPPED];
+        if (c[TALLY_FAILED] && bad < 0) bad = k;
+    }
+    return bad;
+}
+
+static void nap_ms(long ms) {
+    struct timespec ts = {0, ms * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* One exchange on t of a rank that has nothing running (failed or not): the lowest rank that
+ * failed, -1 none. */
+static int tally_agree(bv_dist_tally *t, int world, bool failed) {
+    int64_t mine[TALLY_N] = {0, 1, failed}, done;
+    int64_t *all = bv_xcalloc((size_t)world * TALLY_N, sizeof *all);
+    bool stopped;
+    while (!bv_dist_tally_poll(t, mine, all)) nap_ms(2);
+    int bad = tally_read(all, world, &done, &stopped);
+    free(all);
+    return bad;
+}
+
 /* Run sh's episodes or clips on the workers' threads, counting them on pr after the first `base`;
- * the wall time into *seconds. */
+ * the wall time into *seconds. With a tally (an evaluation shared out over MPI ranks), the ranks'
+ * counts are exchanged while the threads run: pr counts every rank's episodes, a failure on any
+ * rank stops the threads of all (each finishes the episode it is in), and every rank returns after
+ * the same exchange, the first in which every rank's threads have stopped; *failed_rank: the
+ * lowest rank that failed (-1: none). This rank's own error is the return value. */
 static bv_status run_pass(const bv_cl_opts *o, cl_worker *ws, cl_shared *sh, bv_progress *pr, int base,
-                          double *seconds) {
+                          double *seconds, bv_dist_tally *tally, int *failed_rank) {
+    const int world = tally ? o->world : 1;
     pthread_mutex_init(&sh->mu, NULL);
     for (int k = 0; k < o->threads; k++) ws[k].sh = sh;
     pthread_t *th = bv_xcalloc((size_t)o->threads, sizeof *th);
+    int64_t *all = bv_xcalloc((size_t)world * TALLY_N, sizeof *all);
     double t0 = now_s();
-    int started = 0;
+    int started = 0, bad = -1;
     bv_status st = BV_OK;
     for (int k = 0; k < o->threads; k++) {
         if (pthread_create(&th[k], NULL, worker_main, &ws[k])) {
@@ -319,55 +376,119 @@ static bv_status run_pass(const bv_cl_opts *o, cl_worker *ws, cl_shared *sh, bv_
         }
         started++;
     }
-    while (atomic_load(&sh->done) < sh->total && !atomic_load(&sh->failed) && started == o->threads) {
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        bv_progress_update(pr, base + atomic_load(&sh->done));
+    for (;;) {
+        int64_t mine[TALLY_N] = {atomic_load(&sh->done), atomic_load(&sh->exited) == started,
+                                 st || atomic_load(&sh->errored)};
+        bool got = true;
+        if (tally) got = bv_dist_tally_poll(tally, mine, all);
+        else memcpy(all, mine, sizeof mine);
+        if (got) {
+            int64_t done;
+            bool stopped;
+            bad = tally_read(all, world, &done, &stopped);
+            bv_progress_update(pr, base + done);
+            if (bad >= 0) atomic_store(&sh->failed, 1); /* here or on another rank: stop */
+            if (stopped) break;
+        }
+        nap_ms(20);
     }
     for (int k = 0; k < started; k++) pthread_join(th[k], NULL);
-    bv_progress_update(pr, base + atomic_load(&sh->done));
     if (seconds) *seconds = now_s() - t0;
     free(th);
+    free(all);
     pthread_mutex_destroy(&sh->mu);
     if (!st && sh->err) st = bv_error_set(sh->err, "%s", sh->errmsg);
+    if (failed_rank) *failed_rank = bad;
     return st;
+}
+
+/* BV_EVAL_FAULT (closed_loop.h, the test hook): whether it names this rank, and the index in its
+ * share of the episodes (-1: at loading). */
+static bool fault_spec(const bv_cl_opts *o, int *episode) {
+    const char *f = getenv("BV_EVAL_FAULT");
+    int rank;
+    char what[24];
+    if (!f || sscanf(f, "%d:%23s", &rank, what) != 2 || rank != o->rank) return false;
+    *episode = -1;
+    if (!strcmp(what, "load")) return true;
+    char *end;
+    long e = strtol(what, &end, 10);
+    if (*end || e < 0 || e > INT32_MAX) return false;
+    *episode = (int)e;
+    return true;
 }
 
 bv_status bv_cl_run(const bv_cl_opts *o_in, bv_cl_result *r) {
     memset(r, 0, sizeof *r);
+    r->failed_rank = 0; /* a bad option: every rank meets it alike */
     BV_TRY(check_opts(o_in));
+    r->failed_rank = -1;
     bv_cl_opts o;
     int all_tasks[64];
     resolve_opts(o_in, &o, all_tasks, (int)BV_ARRAY_LEN(all_tasks));
     const int n_tasks = o.n_tasks, total = n_tasks * o.episodes;
 
-    cl_shared sh = {.o = &o, .total = total};
-    sh.eps = bv_xcalloc((size_t)total, sizeof *sh.eps);
+    /* every episode, task-major; this rank runs those i with i % world == rank */
+    bv_cl_episode *eps = bv_xcalloc((size_t)total, sizeof *eps);
     for (int t = 0, i = 0; t < n_tasks; t++)
         for (int e = 0; e < o.episodes; e++, i++)
-            sh.eps[i] = (bv_cl_episode){.task = o.tasks[t], .episode = e, .seed = bv_cl_episode_seed(o.seed, o.tasks[t], e)};
+            eps[i] = (bv_cl_episode){.task = o.tasks[t], .episode = e, .seed = bv_cl_episode_seed(o.seed, o.tasks[t], e)};
+    const int mine = total / o.world + (o.rank < total % o.world);
+    cl_shared sh = {.o = &o, .total = mine, .fault = -1};
+    sh.eps = bv_xcalloc((size_t)BV_MAX(mine, 1), sizeof *sh.eps);
+    for (int j = 0; j < mine; j++) sh.eps[j] = eps[o.rank + (size_t)j * o.world];
+    int fault;
+    const bool faulty = fault_spec(&o, &fault);
+    if (faulty && fault >= 0) {
+        sh.fault = fault;
+        sh.fault_spec = getenv("BV_EVAL_FAULT");
+    }
 
     cl_worker *ws = NULL;
     bv_status st = workers_init(&o, &ws);
+    if (!st && faulty && fault < 0)
+        st = bv_error_set(BV_ERR_IO, "injected fault after loading (BV_EVAL_FAULT=%s)", getenv("BV_EVAL_FAULT"));
     if (o.agent == BV_CL_AGENT_POLICY && !st)
         snprintf(r->source, sizeof r->source, "%s (%s)", o.policy_path ? o.policy_path : "random model",
                  bv_policy_source(ws[0].pol));
     else snprintf(r->source, sizeof r->source, "%s", bv_cl_agent_name(o.agent));
-    if (!st) {
+    bv_dist_tally *tally = o.world > 1 ? bv_dist_tally_open(TALLY_N) : NULL;
+    /* every rank has its agent (or the first that has not says why) before any episode runs */
+    int bad = st ? o.rank : -1;
+    if (tally) bad = tally_agree(tally, o.world, st != BV_OK);
+    if (bad < 0) {
         bv_progress pr;
         bv_progress_init(&pr, "eval", total, "episodes");
-        if (!o.progress) pr.quiet = 1;
-        st = run_pass(&o, ws, &sh, &pr, 0, &r->seconds);
+        if (!o.progress || o.rank != 0) pr.quiet = 1;
+        st = run_pass(&o, ws, &sh, &pr, 0, &r->seconds, tally, &bad);
         bv_progress_finish(&pr);
     }
     workers_free(&o, ws);
-    if (st) {
-        free(sh.eps);
-        return st;
+    bv_dist_tally_free(tally);
+    if (bad < 0) {
+        /* the outcomes of every rank's episodes: each rank holds its own, zeros elsewhere */
+        int *out = bv_xcalloc((size_t)total * 2, sizeof *out);
+        for (int j = 0; j < mine; j++) {
+            size_t i = o.rank + (size_t)j * o.world;
+            out[2 * i] = sh.eps[j].success;
+            out[2 * i + 1] = sh.eps[j].steps;
+        }
+        if (o.world > 1) bv_dist_sum_ints(out, 2 * total);
+        for (int i = 0; i < total; i++) {
+            eps[i].success = out[2 * i] != 0;
+            eps[i].steps = out[2 * i + 1];
+        }
+        free(out);
+    }
+    free(sh.eps);
+    if (bad >= 0) {
+        free(eps);
+        r->failed_rank = bad;
+        return st ? st : bv_error_set(BV_ERR_INTERNAL, "rank %d of %d failed", bad, o.world);
     }
     r->agent = o.agent;
     r->n_episodes = total;
-    r->eps = sh.eps;
+    r->eps = eps;
     r->n_tasks = n_tasks;
     r->tasks = bv_xcalloc((size_t)n_tasks, sizeof *r->tasks);
     for (int t = 0; t < n_tasks; t++) summarize(&r->tasks[t], r->eps, total, o.tasks[t]);
@@ -414,8 +535,8 @@ bv_status bv_cl_record(const bv_cl_opts *o_in, bv_cl_clip *clips, int n_clips, b
             clips[i].image = bv_xcalloc((size_t)clips[i].n_frames, frame);
             clips[i].wrist = bv_xcalloc((size_t)clips[i].n_frames, frame);
         }
-        cl_shared sh = {.o = &o, .total = nb, .clips = clips + b0};
-        st = run_pass(&o, ws, &sh, &pr, b0, NULL);
+        cl_shared sh = {.o = &o, .total = nb, .clips = clips + b0, .fault = -1};
+        st = run_pass(&o, ws, &sh, &pr, b0, NULL, NULL, NULL);
         for (int i = b0; i < b0 + nb && !st && fn; i++)
             if ((st = fn(ctx, &clips[i])) != BV_OK) st = bv_error_prefix(st, "task %d episode %d", clips[i].ep.task,
                                                                           clips[i].ep.episode);

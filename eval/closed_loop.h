@@ -18,6 +18,14 @@
  * Threads: episodes are shared out over `threads` POSIX threads, each with its own env and its own
  * policy (policies are not reentrant); each sets its OpenMP thread count to inner_threads.
  *
+ * MPI ranks (o.world > 1, under mpirun: recipes/dist.h): every rank calls bv_cl_run with the same
+ * options but its rank, and runs the episodes i of the task-major list with i % world == rank on
+ * its threads. While they run, the ranks exchange their counts without waiting on each other
+ * (bv_dist_tally): the progress bar (rank 0's) counts every rank's episodes, and a failure on one
+ * rank stops the others after the episodes they are in. At the end the outcomes are summed over
+ * the ranks, so every rank returns the whole result, the same as one process's. The thread that
+ * initialised MPI calls bv_cl_run; bv_cl_record runs on the calling rank alone.
+ *
  * Recording (bv_cl_record): the episodes a film strip or an animation shows are re-run with the
  * same agent, rendering both cameras at chosen steps; an evaluation without media renders nothing
  * it does not need.
@@ -54,7 +62,8 @@ typedef struct {
     int max_steps;               /* agent steps before an episode fails (default 300) */
     int wait_steps;              /* no-op steps first (default 10) */
     float expert_noise;          /* the expert's action noise std (default 0: the upper bound) */
-    bool progress;               /* a progress bar on stderr (default true) */
+    bool progress;               /* a progress bar on stderr (default true; rank 0's only) */
+    int rank, world;             /* this process's MPI rank and the number of ranks (default 0, 1) */
 } bv_cl_opts;
 
 void bv_cl_opts_default(bv_cl_opts *o);
@@ -83,10 +92,19 @@ typedef struct {
     bv_cl_episode *eps;   /* n_episodes, task-major in the order of opts.tasks */
     double seconds;       /* wall time of the episodes (policy loading not counted) */
     char source[96];      /* "expert", "random", or the policy's path and source */
+    int failed_rank;      /* set on failure too: the lowest rank that failed (0 for an error every rank
+                           * meets alike, such as a bad option), whose error is the one to report;
+                           * -1: none */
 } bv_cl_result;
 
-/* Run the evaluation. Errors: a bad option (named), a policy that cannot be loaded (the loader's
- * message, prefixed with the path), a policy whose action or state dimension is not the env's. */
+/* Run the evaluation (with o->world > 1: this rank's share, above). Errors: a bad option (named),
+ * a policy that cannot be loaded (the loader's message, prefixed with the path), a policy whose
+ * action or state dimension is not the env's, what an episode returned (its task and episode);
+ * with several ranks, a failure on any rank fails every rank's call after the same exchange: the
+ * ranks that failed return their own error, the others "rank F of N failed" (r->failed_rank = F).
+ * On failure r holds nothing but failed_rank.
+ * Test hook: BV_EVAL_FAULT="RANK:load" fails rank RANK after loading its agent, "RANK:I" when it
+ * comes to the I-th episode of its share (from 0; one process: rank 0, its I-th episode). */
 bv_status bv_cl_run(const bv_cl_opts *o, bv_cl_result *r);
 void bv_cl_result_free(bv_cl_result *r);
 

@@ -142,6 +142,17 @@ static void test_bad_options(void **state) {
     o.progress = false;
     assert_int_not_equal(bv_cl_run(&o, &r), BV_OK);
     assert_non_null(strstr(bv_error_msg(), "/nonexistent/bundle"));
+    assert_int_equal(r.failed_rank, 0);
+    /* ranks: in range, and as many as the job has (one here: no mpirun) */
+    bv_cl_opts_default(&o);
+    o.agent = BV_CL_AGENT_EXPERT;
+    o.rank = 1;
+    assert_int_equal(bv_cl_run(&o, &r), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "rank 1 of 1 (expected 0 <= rank < world)");
+    o.world = 2;
+    assert_int_equal(bv_cl_run(&o, &r), BV_ERR_ARG);
+    bv_test_expect_in(bv_error_msg(), "rank 1 of 2, but the job has 1 (start the ranks with mpirun)");
+    assert_int_equal(r.failed_rank, 0);
     bv_cl_agent ag;
     assert_int_equal(bv_cl_agent_parse("oracle", &ag), BV_ERR_ARG);
     assert_non_null(strstr(bv_error_msg(), "'oracle'"));
