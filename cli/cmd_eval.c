@@ -12,6 +12,7 @@
 #include "eval/closed_loop.h"
 #include "eval/media.h"
 #include "eval/offline.h"
+#include "recipes/dist.h"
 #include "src/common.h"
 
 static void usage(FILE *f) {
@@ -49,6 +50,13 @@ static void usage(FILE *f) {
             "  --no-center-crop  feed the policy the whole images (default: the evaluation centre crop)\n"
             "  --config, --random-init  a policy with the random weights of SEED (as `bitvla infer`); needs --tokenizer\n"
             "                 and --statistics (which also replace a checkpoint's)\n"
+            "\n"
+            "MPI: mpirun -np N bitvla eval closed-loop ... shares the episodes out over N ranks, each running its\n"
+            "share on its --threads T threads (OpenMP threads per rank: OMP_NUM_THREADS, else the cores it is bound\n"
+            "to, else the machine's cores shared among its ranks). The outcomes are the same as one process's;\n"
+            "rank 0 prints the table, shows the progress bar (every rank's episodes) and writes --json and --media\n"
+            "(re-running the episodes shown alone). A rank that fails stops the others after the episodes they\n"
+            "are in and the job exits 1, the message naming the rank (docs/evaluation.md, \"MPI\").\n"
             "\n"
             "usage: bitvla eval offline BUNDLE_DIR|CHECKPOINT --shards DIR [--json OUT] [--batches N] [--batch-size B]\n"
             "                           [--threads T] [--no-center-crop]\n"
@@ -131,6 +139,79 @@ static void print_table(const bv_cl_result *r, const bv_cl_result *const *base, 
         for (int b = 0; b < nb; b++) cells[b] = t < r->n_tasks ? &base[b]->tasks[t] : &base[b]->all;
         print_row(t < r->n_tasks ? &r->tasks[t] : &r->all, cells, nb);
     }
+}
+
+/* An error of the evaluation (bv_error_msg, after `what`): under mpirun said once, by the rank
+ * failed_rank names, with its rank. */
+static void eval_error(const bv_cl_opts *o, int failed_rank, const char *what) {
+    if (o->world == 1) fprintf(stderr, "bitvla eval: %s%s\n", what, bv_error_msg());
+    else if (o->rank == failed_rank)
+        fprintf(stderr, "bitvla eval: rank %d of %d: %s%s\n", o->rank, o->world, what, bv_error_msg());
+}
+
+/* The evaluation of the parsed options o on this rank (every rank runs its share of the episodes;
+ * rank 0 alone prints the table and writes the files). The exit status. */
+static int closed_loop_run(const bv_cl_opts *o, bool baselines, const char *json, const char *media) {
+    bv_cl_result r;
+    if (bv_cl_run(o, &r)) {
+        eval_error(o, r.failed_rank, "");
+        return 1;
+    }
+    /* the baselines on the same initial states: random then expert, the evaluated agent's own result
+     * standing in for its own kind */
+    bv_cl_result base_runs[2];
+    const bv_cl_result *base_all[2], *base_shown[2];
+    int n_all = 0, n_shown = 0, n_runs = 0, rc = 0;
+    const bv_cl_agent kinds[2] = {BV_CL_AGENT_RANDOM, BV_CL_AGENT_EXPERT};
+    for (int k = 0; baselines && k < 2; k++) {
+        if (kinds[k] == r.agent) {
+            base_all[n_all++] = &r;
+            continue;
+        }
+        bv_cl_opts bo = *o;
+        bo.agent = kinds[k];
+        bo.policy_path = NULL;
+        if (bv_cl_run(&bo, &base_runs[n_runs])) {
+            char what[64];
+            snprintf(what, sizeof what, "the %s baseline: ", bv_cl_agent_name(kinds[k]));
+            eval_error(o, base_runs[n_runs].failed_rank, what);
+            rc = 1;
+            break;
+        }
+        base_all[n_all++] = base_shown[n_shown++] = &base_runs[n_runs++];
+    }
+    if (!rc && o->rank == 0) {
+        char ranks[64] = "";
+        if (o->world > 1) snprintf(ranks, sizeof ranks, ", %d ranks x %d thread%s", o->world, o->threads,
+                                   o->threads == 1 ? "" : "s");
+        printf("bitvla eval closed-loop: %s on synth, %d episodes per task, seed %llu, %dpx, max %d steps%s, %.1f s "
+               "(%.2f episodes/s)\n",
+               r.source, o->episodes, (unsigned long long)o->seed, o->image_size, o->max_steps, ranks, r.seconds,
+               r.seconds > 0 ? r.n_episodes / r.seconds : 0.0);
+        print_table(&r, base_shown, n_shown);
+        fflush(stdout);
+        if (json && bv_cl_write_json(&r, base_all, n_all, o, json)) {
+            eval_error(o, 0, "");
+            rc = 1;
+        }
+    }
+    if (!rc && media && o->rank == 0) {
+        /* the episodes shown are re-run on rank 0 alone */
+        bv_cl_media_opts mo;
+        bv_cl_media_opts_default(&mo);
+        mo.dir = media;
+        const bv_cl_result *charted[3] = {&r, n_shown > 0 ? base_shown[0] : NULL, n_shown > 1 ? base_shown[1] : NULL};
+        if (bv_cl_media_write(&mo, o, charted, 1 + n_shown)) {
+            eval_error(o, 0, "");
+            rc = 1;
+        } else {
+            printf("media: %s/success.png, %s/task-NN-strip.png (film strips), %s/task-NN-rollout.png (animated)\n",
+                   media, media, media);
+        }
+    }
+    for (int k = 0; k < n_runs; k++) bv_cl_result_free(&base_runs[k]);
+    bv_cl_result_free(&r);
+    return rc;
 }
 
 /* The flags both modes take to say which policy and how it sees: --no-center-crop, --config,
@@ -257,59 +338,18 @@ static int closed_loop(int argc, char **argv) {
                 bv_cl_agent_name(o.agent), o.policy_path ? o.policy_path : o.policy_opts.random_config);
         return 2;
     }
-    bv_cl_result r;
-    if (bv_cl_run(&o, &r)) {
+    /* under mpirun: the episodes shared out over the ranks (recipes/dist.h) */
+    bv_dist_proc proc;
+    if (bv_dist_init(&argc, &argv, &proc)) {
         fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
         return 1;
     }
-    /* the baselines on the same initial states: random then expert, the evaluated agent's own result
-     * standing in for its own kind */
-    bv_cl_result base_runs[2];
-    const bv_cl_result *base_all[2], *base_shown[2];
-    int n_all = 0, n_shown = 0, n_runs = 0, rc = 0;
-    const bv_cl_agent kinds[2] = {BV_CL_AGENT_RANDOM, BV_CL_AGENT_EXPERT};
-    for (int k = 0; baselines && k < 2; k++) {
-        if (kinds[k] == r.agent) {
-            base_all[n_all++] = &r;
-            continue;
-        }
-        bv_cl_opts bo = o;
-        bo.agent = kinds[k];
-        bo.policy_path = NULL;
-        if (bv_cl_run(&bo, &base_runs[n_runs])) {
-            fprintf(stderr, "bitvla eval: the %s baseline: %s\n", bv_cl_agent_name(kinds[k]), bv_error_msg());
-            rc = 1;
-            break;
-        }
-        base_all[n_all++] = base_shown[n_shown++] = &base_runs[n_runs++];
-    }
-    if (!rc) {
-        printf("bitvla eval closed-loop: %s on synth, %d episodes per task, seed %llu, %dpx, max %d steps, %.1f s "
-               "(%.2f episodes/s)\n",
-               r.source, o.episodes, (unsigned long long)o.seed, o.image_size, o.max_steps, r.seconds,
-               r.seconds > 0 ? r.n_episodes / r.seconds : 0.0);
-        print_table(&r, base_shown, n_shown);
-        fflush(stdout);
-    }
-    if (!rc && json && bv_cl_write_json(&r, base_all, n_all, &o, json)) {
-        fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
-        rc = 1;
-    }
-    if (!rc && media) {
-        bv_cl_media_opts mo;
-        bv_cl_media_opts_default(&mo);
-        mo.dir = media;
-        const bv_cl_result *charted[3] = {&r, n_shown > 0 ? base_shown[0] : NULL, n_shown > 1 ? base_shown[1] : NULL};
-        if (bv_cl_media_write(&mo, &o, charted, 1 + n_shown)) {
-            fprintf(stderr, "bitvla eval: %s\n", bv_error_msg());
-            rc = 1;
-        } else {
-            printf("media: %s/success.png, %s/task-NN-strip.png (film strips), %s/task-NN-rollout.png (animated)\n",
-                   media, media, media);
-        }
-    }
-    for (int k = 0; k < n_runs; k++) bv_cl_result_free(&base_runs[k]);
-    bv_cl_result_free(&r);
+    if (proc.world > 1 && !getenv("OMP_NUM_THREADS"))
+        bv_set_num_threads(BV_MIN(bv_cli_rank_threads(proc.local_size), bv_max_threads(NULL)));
+    o.rank = proc.rank;
+    o.world = proc.world;
+    int rc = closed_loop_run(&o, baselines, json, media);
+    bv_dist_finalize();
     return rc;
 }
 
