@@ -59,22 +59,25 @@ static void usage(FILE *f) {
             "are in and the job exits 1, the message naming the rank (docs/evaluation.md, \"MPI\").\n"
             "\n"
             "usage: bitvla eval offline BUNDLE_DIR|CHECKPOINT --shards DIR [--json OUT] [--batches N] [--batch-size B]\n"
-            "                           [--threads T] [--no-center-crop]\n"
+            "                           [--threads T] [--shard-statistics] [--no-center-crop]\n"
             "       bitvla eval offline --config C --random-init SEED --tokenizer T.json --statistics S.json --shards DIR ...\n"
             "\n"
             "offline: the policy's action chunks on recorded data (a shard directory of `bitvla convert`, e.g. the\n"
             "held-out episodes of a recipe's data.val_shards), every sample in order with the evaluation centre crop,\n"
-            "normalised with DIR's statistics as the trainer's validation is. Prints per task (instruction) and overall:\n"
-            "samples, L1 on normalised actions (overall: the trainer's val_l1), gripper open/closed accuracy (the\n"
-            "last dimension, > 0.5 = open, as deployed) and the mean |error| of each dimension, normalised and in\n"
-            "robot units.\n"
+            "states and target actions normalised with the policy's statistics (its training data's, which it acts\n"
+            "in; as the trainer's validation does). Prints per task (instruction) and overall: samples, L1 on\n"
+            "normalised actions (overall: the trainer's val_l1), gripper open/closed accuracy (the last dimension,\n"
+            "> 0.5 = open, as deployed) and the mean |error| of each dimension, normalised and in robot units.\n"
             "\n"
             "  --shards DIR   the shard directory (manifest.json, shards, dataset_statistics.json)\n"
-            "  --json OUT     the results as JSON: l1, gripper_accuracy, samples, dim_l1, dim_l1_unnormalized, tasks [...]\n"
+            "  --json OUT     the results as JSON: l1, gripper_accuracy, samples, dim_l1, dim_l1_unnormalized,\n"
+            "                 statistics (policy or shards), tasks [...]\n"
             "  --batches N    only the first N batches (default: all; the first validation.batches batches of\n"
             "                 --batch-size micro_batch are the trainer's validation)\n"
             "  --batch-size B samples per forward (default 8)\n"
             "  --threads T    OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --shard-statistics  normalise with DIR's own dataset_statistics.json instead of the policy's (to\n"
+            "                 compare; not the normalisation the policy learnt, nor the trainer's val_l1)\n"
             "  --no-center-crop, --config, --random-init, --tokenizer, --statistics  as for closed-loop\n",
             bv_synth_num_tasks());
 }
@@ -390,7 +393,9 @@ static int offline(int argc, char **argv) {
         int pf = policy_flag(argc, argv, &i, &o.policy_opts, &seeded);
         if (pf < 0) return 2;
         if (pf > 0) continue;
-        if (!strcmp(a, "--shards") || !strcmp(a, "--json") || !strcmp(a, "--batches") ||
+        if (!strcmp(a, "--shard-statistics")) {
+            o.shard_statistics = true;
+        } else if (!strcmp(a, "--shards") || !strcmp(a, "--json") || !strcmp(a, "--batches") ||
                    !strcmp(a, "--batch-size") || !strcmp(a, "--threads")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "bitvla eval: option %s needs a value\n", a);
@@ -439,14 +444,14 @@ static int offline(int argc, char **argv) {
     printf("bitvla eval offline: %s on %s (dataset %s): %lld of %lld samples in %lld batches of %d, %.1f s\n",
            r.source, o.shards, r.dataset, (long long)s->all.samples, (long long)r.shard_samples,
            (long long)r.batches, o.batch_size, r.seconds);
-    if (r.norm_differs)
-        fprintf(stderr, "bitvla eval: note: the statistics of %s are not the policy's (its training data's): inputs and "
-                "targets are normalised with %s's, as the trainer's validation does (docs/evaluation.md, "
-                "\"Normalisation\")\n", o.shards, o.shards);
+    if (o.shard_statistics && r.norm_differs)
+        fprintf(stderr, "bitvla eval: note: normalised with the statistics of %s (--shard-statistics), which are not "
+                "the policy's (its training data's): not the normalisation the policy acts in, nor the trainer's "
+                "val_l1 (docs/evaluation.md, \"Normalisation\")\n", o.shards);
     printf("\nmean |error| on normalised actions (L1 and per dimension), gripper (d%d) open/closed accuracy:\n",
            s->gripper_dim);
     print_offline_table(s, true);
-    printf("\nmean |error| per dimension in robot units (un-normalised with the statistics of %s):\n", o.shards);
+    printf("\nmean |error| per dimension in robot units (un-normalised with %s):\n", r.statistics);
     print_offline_table(s, false);
     int rc = 0;
     if (json && bv_offline_write_json(&r, &o, json)) {

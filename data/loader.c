@@ -40,6 +40,8 @@ typedef struct {
 struct bv_loader {
     bv_loader_opts o;
     char *dir, *dataset_name;
+    char *stats_path; /* the directory's statistics file */
+    char *norm_path;  /* where the given statistics came from (errors); NULL: none given */
     int n_shards;
     bv_shard *shards;
     int (*cams)[2]; /* per shard: camera index of primary, wrist */
@@ -52,7 +54,8 @@ struct bv_loader {
     prompt *prompts;
     int64_t t_max;
     int32_t pad_id;
-    bv_action_norm an, pn;
+    bv_action_norm an, pn;   /* what the batches are normalised with: given, or the directory's */
+    bv_action_norm dan, dpn; /* the directory's own */
 
     /* the stream */
     int n_slots;
@@ -318,7 +321,23 @@ static bv_status check_opts(const bv_loader_opts *o) {
     if (o->prefetch < 0) return bv_error_set(BV_ERR_ARG, "loader: prefetch must be >= 0, got %d", o->prefetch);
     if (o->epochs < 0 || o->start_epoch < 0 || o->start_batch < 0)
         return bv_error_set(BV_ERR_ARG, "loader: epochs, start_epoch and start_batch must be >= 0");
+    if (!o->action_norm != !o->proprio_norm)
+        return bv_error_set(BV_ERR_ARG, "loader: action_norm and proprio_norm are given together or not at all");
     return bv_aug_cfg_check(&o->aug);
+}
+
+/* Given statistics normalise the dimensions the directory's statistics do (the same action schema). */
+static bv_status check_mask(const bv_loader *l, const char *key, const bv_action_norm *given,
+                            const bv_action_norm *own) {
+    for (int d = 0; d < own->dim; d++)
+        if (given->mask[d] != own->mask[d])
+            return bv_error_set(BV_ERR_ARG,
+                                "%s: %s dimension %d is %s (mask %s), but %s %s (mask %s): statistics of another %s "
+                                "schema", l->norm_path, key, d, given->mask[d] ? "normalised" : "left as it is",
+                                given->mask[d] ? "true" : "false", l->stats_path,
+                                own->mask[d] ? "normalises it" : "leaves it as it is", own->mask[d] ? "true" : "false",
+                                key);
+    return BV_OK;
 }
 
 /* manifest.json, the shards, the statistics: fills the dataset part of l. */
@@ -328,7 +347,6 @@ static bv_status open_dataset(bv_loader *l) {
     json_error_t je;
     json_t *m = json_load_file(mpath, 0, &je);
     bv_status st = BV_OK;
-    char *spath = NULL;
     int64_t *lens = NULL;
 #define FAIL(...)                                                                                                      \
     do {                                                                                                               \
@@ -364,6 +382,11 @@ static bv_status open_dataset(bv_loader *l) {
         FAIL(BV_ERR_UNSUPPORTED, "%s: action_dim %lld / proprio_dim %lld above %d", mpath, (long long)A, (long long)P,
              BV_ACTION_NORM_MAX_DIM);
     l->A = (int)A, l->P = (int)P, l->n_eps = n_eps;
+    if (l->norm_path && (l->an.dim != A || l->pn.dim != P))
+        FAIL(BV_ERR_SHAPE,
+             "%s: statistics for %d action and %d proprio dimensions, but %s has 'action_dim' %lld and 'proprio_dim' "
+             "%lld (statistics of another robot or dataset)",
+             l->norm_path, l->an.dim, l->pn.dim, mpath, (long long)A, (long long)P);
     json_t *dn = json_object_get(m, "dataset_name");
     if (!json_is_string(dn)) FAIL(BV_ERR_FORMAT, "%s: 'dataset_name' missing", mpath);
     if (!l->dataset_name) l->dataset_name = bv_xstrdup(json_string_value(dn));
@@ -446,12 +469,18 @@ static bv_status open_dataset(bv_loader *l) {
 
     /* statistics */
     json_t *sf = json_object_get(m, "statistics");
-    spath = path_join(l->dir, json_is_string(sf) ? json_string_value(sf) : "dataset_statistics.json");
-    TRY(bv_action_norm_read(spath, l->dataset_name, "action", &l->an));
-    TRY(bv_action_norm_read(spath, l->dataset_name, "proprio", &l->pn));
-    if (l->an.dim != A || l->pn.dim != P)
-        FAIL(BV_ERR_FORMAT, "%s: statistics of widths %d (action) and %d (proprio); the data has %lld and %lld", spath,
-             l->an.dim, l->pn.dim, (long long)A, (long long)P);
+    l->stats_path = path_join(l->dir, json_is_string(sf) ? json_string_value(sf) : "dataset_statistics.json");
+    TRY(bv_action_norm_read(l->stats_path, l->dataset_name, "action", &l->dan));
+    TRY(bv_action_norm_read(l->stats_path, l->dataset_name, "proprio", &l->dpn));
+    if (l->dan.dim != A || l->dpn.dim != P)
+        FAIL(BV_ERR_FORMAT, "%s: statistics of widths %d (action) and %d (proprio); the data has %lld and %lld",
+             l->stats_path, l->dan.dim, l->dpn.dim, (long long)A, (long long)P);
+    if (l->norm_path) {
+        TRY(check_mask(l, "action", &l->an, &l->dan));
+        TRY(check_mask(l, "proprio", &l->pn, &l->dpn));
+    } else {
+        l->an = l->dan, l->pn = l->dpn;
+    }
     l->nact = bv_xmalloc((size_t)rows * A * sizeof(float));
     l->nprop = bv_xmalloc((size_t)rows * P * sizeof(float));
     bv_action_norm_apply(&l->an, l->raw_act, rows, l->nact);
@@ -460,7 +489,6 @@ done:
 #undef FAIL
 #undef TRY
     free(lens);
-    free(spath);
     free(mpath);
     if (m) json_decref(m);
     return st;
@@ -565,7 +593,13 @@ bv_status bv_loader_open(bv_loader **out, const bv_loader_opts *o) {
     l->dir = bv_xstrdup(o->dir);
     l->o.dir = l->dir;
     l->dataset_name = o->dataset_name ? bv_xstrdup(o->dataset_name) : NULL;
-    l->o.dataset_name = NULL; /* the caller's strings are not kept */
+    l->o.dataset_name = NULL; /* the caller's strings and statistics are not kept */
+    if (o->action_norm) {
+        l->an = *o->action_norm, l->pn = *o->proprio_norm;
+        l->norm_path = bv_xstrdup(o->norm_path ? o->norm_path : "the given statistics");
+    }
+    l->o.action_norm = l->o.proprio_norm = NULL;
+    l->o.norm_path = NULL;
     if ((st = open_dataset(l)) || (st = make_prompts(l))) goto fail;
 
     /* samples: start steps whose chunk stays inside the episode */
@@ -667,6 +701,8 @@ void bv_loader_free(bv_loader *l) {
     free(l->nprop);
     free(l->fail_msg);
     free(l->dataset_name);
+    free(l->stats_path);
+    free(l->norm_path);
     free(l->dir);
     free(l);
 }
@@ -681,6 +717,9 @@ int bv_loader_proprio_dim(const bv_loader *l) { return l->P; }
 const char *bv_loader_dataset_name(const bv_loader *l) { return l->dataset_name; }
 const bv_action_norm *bv_loader_action_norm(const bv_loader *l) { return &l->an; }
 const bv_action_norm *bv_loader_proprio_norm(const bv_loader *l) { return &l->pn; }
+const bv_action_norm *bv_loader_dir_action_norm(const bv_loader *l) { return &l->dan; }
+const bv_action_norm *bv_loader_dir_proprio_norm(const bv_loader *l) { return &l->dpn; }
+const char *bv_loader_statistics_path(const bv_loader *l) { return l->stats_path; }
 
 int64_t bv_loader_episode_length(const bv_loader *l, int64_t episode) {
     BV_ASSERT(episode >= 0 && episode < l->n_eps, "episode %lld of %lld", (long long)episode, (long long)l->n_eps);

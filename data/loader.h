@@ -18,7 +18,12 @@
  *                              evaluation: centre crop), SigLIP-normalised to [-1, 1]
  *   proprio        F32 (B, P)  the proprio of step t, normalised
  *   actions        F32 (B, chunk, A)  actions t .. t + chunk - 1, normalised
- * Normalisation is OFT's BOUNDS_Q99 with dataset_statistics.json (bv_action_norm_apply, src/action_norm.h).
+ * Normalisation is OFT's BOUNDS_Q99 (bv_action_norm_apply, src/action_norm.h) with the directory's
+ * dataset_statistics.json, or with statistics the caller gives (opts.action_norm, proprio_norm):
+ * held-out data normalised as the model's training data was (the trainer's validation with the
+ * training shards' statistics, offline evaluation with the policy's), as OpenVLA-OFT evaluates
+ * with the model's norm_stats. Given statistics must have the data's widths and the directory's
+ * own statistics' masks (which dimensions are normalised: the same action schema).
  *
  * Order. Epoch e visits the samples in a pseudo-random permutation of the sample ids keyed by
  * (seed, e) (identity when shuffle is off). The global batch k of an epoch is positions
@@ -79,6 +84,10 @@ typedef struct {
     int threads;                      /* prefetch threads (0: build batches on the caller's thread) */
     int prefetch;                     /* batches kept ready ahead (0: 2 per thread) */
     const char *dataset_name;         /* statistics entry; NULL: the manifest's dataset_name */
+    /* normalise with these rather than the directory's statistics: both or neither (copied at
+     * open); norm_path names the file they came from in errors (NULL: "the given statistics") */
+    const bv_action_norm *action_norm, *proprio_norm;
+    const char *norm_path;
     bv_aug_cfg aug;
 } bv_loader_opts;
 
@@ -104,8 +113,9 @@ typedef struct bv_loader bv_loader;
 /* Open a shard directory and start the workers. Errors (BV_ERR_IO / FORMAT / ARG / SHAPE) name
  * the directory or file: a missing manifest.json (not a converted directory, or an unfinished
  * conversion), a shard that does not open or disagrees with the manifest, a missing camera,
- * statistics without the dataset or of the wrong width, no samples, a batch larger than an
- * epoch, a tokenizer without the BitVLA tokens. */
+ * statistics without the dataset or of the wrong width, given statistics of other widths than the
+ * data's (BV_ERR_SHAPE) or with another mask than the directory's (BV_ERR_ARG; both files named),
+ * no samples, a batch larger than an epoch, a tokenizer without the BitVLA tokens. */
 bv_status bv_loader_open(bv_loader **out, const bv_loader_opts *o);
 /* Stop and join the workers, free everything. Harmless on NULL. */
 void bv_loader_free(bv_loader *l);
@@ -125,8 +135,15 @@ int64_t bv_loader_batches_per_epoch(const bv_loader *l);
 int bv_loader_action_dim(const bv_loader *l);
 int bv_loader_proprio_dim(const bv_loader *l);
 const char *bv_loader_dataset_name(const bv_loader *l);
+/* The statistics the batches are normalised with: the given ones (opts.action_norm, proprio_norm),
+ * else the directory's. */
 const bv_action_norm *bv_loader_action_norm(const bv_loader *l);
 const bv_action_norm *bv_loader_proprio_norm(const bv_loader *l);
+/* The directory's own statistics, whichever the batches use, and their file (manifest.json's
+ * "statistics", dataset_statistics.json by default). */
+const bv_action_norm *bv_loader_dir_action_norm(const bv_loader *l);
+const bv_action_norm *bv_loader_dir_proprio_norm(const bv_loader *l);
+const char *bv_loader_statistics_path(const bv_loader *l);
 /* Episode and start step of a sample id. */
 void bv_loader_sample_info(const bv_loader *l, int64_t sample, int64_t *episode, int64_t *step);
 /* Sample id at position pos of epoch e's permutation (0 <= pos < num_samples). */

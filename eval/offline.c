@@ -66,7 +66,8 @@ bv_status bv_offline_run(const bv_offline_opts *o, bv_offline_result *r) {
     snprintf(r->source, sizeof r->source, "%s (%s)", o->policy_path ? o->policy_path : "random model",
              bv_policy_source(p));
     bv_loader_opts lo;
-    bv_policy_loader_opts(p, &lo);
+    bv_policy_loader_opts(p, &lo); /* the policy's statistics */
+    if (o->shard_statistics) lo.action_norm = lo.proprio_norm = NULL, lo.norm_path = NULL;
     lo.dir = o->shards;
     lo.batch_size = o->batch_size;
     lo.threads = o->loader_threads;
@@ -80,8 +81,10 @@ bv_status bv_offline_run(const bv_offline_opts *o, bv_offline_result *r) {
         goto out;
     }
     snprintf(r->dataset, sizeof r->dataset, "%s", bv_loader_dataset_name(l));
-    r->norm_differs = !same_norm(bv_loader_action_norm(l), bv_policy_action_norm(p)) ||
-                      !same_norm(bv_loader_proprio_norm(l), bv_policy_proprio_norm(p));
+    snprintf(r->statistics, sizeof r->statistics, "%s",
+             o->shard_statistics ? bv_loader_statistics_path(l) : bv_policy_statistics_path(p));
+    r->norm_differs = !same_norm(bv_loader_dir_action_norm(l), bv_policy_action_norm(p)) ||
+                      !same_norm(bv_loader_dir_proprio_norm(l), bv_policy_proprio_norm(p));
     bv_am_cfg mc = {.chunk = C, .action_dim = A, .batch_size = o->batch_size, .gripper_dim = A - 1,
                     .norm = *bv_loader_action_norm(l)};
     if ((st = bv_am_init(&m, &mc))) goto out;
@@ -156,6 +159,8 @@ bv_status bv_offline_write_json(const bv_offline_result *r, const bv_offline_opt
     json_object_set_new(root, "policy", json_string(r->source));
     json_object_set_new(root, "shards", json_string(o->shards));
     json_object_set_new(root, "dataset", json_string(r->dataset));
+    json_object_set_new(root, "statistics", json_string(o->shard_statistics ? "shards" : "policy"));
+    json_object_set_new(root, "statistics_path", json_string(r->statistics));
     json_object_set_new(root, "statistics_match_policy", json_boolean(!r->norm_differs));
     json_object_set_new(root, "shard_samples", json_integer(r->shard_samples));
     json_object_set_new(root, "batches", json_integer(r->batches));

@@ -1,10 +1,14 @@
 /* eval/offline.h - offline evaluation of a policy on recorded data (`bitvla eval offline`, see
  * docs/evaluation.md, "Offline metrics"): a checkpoint or a bundle (eval/policy.h, the same batch
  * forward for both) predicts the action chunk of every sample of a shard directory (data/loader.h:
- * in sample order, the evaluation centre crop, no augmentation, inputs and targets normalised
- * with the directory's statistics as the trainer's validation does), and recipes/action_metrics.h
+ * in sample order, the evaluation centre crop, no augmentation), and recipes/action_metrics.h
  * scores the chunks: L1 on normalised actions, per-dimension errors (normalised and in robot
  * units), gripper open/closed accuracy, overall and per task (instruction).
+ *
+ * Inputs (state) and targets are normalised with the policy's statistics (its training data's,
+ * which it acts in and un-normalises with when deployed; the trainer's validation does the same),
+ * not the directory's own, which differ for held-out data converted on its own; shard_statistics
+ * uses the directory's instead, to compare (the old behaviour).
  *
  * Batch b holds samples [b B, (b + 1) B); the last one, completed by the loader wrapping around to
  * the start, is scored on its own samples only (each sample counts once: its l1 weighs rows / B).
@@ -33,6 +37,7 @@ typedef struct {
     int64_t batches;            /* the first this many batches (default 0: all, every sample once) */
     int loader_threads;         /* batches decoded ahead on this many threads (default 1; 0: inline) */
     bool progress;              /* a progress bar on stderr (default true) */
+    bool shard_statistics;      /* normalise with the shards' own statistics, not the policy's */
 } bv_offline_opts;
 
 void bv_offline_opts_default(bv_offline_opts *o);
@@ -43,7 +48,8 @@ typedef struct {
     int64_t shard_samples; /* samples in the shard directory */
     char source[1100];     /* the policy's path and what it is */
     char dataset[128];     /* the shards' dataset name */
-    bool norm_differs;     /* the shards' statistics are not the policy's (q01, q99, mask; action or proprio) */
+    char statistics[1100]; /* the file of the statistics used (the policy's, or the shards' with shard_statistics) */
+    bool norm_differs;     /* the shards' own statistics are not the policy's (q01, q99, mask; action or proprio) */
     double seconds;        /* wall time of the batches (loading not counted) */
 } bv_offline_result;
 
@@ -54,7 +60,9 @@ bv_status bv_offline_run(const bv_offline_opts *o, bv_offline_result *r);
 void bv_offline_result_free(bv_offline_result *r);
 
 /* The result as JSON (docs/evaluation.md), written atomically: top-level "l1" and
- * "gripper_accuracy", then the per-dimension errors and the per-task figures. Errors name the path. */
+ * "gripper_accuracy", then the per-dimension errors, which statistics normalised the data
+ * ("statistics": "policy" or "shards", "statistics_path", "statistics_match_policy") and the
+ * per-task figures. Errors name the path. */
 bv_status bv_offline_write_json(const bv_offline_result *r, const bv_offline_opts *o, const char *path);
 
 #endif

@@ -27,6 +27,7 @@ struct bv_policy {
     double weight_bytes;
     bv_tok *tok;
     bv_action_norm anorm, pnorm;
+    char *stats_path; /* the file they came from */
     bv_policy_opts o;
     int n_images, S, image_tokens, chunk, A, P;
     /* per act */
@@ -55,6 +56,7 @@ const char *bv_policy_source(const bv_policy *p) { return p->source; }
 double bv_policy_weight_bytes(const bv_policy *p) { return p->weight_bytes; }
 const bv_action_norm *bv_policy_action_norm(const bv_policy *p) { return &p->anorm; }
 const bv_action_norm *bv_policy_proprio_norm(const bv_policy *p) { return &p->pnorm; }
+const char *bv_policy_statistics_path(const bv_policy *p) { return p->stats_path; }
 
 static char *join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -270,7 +272,7 @@ bv_status bv_policy_load(bv_policy **out, const char *path, const bv_policy_opts
     if (o) p->o = *o;
     else bv_policy_opts_default(&p->o);
     bv_status st = BV_OK;
-    char *tokp = NULL, *statp = NULL;
+    char *tokp = NULL;
     if (p->o.random_config) {
         p->path = bv_xstrdup(path);
         if (!p->o.tokenizer || !p->o.statistics) {
@@ -314,9 +316,9 @@ bv_status bv_policy_load(bv_policy **out, const char *path, const bv_policy_opts
     tokp = p->o.tokenizer ? bv_xstrdup(p->o.tokenizer)
            : p->bundle    ? bv_xstrdup(p->bun.tokenizer_path)
                           : join(p->path, "tokenizer.json");
-    statp = p->o.statistics ? bv_xstrdup(p->o.statistics)
-            : p->bundle     ? bv_xstrdup(p->bun.statistics_path)
-                            : join(p->path, "dataset_statistics.json");
+    const char *statp = p->stats_path = p->o.statistics ? bv_xstrdup(p->o.statistics)
+                                        : p->bundle     ? bv_xstrdup(p->bun.statistics_path)
+                                                        : join(p->path, "dataset_statistics.json");
     if ((st = bv_tok_load(&p->tok, tokp))) goto out;
     if (bv_tok_token_id(p->tok, "<proprio_pad>") < 0 && (st = bv_tok_bitvla_edit(p->tok))) goto out;
     if ((st = bv_action_norm_read(statp, NULL, "action", &p->anorm)) ||
@@ -332,7 +334,6 @@ bv_status bv_policy_load(bv_policy **out, const char *path, const bv_policy_opts
     p->prop = bv_xmalloc((size_t)p->P * sizeof(float));
 out:
     free(tokp);
-    free(statp);
     if (st) {
         bv_error_prefix(st, "loading policy %s", path);
         bv_policy_free(p);
@@ -354,7 +355,7 @@ void bv_policy_free(bv_policy *p) {
     free(p->ids), free(p->attn), free(p->amask);
     bv_aligned_free(p->pix);
     free(p->prop);
-    free(p->path), free(p->source);
+    free(p->path), free(p->source), free(p->stats_path);
     free(p);
 }
 
@@ -405,6 +406,9 @@ void bv_policy_loader_opts(const bv_policy *p, bv_loader_opts *lo) {
     lo->n_images = p->n_images;
     lo->image_tokens = p->image_tokens;
     lo->chunk = p->chunk;
+    lo->action_norm = &p->anorm;
+    lo->proprio_norm = &p->pnorm;
+    lo->norm_path = p->stats_path;
     if (!p->o.center_crop) lo->aug.crop_scale = 1.0; /* the centred box is the whole image */
 }
 

@@ -74,9 +74,10 @@ void bv_policy_free(bv_policy *p);
 bv_status bv_policy_act(bv_policy *p, const bv_policy_obs *obs, float *actions, float *normalized);
 
 /* Batches of recorded data, as offline evaluation runs them (eval/offline.h): the loader options
- * that make batches this policy takes (the tokenizer, borrowed from the policy; its resolution,
- * images, image tokens and chunk; evaluation: the centre crop as opts.center_crop says, no
- * augmentation, no shuffling, every sample); the caller sets dir, batch_size and the rest. */
+ * that make batches this policy takes (the tokenizer and the statistics, borrowed from the policy:
+ * inputs and targets normalised as its training data was, whatever the directory's own statistics;
+ * its resolution, images, image tokens and chunk; evaluation: the centre crop as opts.center_crop
+ * says, no augmentation, no shuffling, every sample); the caller sets dir, batch_size and the rest. */
 void bv_policy_loader_opts(const bv_policy *p, bv_loader_opts *lo);
 /* One forward of a batch (such a loader's, bv_loader_batch_vla) -> the normalised action chunks
  * (B, chunk, action_dim) into `normalized`, the model's raw output as the training loss sees it.
@@ -87,6 +88,7 @@ bv_status bv_policy_act_batch(bv_policy *p, const bv_vla_batch *b, const char *l
  * data's, from the bundle or checkpoint, or opts.statistics); borrowed. */
 const bv_action_norm *bv_policy_action_norm(const bv_policy *p);
 const bv_action_norm *bv_policy_proprio_norm(const bv_policy *p);
+const char *bv_policy_statistics_path(const bv_policy *p); /* the file they came from */
 int bv_policy_chunk(const bv_policy *p);      /* actions per chunk (8) */
 int bv_policy_action_dim(const bv_policy *p); /* 7 */
 int bv_policy_state_dim(const bv_policy *p);  /* 8 */

@@ -207,7 +207,9 @@ static void sum_over_ranks(void *ctx, double *x, int64_t n) { bv_dist_sum_double
 /* The action metrics (recipes/action_metrics.h) of the first validation.batches micro-batches
  * ("units") of the held-out set, in held-out order: rank r runs units r, r + N, r + 2N, ... (the
  * loader's rank slices), each into its own record, the records are summed over the ranks (zeros
- * elsewhere: exact) and combined in unit order, so any rank count gives the same bits. *l1: the
+ * elsewhere: exact) and combined in unit order, so any rank count gives the same bits. The
+ * held-out set is normalised with the training shards' statistics, not its own: those the model
+ * learns in and the checkpoints carry (every rank, a resumed run too, reads the same file). *l1: the
  * mean of the units' losses (the L1 on normalised actions), *gripper_acc: open/closed agreement
  * of the last action dimension (the gripper) over every step of every chunk. */
 static bv_status validate(run *R, double *l1, double *gripper_acc) {
@@ -215,6 +217,9 @@ static bv_status validate(run *R, double *l1, double *gripper_acc) {
     const int N = R->o->world_size, U = r->validation.batches;
     bv_loader_opts lo = loader_opts(R, r->data.val_shards, false);
     lo.epochs = 1;
+    lo.action_norm = bv_loader_action_norm(R->train);
+    lo.proprio_norm = bv_loader_proprio_norm(R->train);
+    lo.norm_path = R->stats_path;
     bv_loader *l;
     bv_status st = bv_loader_open(&l, &lo);
     if (st) return bv_error_prefix(st, "validation");
@@ -439,7 +444,7 @@ static bv_status setup(run *R, bv_train_result *res) {
     lo.start_epoch = R->state.epoch;
     lo.start_batch = R->state.batch * R->accum;
     if ((st = bv_loader_open(&R->train, &lo))) goto out;
-    R->stats_path = path_join(r->data.shards, "dataset_statistics.json");
+    R->stats_path = bv_xstrdup(bv_loader_statistics_path(R->train)); /* into checkpoints; validation uses them */
     R->recipe_json = bv_recipe_to_json(r);
     R->config_json = bv_config_to_json(&R->model.vla.cfg);
     if (o->rank == 0) {

@@ -5,7 +5,9 @@
  *  - samples: counts, no chunk crosses an episode end, the last valid start is used, the actions
  *    and proprio of each row are the episode's own, normalised;
  *  - BOUNDS_Q99 normalisation against the formula, the gripper mask, dimensions with min == max,
- *    the inverse round trip, statistics errors;
+ *    the inverse round trip, statistics errors; given statistics (another dataset's, as held-out
+ *    data is normalised with the training data's) used instead of the directory's, and refused
+ *    when their widths or masks do not fit, naming both files;
  *  - the prompt of each row: the tokenizer's action prompt of its episode's instruction, image /
  *    proprio / action token counts, masks, right padding with <|pad|>; the batch passes the tiny
  *    model's batch check and runs forward + backward;
@@ -302,6 +304,87 @@ static void test_normalisation(void **state) {
     expect_in(bv_error_msg(), "gripper");
     assert_int_equal(bv_action_norm_read("/nonexistent/stats.json", NULL, "action", &c), BV_ERR_IO);
     expect_in(bv_error_msg(), "/nonexistent/stats.json");
+}
+
+/* Statistics given to the loader (opts.action_norm, proprio_norm) normalise the batches instead
+ * of the directory's: each value checked against BOUNDS_Q99 computed here from the given q01/q99. */
+static void test_given_statistics(void **state) {
+    fixture *f = *state;
+    /* another dataset's: the directory's bounds moved by a quarter of their width and narrowed */
+    char path[400];
+    snprintf(path, sizeof path, "%s/dataset_statistics.json", f->jpeg);
+    bv_action_norm an, pn;
+    if (bv_action_norm_read(path, NULL, "action", &an) || bv_action_norm_read(path, NULL, "proprio", &pn))
+        fail_msg("%s", bv_error_msg());
+    for (int k = 0; k < 2; k++) {
+        bv_action_norm *n = k ? &pn : &an;
+        for (int d = 0; d < n->dim; d++) {
+            double w = fmax(n->q99[d] - n->q01[d], 0.1);
+            n->q01[d] += 0.25 * w, n->q99[d] = n->q01[d] + 0.6 * w;
+            n->min[d] = n->q01[d] - 1, n->max[d] = n->q99[d] + 1;
+        }
+    }
+    assert_false(an.mask[6]); /* the libero schema's gripper, as the directory's statistics have it */
+    bv_loader_opts o = base_opts(f, f->jpeg);
+    o.shuffle = false;
+    o.drop_last = false;
+    o.epochs = 1;
+    o.threads = 0;
+    o.action_norm = &an, o.proprio_norm = &pn;
+    o.norm_path = "/elsewhere/train_statistics.json";
+    bv_loader *l = open_ok(&o);
+    assert_true(bv_loader_action_norm(l)->q99[3] == an.q99[3] && bv_loader_proprio_norm(l)->q01[7] == pn.q01[7]);
+    assert_true(bv_loader_dir_action_norm(l)->q99[3] != an.q99[3]);
+    expect_in(bv_loader_statistics_path(l), "dataset_statistics.json");
+    const bv_loader_batch *b;
+    int64_t differs = 0, inside = 0, values = 0;
+    float own[8];
+    while ((b = next_ok(l))) {
+        const float *act = b->actions.data, *prop = b->proprio.data;
+        for (int64_t i = 0; i < b->B; i++) {
+            const float *ra, *rp;
+            bv_loader_episode_raw(l, b->episode[i], &ra, &rp);
+            ra += b->step[i] * 7, rp += b->step[i] * 8;
+            for (int j = 0; j < 8 * 7 + 8; j++) {
+                const bool is_act = j < 56;
+                const bv_action_norm *n = is_act ? &an : &pn;
+                int d = is_act ? j % 7 : j - 56;
+                double x = is_act ? ra[j] : rp[d], got = is_act ? act[i * 56 + j] : prop[i * 8 + d], want = x;
+                if (n->mask[d]) want = fmax(-1.0, fmin(1.0, 2.0 * (x - n->q01[d]) / (n->q99[d] - n->q01[d]) - 1.0));
+                inside += fabs(want) < 1, values++;
+                if (fabs(got - want) > 1e-5)
+                    fail_msg("batch %lld row %lld %s %d (dimension %d): %.9g normalised to %.9g, the given statistics "
+                             "give %.9g", (long long)b->index, (long long)i, is_act ? "action value" : "proprio", j, d,
+                             x, got, want);
+            }
+            bv_action_norm_apply(bv_loader_dir_proprio_norm(l), rp, 1, own);
+            differs += memcmp(own, prop + i * 8, sizeof own) != 0;
+        }
+    }
+    assert_true(differs > 0);         /* not what the directory's own statistics give */
+    assert_true(inside > values / 3); /* the formula, not only its clipping */
+    bv_loader_free(l);
+
+    /* statistics that do not fit: another width, another mask, one of the two */
+    char manifest[400];
+    snprintf(manifest, sizeof manifest, "%s/manifest.json", f->jpeg);
+    bv_action_norm bad = an;
+    bad.dim = 6;
+    o.action_norm = &bad;
+    assert_int_equal(bv_loader_open(&l, &o), BV_ERR_SHAPE);
+    assert_null(l);
+    expect_in(bv_error_msg(), "/elsewhere/train_statistics.json: statistics for 6 action and 8 proprio dimensions");
+    expect_in(bv_error_msg(), manifest);
+    expect_in(bv_error_msg(), "'action_dim' 7");
+    bad = an;
+    bad.mask[6] = true;
+    assert_int_equal(bv_loader_open(&l, &o), BV_ERR_ARG);
+    expect_in(bv_error_msg(), "/elsewhere/train_statistics.json: action dimension 6 is normalised");
+    expect_in(bv_error_msg(), f->jpeg);
+    expect_in(bv_error_msg(), "dataset_statistics.json");
+    o.action_norm = NULL;
+    assert_int_equal(bv_loader_open(&l, &o), BV_ERR_ARG);
+    expect_in(bv_error_msg(), "together");
 }
 
 /* ---- prompts ---- */
@@ -833,6 +916,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_samples_and_chunks),
         cmocka_unit_test(test_normalisation),
+        cmocka_unit_test(test_given_statistics),
         cmocka_unit_test(test_prompt_layout),
         cmocka_unit_test(test_batch_runs_tiny_model),
         cmocka_unit_test(test_determinism_threads),

@@ -3,10 +3,12 @@
 # (tests/cli/closed_loop.sh, this test's fixture) trained, validated and exported into WORK_DIR
 # (the metrics themselves are unit-tested in tests/test_action_metrics.c):
 #   1. the checkpoint on the first validation.batches (2) batches of micro_batch (2) held-out
-#      samples gives the trainer's last val_l1 and val_gripper_acc, bit for bit;
+#      samples gives the trainer's last val_l1 and val_gripper_acc, bit for bit: both normalise the
+#      held-out data with the training data's statistics (the policy's), not its own, which differ;
+#      with --shard-statistics (its own) the figures differ, with a note;
 #   2. the checkpoint and its f32 bundle on every held-out sample: the same figures up to float
 #      rounding, the documented JSON fields and table rows, every sample counted once, per task;
-#   3. a policy whose action_dim is not the shards' is refused naming the file, both dimensions.
+#   3. a policy whose action_dim is not the shards' is refused naming the files, both dimensions.
 #   Usage: tests/cli/offline.sh BITVLA WORK_DIR
 set -euo pipefail
 bitvla=$1 work=$2
@@ -22,15 +24,26 @@ ckpt=$work/run/checkpoints/latest val=$work/data/val
 # 1. the trainer's validation
 "$bitvla" eval offline "$work/run" --shards "$val" --batches 2 --batch-size 2 --json "$out/val.json" \
   > "$out/val.txt" 2>&1 || fail "eval offline --batches 2: $(cat "$out/val.txt")"
-python3 - "$work/run/metrics.jsonl" "$out/val.json" <<'EOF' || fail "not the trainer's validation figures"
-import json, sys
+! grep -q "note:" "$out/val.txt" || fail "a note with the policy's statistics: $(cat "$out/val.txt")"
+"$bitvla" eval offline "$work/run" --shards "$val" --batches 2 --batch-size 2 --shard-statistics \
+  --json "$out/own.json" > "$out/own.txt" 2>&1 || fail "eval offline --shard-statistics: $(cat "$out/own.txt")"
+grep -q "note: normalised with the statistics of $val (--shard-statistics), which are not the policy's" "$out/own.txt" ||
+  fail "--shard-statistics: no note: $(cat "$out/own.txt")"
+python3 - "$work/run/metrics.jsonl" "$out/val.json" "$out/own.json" "$ckpt" "$val" <<'EOF' ||
+import json, os, sys
 val = [r for r in map(json.loads, open(sys.argv[1])) if r["kind"] == "val"]
 assert [r["step"] for r in val] == [0, 2], val
-e = json.load(open(sys.argv[2]))
+e, own = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
 assert e["samples"] == 4 and e["batches"] == 2, e
 assert e["l1"] == val[-1]["val_l1"], (e["l1"], val[-1]["val_l1"])
 assert e["gripper_accuracy"] == val[-1]["val_gripper_acc"], (e["gripper_accuracy"], val[-1]["val_gripper_acc"])
+assert e["statistics"] == "policy" and e["statistics_match_policy"] is False, e
+assert os.path.samefile(e["statistics_path"], os.path.join(sys.argv[4], "dataset_statistics.json")), e
+assert own["statistics"] == "shards" and own["statistics_match_policy"] is False, own
+assert own["statistics_path"] == os.path.join(sys.argv[5], "dataset_statistics.json"), own
+assert own["samples"] == 4 and own["l1"] != e["l1"], (own["l1"], e["l1"])
 EOF
+  fail "not the trainer's validation figures"
 
 # 2. every sample: the checkpoint and its f32 bundle (exported by cli_eval_policy)
 for p in ckpt bundle; do
@@ -71,6 +84,15 @@ st=$?
 set -e
 echo "$msg"
 [[ $st -eq 1 ]] || fail "a 6-d policy: exit status $st, expected 1: $msg"
-grep -q "$val/manifest.json: 'action_dim' 7 and 'proprio_dim' 8, but the policy $work/c6.json takes action_dim 6 and state_dim 8" \
+grep -q "$work/s6.json: statistics for 6 action and 8 proprio dimensions, but $val/manifest.json has 'action_dim' 7 and 'proprio_dim' 8" \
   <<< "$msg" || fail "a 6-d policy: not the expected message: $msg"
+# the same with the shards' own statistics: the policy's dimensions named
+set +e
+msg=$("$bitvla" eval offline --config "$work/c6.json" --random-init 1 --tokenizer "$ckpt/tokenizer.json" \
+  --statistics "$work/s6.json" --shards "$val" --shard-statistics 2>&1)
+st=$?
+set -e
+[[ $st -eq 1 ]] || fail "a 6-d policy, --shard-statistics: exit status $st, expected 1: $msg"
+grep -q "$val/manifest.json: 'action_dim' 7 and 'proprio_dim' 8, but the policy $work/c6.json takes action_dim 6 and state_dim 8" \
+  <<< "$msg" || fail "a 6-d policy, --shard-statistics: not the expected message: $msg"
 echo "cli_eval_offline: passed"
