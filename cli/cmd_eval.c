@@ -19,7 +19,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: bitvla eval closed-loop BUNDLE_DIR|CHECKPOINT --env synth [--episodes N] [--tasks 0,1,...]\n"
             "                               [--seed S] [--threads T] [--json OUT] [--image-size 64..256]\n"
-            "                               [--max-steps N] [--no-center-crop] [--baselines] [--media DIR]\n"
+            "                               [--max-steps N] [--no-center-crop] [--unique-colour]\n"
+            "                               [--baselines] [--media DIR]\n"
             "       bitvla eval closed-loop --agent expert|random --env synth ...\n"
             "       bitvla eval closed-loop --config C --random-init SEED --tokenizer T.json --statistics S.json --env synth ...\n"
             "\n"
@@ -47,6 +48,8 @@ static void usage(FILE *f) {
             "  --image-size   camera images, pixels (default 256, as LIBERO; 64..256)\n"
             "  --max-steps    agent steps before an episode fails (default 300)\n"
             "  --expert-noise the expert's action noise std (default 0)\n"
+            "  --unique-colour  the env's easier scenes (no other object of the target's colour), as a policy\n"
+            "                 trained on `bitvla synth --unique-colour` data saw\n"
             "  --no-center-crop  feed the policy the whole images (default: the evaluation centre crop)\n"
             "  --config, --random-init  a policy with the random weights of SEED (as `bitvla infer`); needs --tokenizer\n"
             "                 and --statistics (which also replace a checkpoint's)\n"
@@ -274,6 +277,10 @@ static int closed_loop(int argc, char **argv) {
         if (pf > 0) continue;
         if (!strcmp(a, "--baselines")) {
             baselines = true;
+            continue;
+        }
+        if (!strcmp(a, "--unique-colour")) {
+            o.unique_colour = true;
             continue;
         }
         if (!strcmp(a, "--agent") || !strcmp(a, "--env") || !strcmp(a, "--episodes") || !strcmp(a, "--tasks") ||

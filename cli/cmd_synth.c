@@ -27,6 +27,8 @@ static void usage(FILE *f) {
             "  --tasks K           use the first K of the %d tasks in turn (default all)\n"
             "  --shards K          TFRecord files (default 0: one per 64 episodes)\n"
             "  --noise X           expert action noise std, action units (default 0.05)\n"
+            "  --unique-colour     the easier scenes: no other object has the target's colour, so the\n"
+            "                      colour word alone names it (default: a same-colour distractor too)\n"
             "  --threads T         worker threads (default OpenMP's)\n"
             "  --name NAME         dataset name, the shard prefix (default bitvla_synth)\n"
             "  --preview DIR       also write PNGs of episode 0, one per expert phase\n"
@@ -51,6 +53,10 @@ int bv_cmd_synth(int argc, char **argv) {
         }
         if (!strcmp(f, "--force")) {
             o.force = true;
+            continue;
+        }
+        if (!strcmp(f, "--unique-colour")) {
+            o.unique_colour = true;
             continue;
         }
         static const char *const with_value[] = {"--episodes",     "--out",   "--seed",   "--image-size",

@@ -266,8 +266,9 @@ static json_t *dataset_info_json(const bv_synth_opts *o, int n_shards, const int
     snprintf(nb, sizeof nb, "%" PRIu64, bytes);
     snprintf(desc, sizeof desc,
              "bitvla's built-in tabletop pick-and-place task (docs/synth.md): %d scripted-expert demonstrations, "
-             "seed %" PRIu64 ", %dx%d third-person and wrist cameras, LIBERO's RLDS schema.",
-             o->episodes, o->seed, o->image_size, o->image_size);
+             "seed %" PRIu64 ", %dx%d third-person and wrist cameras, LIBERO's RLDS schema%s.",
+             o->episodes, o->seed, o->image_size, o->image_size,
+             o->unique_colour ? "; the easier scenes (no other object of the target's colour)" : "");
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:[{s:s, s:s, s:s, s:o}], s:s}", "citation", "", "description",
                      desc, "fileFormat", "tfrecord", "moduleName", "bitvla.synth", "name", o->name, "releaseNotes",
                      "1.0.0", "Initial release.", "splits", "filepathTemplate",
@@ -297,6 +298,7 @@ bv_status bv_synth_write_preview(const char *dir, const bv_synth_opts *o) {
     bv_synth_config cfg;
     bv_synth_config_default(&cfg);
     cfg.image_size = o->image_size;
+    cfg.unique_colour = o->unique_colour;
     bv_synth_env *env;
     if ((st = bv_synth_env_init(&env, &cfg))) return st;
     const int S = o->image_size, n_tasks = o->tasks ? o->tasks : bv_synth_num_tasks();
@@ -381,6 +383,7 @@ bv_status bv_synth_write_rlds(const char *out, const bv_synth_opts *o, bv_synth_
     bv_synth_config cfg;
     bv_synth_config_default(&cfg);
     cfg.image_size = o->image_size;
+    cfg.unique_colour = o->unique_colour;
     bv_synth_env **envs = bv_xcalloc((size_t)threads, sizeof *envs);
     for (int k = 0; k < threads && !st; k++) st = bv_synth_env_init(&envs[k], &cfg);
     const int batch = 2 * threads;

@@ -37,6 +37,7 @@ typedef struct {
     int shards;       /* TFRecord files; 0 = one per 64 episodes */
     int tasks;        /* use task ids 0..tasks-1 in turn; 0 = all of them */
     float noise;      /* expert action noise std, action units (default 0.05) */
+    bool unique_colour; /* the easier scenes (bv_synth_config.unique_colour; default false) */
     int max_attempts; /* scenes tried per episode before giving up (default 5) */
     int threads;      /* 0 = OpenMP's default */
     const char *name; /* dataset name, the shard file prefix (default "bitvla_synth") */

@@ -48,6 +48,7 @@ void bv_synth_config_default(bv_synth_config *c) {
     c->pos_scale = 0.01f;
     c->rot_scale = 0.1f;
     c->grip_speed = 0.01f;
+    c->unique_colour = false;
 }
 
 bv_status bv_synth_config_check(const bv_synth_config *c) {
@@ -183,16 +184,19 @@ bv_status bv_synth_env_reset(bv_synth_env *e, uint64_t seed, int task) {
     bv_synth_colour cs[SYN_MAX_OBJECTS];
     bv_synth_shape ss[SYN_MAX_OBJECTS];
     int n = 0;
+    /* unique_colour: the same draws, every other object's colour moved off the target's */
+    const bool uc = e->cfg.unique_colour;
     cs[n] = e->task.colour, ss[n++] = e->task.shape;
     cs[n] = e->task.colour;
     ss[n++] = (bv_synth_shape)((e->task.shape + 1 + syn_rng_u64(&rng) % (BV_SYNTH_N_SHAPES - 1)) % BV_SYNTH_N_SHAPES);
     cs[n] = (bv_synth_colour)((e->task.colour + 1 + syn_rng_u64(&rng) % (BV_SYNTH_N_COLOURS - 1)) % BV_SYNTH_N_COLOURS);
     ss[n++] = e->task.shape;
+    if (uc) cs[1] = cs[2]; /* another colour than the target's; its shape differs from cs[2]'s object */
     int extra = (int)(syn_rng_u64(&rng) % 3);
     while (extra > 0) {
         bv_synth_colour c = (bv_synth_colour)(syn_rng_u64(&rng) % BV_SYNTH_N_COLOURS);
         bv_synth_shape s = (bv_synth_shape)(syn_rng_u64(&rng) % BV_SYNTH_N_SHAPES);
-        int dup = 0;
+        int dup = uc && c == e->task.colour;
         for (int j = 0; j < n; j++) dup |= cs[j] == c && ss[j] == s;
         if (dup) continue;
         cs[n] = c, ss[n++] = s;

@@ -6,7 +6,8 @@
  * shapes (cube, cylinder, ball), a parallel gripper on a 7-joint arm. The instruction names one
  * object by colour AND shape and one destination ("pick up the red cube and place it on the
  * plate"); every scene also holds an object of the same colour but another shape and one of the
- * same shape but another colour, so neither the image nor the words alone identify the target.
+ * same shape but another colour, so neither the image nor the words alone identify the target
+ * (with bv_synth_config.unique_colour, the easier scenes: no other object has the target's colour).
  *
  * Conventions (LIBERO's, see docs/synth.md):
  *  - action float[7]: delta position (3) in units of cfg.pos_scale metres, delta rotation (3) as
@@ -66,6 +67,9 @@ typedef struct {
     float pos_scale;  /* metres of end-effector travel per unit of action[0..2] (default 0.01) */
     float rot_scale;  /* radians per unit of action[3..5] (default 0.1) */
     float grip_speed; /* finger travel per step, metres (default 0.01; 0.04 is fully open) */
+    /* The easier scenes (default false): every other object has another colour than the target,
+     * so the colour word alone names it (no same-colour distractor). */
+    bool unique_colour;
 } bv_synth_config;
 void bv_synth_config_default(bv_synth_config *c);
 /* BV_ERR_ARG naming the field when a value is out of range (image_size 16..1024, ...). */

@@ -193,6 +193,7 @@ static void *worker_main(void *arg) {
     bv_synth_config_default(&cfg);
     cfg.image_size = o->image_size;
     cfg.max_steps = o->wait_steps + o->max_steps;
+    cfg.unique_colour = o->unique_colour;
     bv_synth_env *env = NULL;
     bv_status st = bv_synth_env_init(&env, &cfg);
     const int S = o->image_size, chunk = w->pol ? bv_policy_chunk(w->pol) : CL_RANDOM_CHUNK;
@@ -592,9 +593,10 @@ static void result_json(json_t *obj, const bv_cl_result *r, json_t *protocol, js
 bv_status bv_cl_write_json(const bv_cl_result *r, const bv_cl_result *const *baselines, int n_baselines,
                            const bv_cl_opts *o, const char *path) {
     json_t *root = json_object();
-    json_t *proto = json_pack("{s:i, s:I, s:i, s:i, s:i, s:f}", "episodes_per_task", o->episodes, "seed",
+    json_t *proto = json_pack("{s:i, s:I, s:i, s:i, s:i, s:f, s:b}", "episodes_per_task", o->episodes, "seed",
                               (json_int_t)o->seed, "image_size", o->image_size, "max_steps", o->max_steps,
-                              "wait_steps", o->wait_steps, "expert_noise", (double)o->expert_noise);
+                              "wait_steps", o->wait_steps, "expert_noise", (double)o->expert_noise, "unique_colour",
+                              o->unique_colour);
     result_json(root, r, proto, json_string("synth"));
     if (n_baselines > 0) {
         json_t *b = json_object();

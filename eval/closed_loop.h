@@ -62,6 +62,7 @@ typedef struct {
     int max_steps;               /* agent steps before an episode fails (default 300) */
     int wait_steps;              /* no-op steps first (default 10) */
     float expert_noise;          /* the expert's action noise std (default 0: the upper bound) */
+    bool unique_colour;          /* the env's easier scenes (data/synth_env.h; default false) */
     bool progress;               /* a progress bar on stderr (default true; rank 0's only) */
     int rank, world;             /* this process's MPI rank and the number of ranks (default 0, 1) */
 } bv_cl_opts;

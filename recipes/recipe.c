@@ -81,6 +81,7 @@ static const key_spec k_keys[] = {
     {"data.synth.val_episodes", K_INT, R(data.synth_opts.val_episodes), 0, 0, 10000000, 0, 0, "8"},
     {"data.synth.image_size", K_INT, R(data.synth_opts.image_size), 0, 16, 1024, 0, 0, "224"},
     {"data.synth.tasks", K_INT, R(data.synth_opts.tasks), 0, 0, 1024, 0, 0, "0"}, /* <= tasks: check_joint */
+    {"data.synth.unique_colour", K_BOOL, R(data.synth_opts.unique_colour), 0, 0, 0, 0, 0, "false"},
     {"data.synth.seed", K_U64, R(data.synth_opts.seed), 0, 0, INT64_MAX, 0, 0, "1"},
     {"data.synth.rlds", K_STR_NULL, R(data.synth_opts.rlds), 0, 0, 0, 0, 0, "null"},
     {"data.synth.tokenizer_vocab", K_INT, R(data.synth_opts.tokenizer_vocab), 0, 0, 1 << 20, 0, 0, "500"},

@@ -91,6 +91,7 @@ typedef struct {
         bool synth; /* make the shards with the built-in task when they are missing */
         struct {
             int episodes, val_episodes, image_size, tasks;
+            bool unique_colour; /* the easier scenes (data/synth_env.h) */
             uint64_t seed;
             char *rlds; /* where the RLDS dataset is written (NULL: beside the shards) */
             int tokenizer_vocab; /* BPE vocabulary of the tokenizer trained on the instructions

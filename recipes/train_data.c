@@ -49,6 +49,7 @@ static bv_status make_shards(const bv_recipe *r, const char *rlds_dir, const cha
     so.seed = seed;
     so.image_size = r->data.synth_opts.image_size;
     so.tasks = r->data.synth_opts.tasks;
+    so.unique_colour = r->data.synth_opts.unique_colour;
     so.quiet = log == NULL;
     so.force = true; /* a dataset left by an interrupted preparation is redone */
     if (log) fprintf(log, "bitvla train: writing %d demonstrations of the built-in task to %s\n", episodes, rlds_dir);

@@ -202,6 +202,60 @@ static void test_instruction_and_target(void **state) {
     bv_synth_env_free(env);
 }
 
+/* The easier scenes: the target is the only object of its colour, a same-shape distractor stays,
+ * no two objects share colour and shape, and the scripted expert still succeeds. */
+static void test_unique_colour_scenes(void **state) {
+    (void)state;
+    bv_synth_config cfg;
+    bv_synth_config_default(&cfg);
+    cfg.image_size = 32;
+    cfg.unique_colour = true;
+    bv_synth_env *env;
+    assert_int_equal(bv_synth_env_init(&env, &cfg), BV_OK);
+    int wins = 0, runs = 0;
+    for (int task = 0; task < bv_synth_num_tasks(); task++) {
+        bv_synth_task tk = bv_synth_task_get(task);
+        for (uint64_t seed = 0; seed < 8; seed++) {
+            assert_int_equal(bv_synth_env_reset(env, seed * 1000 + task, task), BV_OK);
+            int n = bv_synth_env_num_objects(env), tgt = bv_synth_env_target(env), same_shape = 0;
+            assert_true(n >= 3 && n <= 6);
+            for (int i = 0; i < n; i++) {
+                bv_synth_colour c;
+                bv_synth_shape s;
+                bv_synth_env_object(env, i, &c, &s, NULL, NULL);
+                if (c == tk.colour && i != tgt)
+                    fail_msg("task %d seed %llu: object %d is %s %s, the target's colour", task,
+                             (unsigned long long)seed, i, bv_synth_colour_name(c), bv_synth_shape_name(s));
+                same_shape += s == tk.shape && i != tgt;
+                for (int j = 0; j < i; j++) {
+                    bv_synth_colour c2;
+                    bv_synth_shape s2;
+                    bv_synth_env_object(env, j, &c2, &s2, NULL, NULL);
+                    if (c2 == c && s2 == s) fail_msg("task %d seed %llu: objects %d and %d alike", task, (unsigned long long)seed, i, j);
+                }
+            }
+            assert_true(same_shape >= 1);
+            if (seed == 0) { /* one episode per task with the expert */
+                bv_synth_expert ex;
+                bv_synth_expert_init(&ex, seed + 17, 0.05f);
+                float a[BV_SYNTH_ACTION_DIM];
+                while (!bv_synth_env_done(env)) {
+                    bv_synth_expert_act(&ex, env, a);
+                    bv_synth_env_step(env, a);
+                }
+                wins += bv_synth_env_success(env);
+                runs++;
+            }
+        }
+    }
+    if (wins < runs - 1) fail_msg("the expert succeeded in %d of %d easier scenes", wins, runs);
+    /* the default scenes are unchanged by the option's existence: the same seed, the same layout */
+    bv_synth_config d;
+    bv_synth_config_default(&d);
+    assert_false(d.unique_colour);
+    bv_synth_env_free(env);
+}
+
 /* ---- the expert ---- */
 
 static void test_expert_success_rate(void **state) {
@@ -932,6 +986,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_coverage_and_depth),
         cmocka_unit_test(test_instruction_and_target),
+        cmocka_unit_test(test_unique_colour_scenes),
         cmocka_unit_test(test_expert_success_rate),
         cmocka_unit_test(test_env_action_handling),
         cmocka_unit_test(test_cameras),
