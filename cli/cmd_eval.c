@@ -13,6 +13,7 @@
 #include "eval/media.h"
 #include "eval/offline.h"
 #include "recipes/dist.h"
+#include "src/atomic_file.h"
 #include "src/common.h"
 
 static void usage(FILE *f) {
@@ -196,7 +197,11 @@ static int closed_loop_run(const bv_cl_opts *o, bool baselines, const char *json
                r.seconds > 0 ? r.n_episodes / r.seconds : 0.0);
         print_table(&r, base_shown, n_shown);
         fflush(stdout);
-        if (json && bv_cl_write_json(&r, base_all, n_all, o, json)) {
+        /* the media directory first: the JSON may go into it (scripts/demo puts it there) */
+        if (media && bv_atomic_dir_make(media)) {
+            eval_error(o, 0, "");
+            rc = 1;
+        } else if (json && bv_cl_write_json(&r, base_all, n_all, o, json)) {
             eval_error(o, 0, "");
             rc = 1;
         }
