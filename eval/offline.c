@@ -180,12 +180,7 @@ bv_status bv_offline_write_json(const bv_offline_result *r, const bv_offline_opt
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
     if (!text) return bv_error_set(BV_ERR_INTERNAL, "%s: cannot format the results as JSON", path);
-    size_t n = strlen(text);
-    char *buf = bv_xmalloc(n + 2);
-    memcpy(buf, text, n);
-    buf[n] = '\n';
+    bv_status st = bv_atomic_write_text(path, text);
     free(text);
-    bv_status st = bv_atomic_write_file(path, buf, n + 1);
-    free(buf);
     return st ? bv_error_prefix(st, "writing %s", path) : BV_OK;
 }

@@ -123,6 +123,18 @@ bv_status bv_atomic_write_file(const char *path, const void *data, size_t n) {
     return bv_atomic_commit(&f);
 }
 
+bv_status bv_atomic_write_text(const char *path, const char *text) {
+    bv_atomic_file f;
+    bv_status st = bv_atomic_open(&f, path);
+    if (st) return st;
+    if (fputs(text, f.fp) == EOF || fputc('\n', f.fp) == EOF) {
+        st = bv_error_set(BV_ERR_IO, "%s: writing %s failed: %s", path, f.tmp, strerror(errno));
+        bv_atomic_abort(&f);
+        return st;
+    }
+    return bv_atomic_commit(&f);
+}
+
 bv_status bv_atomic_commit_tmp(const char *tmp, const char *path) {
     int fd = open(tmp, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fsync(fd) != 0) {

@@ -50,6 +50,8 @@ void bv_atomic_abort(bv_atomic_file *f);
 
 /* Write n bytes to `path` atomically (open, write, commit). */
 bv_status bv_atomic_write_file(const char *path, const void *data, size_t n);
+/* Write the NUL-terminated `text` and a final newline to `path` atomically (a JSON document). */
+bv_status bv_atomic_write_text(const char *path, const char *text);
 /* Copy the file `src` to `dst` atomically. Errors name the file that failed. */
 bv_status bv_atomic_copy_file(const char *src, const char *dst);
 

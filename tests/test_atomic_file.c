@@ -79,6 +79,9 @@ static void test_files(void **state) {
     bv_atomic_abort(&f);
     assert_string_equal(slurp(bv_test_dir(), "f.txt"), "hello");
     assert_int_equal(bv_test_count_entries(bv_test_dir(), NULL), 1); /* no temporary left */
+    assert_int_equal(bv_atomic_write_text(p, "{\"a\": 1}"), BV_OK); /* the text and a final newline */
+    assert_string_equal(slurp(bv_test_dir(), "f.txt"), "{\"a\": 1}\n");
+    assert_int_equal(bv_test_count_entries(bv_test_dir(), NULL), 1);
 }
 
 static void test_dir_make(void **state) {
